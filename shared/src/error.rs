@@ -1,0 +1,232 @@
+//! The one error enum users see, and its one rendering: the envelope of DESIGN.md.
+//!
+//! ```json
+//! {"success": false, "error": {"code": "EXPIRED_API_KEY", "message": "The API key has expired",
+//!  "details": {"expired_at": "2024-01-01T00:00:00Z"}}, "message": "Unauthorized"}
+//! ```
+//! Every 401 also carries the top-level `"message": "Unauthorized"` of API Gateway's default
+//! body, so clients written against it keep working.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use crate::Permission;
+use crate::credential::CredentialError;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ApiError {
+    #[error("An API key is required in the x-api-key or Authorization header")]
+    MissingApiKey { header: &'static str },
+    #[error("The x-api-key and Authorization headers carry different credentials")]
+    ConflictingCredentials,
+    #[error("The API key is not in a valid format")]
+    InvalidApiKeyFormat,
+    /// Unknown or revoked: the answer never says which.
+    #[error("The API key is invalid")]
+    InvalidApiKey,
+    #[error("The API key has expired")]
+    ExpiredApiKey { expired_at: DateTime<Utc> },
+    #[error("The token is invalid")]
+    InvalidToken,
+    #[error("The token has expired")]
+    ExpiredToken,
+    #[error("This key lacks the permission this operation requires")]
+    InsufficientPermissions { required: Permission },
+    #[error("Not found")]
+    NotFound,
+    #[error("{message}")]
+    Conflict { message: String },
+    #[error("{message}")]
+    Validation { field: String, message: String },
+    #[error("The request body is larger than {limit_bytes} bytes")]
+    PayloadTooLarge { limit_bytes: usize },
+    #[error("Method not allowed")]
+    MethodNotAllowed { allowed: &'static [&'static str] },
+    #[error("Too many requests")]
+    RateLimited { retry_after_seconds: u64 },
+    #[error("The quota for this period is used up")]
+    QuotaExceeded { retry_after_seconds: u64 },
+    /// Nothing about the cause reaches the caller; it is logged where it happens.
+    #[error("Internal error")]
+    Internal,
+    /// A dependency (DynamoDB, Secrets Manager, a JWKS) is down or slow: never an allow.
+    #[error("The service is temporarily unavailable")]
+    ServiceUnavailable,
+}
+
+impl ApiError {
+    pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError::Validation { field: field.into(), message: message.into() }
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        ApiError::Conflict { message: message.into() }
+    }
+
+    pub fn status(&self) -> u16 {
+        match self {
+            ApiError::MissingApiKey { .. }
+            | ApiError::ConflictingCredentials
+            | ApiError::InvalidApiKeyFormat
+            | ApiError::InvalidApiKey
+            | ApiError::ExpiredApiKey { .. }
+            | ApiError::InvalidToken
+            | ApiError::ExpiredToken => 401,
+            ApiError::InsufficientPermissions { .. } => 403,
+            ApiError::NotFound => 404,
+            ApiError::MethodNotAllowed { .. } => 405,
+            ApiError::Conflict { .. } => 409,
+            ApiError::Validation { .. } => 400,
+            ApiError::PayloadTooLarge { .. } => 413,
+            ApiError::RateLimited { .. } | ApiError::QuotaExceeded { .. } => 429,
+            ApiError::Internal => 500,
+            ApiError::ServiceUnavailable => 503,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::MissingApiKey { .. } => "MISSING_API_KEY",
+            ApiError::ConflictingCredentials => "CONFLICTING_CREDENTIALS",
+            ApiError::InvalidApiKeyFormat => "INVALID_API_KEY_FORMAT",
+            ApiError::InvalidApiKey => "INVALID_API_KEY",
+            ApiError::ExpiredApiKey { .. } => "EXPIRED_API_KEY",
+            ApiError::InvalidToken => "INVALID_TOKEN",
+            ApiError::ExpiredToken => "EXPIRED_TOKEN",
+            ApiError::InsufficientPermissions { .. } => "INSUFFICIENT_PERMISSIONS",
+            ApiError::NotFound => "NOT_FOUND",
+            ApiError::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
+            ApiError::Conflict { .. } => "CONFLICT",
+            ApiError::Validation { .. } => "VALIDATION_ERROR",
+            ApiError::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
+            ApiError::RateLimited { .. } => "RATE_LIMITED",
+            ApiError::QuotaExceeded { .. } => "QUOTA_EXCEEDED",
+            ApiError::Internal => "INTERNAL",
+            ApiError::ServiceUnavailable => "SERVICE_UNAVAILABLE",
+        }
+    }
+
+    /// Details as string-valued fields, so that the same details fit the authorizer context
+    /// (strings only) and the envelope.
+    pub fn details(&self) -> Vec<(&'static str, String)> {
+        match self {
+            ApiError::MissingApiKey { header } => vec![("header", (*header).to_owned())],
+            ApiError::ConflictingCredentials => vec![("headers", "x-api-key,authorization".to_owned())],
+            ApiError::ExpiredApiKey { expired_at } => vec![("expired_at", format_time(*expired_at))],
+            ApiError::InsufficientPermissions { required } => vec![("required", required.as_str().to_owned())],
+            ApiError::Validation { field, .. } => vec![("field", field.clone())],
+            ApiError::PayloadTooLarge { limit_bytes } => vec![("limit_bytes", limit_bytes.to_string())],
+            ApiError::MethodNotAllowed { allowed } => vec![("allowed", allowed.join(","))],
+            ApiError::RateLimited { retry_after_seconds } | ApiError::QuotaExceeded { retry_after_seconds } => {
+                vec![("retry_after_seconds", retry_after_seconds.to_string())]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// The `Retry-After` header value, for the 429s.
+    pub fn retry_after_seconds(&self) -> Option<u64> {
+        match self {
+            ApiError::RateLimited { retry_after_seconds } | ApiError::QuotaExceeded { retry_after_seconds } => {
+                Some(*retry_after_seconds)
+            }
+            _ => None,
+        }
+    }
+
+    /// The body every error is answered with.
+    pub fn envelope(&self) -> Envelope {
+        let details = self.details();
+        Envelope {
+            success: false,
+            error: ErrorBody {
+                code: self.code(),
+                message: self.to_string(),
+                details: (!details.is_empty()).then(|| details_object(&details)),
+            },
+            message: (self.status() == 401).then_some("Unauthorized"),
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(&self.envelope()).expect("an envelope always serializes")
+    }
+}
+
+impl From<CredentialError> for ApiError {
+    fn from(error: CredentialError) -> Self {
+        match error {
+            CredentialError::Missing { header } => ApiError::MissingApiKey { header },
+            CredentialError::Conflicting => ApiError::ConflictingCredentials,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Envelope {
+    pub success: bool,
+    pub error: ErrorBody,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<&'static str>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ErrorBody {
+    pub code: &'static str,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<Value>,
+}
+
+fn details_object(details: &[(&'static str, String)]) -> Value {
+    let map: Map<String, Value> = details.iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect();
+    Value::Object(map)
+}
+
+/// Times in bodies and details: RFC 3339, UTC, `Z`, seconds precision unless finer is set.
+pub fn format_time(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expired_matches_the_design_example() {
+        let expired_at = "2024-01-01T00:00:00Z".parse().unwrap();
+        let body: Value = serde_json::from_str(&ApiError::ExpiredApiKey { expired_at }.to_json()).unwrap();
+        assert_eq!(
+            body,
+            json!({"success": false, "error": {"code": "EXPIRED_API_KEY", "message": "The API key has expired",
+                   "details": {"expired_at": "2024-01-01T00:00:00Z"}}, "message": "Unauthorized"})
+        );
+    }
+
+    #[test]
+    fn only_401s_carry_the_gateway_message() {
+        for error in [ApiError::InvalidApiKey, ApiError::MissingApiKey { header: "x-api-key" }, ApiError::ExpiredToken]
+        {
+            let body: Value = serde_json::from_str(&error.to_json()).unwrap();
+            assert_eq!(body["message"], "Unauthorized", "{error:?}");
+        }
+        for error in [ApiError::NotFound, ApiError::Internal, ApiError::validation("name", "too long")] {
+            let body: Value = serde_json::from_str(&error.to_json()).unwrap();
+            assert!(body.get("message").is_none(), "{error:?}");
+        }
+    }
+
+    #[test]
+    fn statuses_and_details() {
+        let validation = ApiError::validation("name", "must be 1 to 100 characters");
+        assert_eq!((validation.status(), validation.code()), (400, "VALIDATION_ERROR"));
+        let body: Value = serde_json::from_str(&validation.to_json()).unwrap();
+        assert_eq!(body["error"]["details"]["field"], "name");
+        assert_eq!(body["error"]["message"], "must be 1 to 100 characters");
+        assert_eq!(ApiError::RateLimited { retry_after_seconds: 1 }.retry_after_seconds(), Some(1));
+        assert_eq!(ApiError::ServiceUnavailable.status(), 503);
+        let internal: Value = serde_json::from_str(&ApiError::Internal.to_json()).unwrap();
+        assert!(internal["error"].get("details").is_none());
+    }
+}

@@ -1,0 +1,33 @@
+//! Latchkey's domain crate.
+//!
+//! Everything the Lambda functions and the local API share: key profiles and the typed secret
+//! key, credential extraction from request headers, peppered hashing, identifiers, permissions,
+//! tiers, the key record and its computed status, the one error enum and its envelope, the
+//! [`store::KeyStore`] contract with its DynamoDB and embedded implementations, the pepper
+//! providers, and typed configuration.
+
+pub mod clock;
+pub mod config;
+pub mod credential;
+pub mod digest;
+pub mod error;
+pub mod ids;
+pub mod key;
+pub mod pepper;
+pub mod permission;
+pub mod record;
+pub mod store;
+pub mod tier;
+
+#[cfg(feature = "aws")]
+pub mod aws;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use credential::{Credential, CredentialError, extract_credential};
+pub use digest::{KeyDigest, KeyHasher, PepperVersion};
+pub use error::ApiError;
+pub use ids::{DatasourceId, IdError, KeyId, TenantId};
+pub use key::{ApiKey, KeyFormatError, KeyProfile, ProfileError};
+pub use permission::{Permission, Permissions};
+pub use record::{KeyRecord, KeyStatus};
+pub use tier::{Tier, TierName, Tiers};

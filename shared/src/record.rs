@@ -1,0 +1,115 @@
+//! What is stored about a key. Never the key itself: its digest under a pepper, and a hint.
+
+use std::fmt;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{DatasourceId, KeyDigest, KeyId, PepperVersion, Permissions, TenantId, TierName};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyStatus {
+    Active,
+    Expired,
+    Revoked,
+}
+
+impl KeyStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyStatus::Active => "active",
+            KeyStatus::Expired => "expired",
+            KeyStatus::Revoked => "revoked",
+        }
+    }
+}
+
+/// The API Gateway API key that carries this key's usage plan (its tier). Its value is what
+/// the authorizer returns as `usageIdentifierKey`; it is not a Latchkey key and authenticates
+/// nothing, but it is still kept out of `Debug`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GatewayKey {
+    pub id: String,
+    pub value: String,
+}
+
+impl fmt::Debug for GatewayKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GatewayKey").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    pub id: KeyId,
+    pub tenant_id: TenantId,
+    pub name: String,
+    /// Prefix and last four characters, e.g. `ctw_...31e3`.
+    pub hint: String,
+    pub permissions: Permissions,
+    pub tier: TierName,
+    pub created_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub digest: KeyDigest,
+    pub pepper_version: PepperVersion,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datasource_id: Option<DatasourceId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_key: Option<GatewayKey>,
+    /// The key this one was issued to replace (rotation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<KeyId>,
+    /// The key that replaced this one; set once, which is what makes rotation single-winner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced_by: Option<KeyId>,
+    /// Bumped by every change a concurrent writer must not overwrite (revoke, rotate, update).
+    /// Moving a record to a new digest is conditional on it, so a revocation that lands while a
+    /// key is being rehashed is never lost.
+    #[serde(default)]
+    pub revision: u64,
+}
+
+impl KeyRecord {
+    /// Status is computed from the record and the clock, never trusted from storage: DynamoDB's
+    /// TTL deletes expired items up to days late.
+    pub fn status(&self, now: DateTime<Utc>) -> KeyStatus {
+        if self.revoked_at.is_some() {
+            KeyStatus::Revoked
+        } else if self.expires_at.is_some_and(|at| at <= now) {
+            KeyStatus::Expired
+        } else {
+            KeyStatus::Active
+        }
+    }
+
+    /// When the record may be garbage-collected: `retention` after it stopped working (expiry,
+    /// including any rotation grace, or revocation, whichever came first). Kept that long so a
+    /// caller still gets `EXPIRED_API_KEY` rather than `INVALID_API_KEY`, and the dashboard still
+    /// shows the key. `None` for a key that works until revoked.
+    pub fn collectable_at(&self, retention: TimeDelta) -> Option<DateTime<Utc>> {
+        let end = match (self.expires_at, self.revoked_at) {
+            (Some(e), Some(r)) => e.min(r),
+            (e, r) => e.or(r)?,
+        };
+        Some(end + retention)
+    }
+}
+
+impl Serialize for KeyDigest {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> Deserialize<'de> for KeyDigest {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        KeyDigest::from_hex(&text).ok_or_else(|| serde::de::Error::custom("a digest is 64 hex digits"))
+    }
+}

@@ -1,0 +1,291 @@
+//! The DynamoDB key store. Layout: [`super::schema`].
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
+use chrono::{DateTime, TimeDelta, Utc};
+
+use super::schema::{self, digest_pk, id_pk};
+use super::{Cursor, KeyStore, Page, StoreError};
+use crate::{KeyDigest, KeyId, KeyRecord, PepperVersion, TenantId};
+
+type Item = HashMap<String, AttributeValue>;
+
+/// How often a read-modify-write retries after losing a race before answering `Conflict`.
+const OPTIMISTIC_ATTEMPTS: usize = 3;
+
+#[derive(Debug, Clone)]
+pub struct DynamoKeyStore {
+    client: Client,
+    table: String,
+    retention: TimeDelta,
+}
+
+impl DynamoKeyStore {
+    /// `retention`: how long a dead (expired or revoked) record is kept before DynamoDB's TTL may
+    /// collect it.
+    pub fn new(client: Client, table: impl Into<String>, retention: TimeDelta) -> Self {
+        Self { client, table: table.into(), retention }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// One cheap call that opens the connection (DNS, TCP, TLS) during a cold start, so the
+    /// first request does not pay for it.
+    pub async fn warm_up(&self) -> Result<(), StoreError> {
+        self.client.describe_table().table_name(&self.table).send().await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    fn record_item(&self, record: &KeyRecord) -> Result<Item, StoreError> {
+        let mut item: Item = serde_dynamo::to_item(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        item.insert(schema::PARTITION_KEY.into(), AttributeValue::S(digest_pk(&record.digest)));
+        if let Some(ttl) = self.ttl(record) {
+            item.insert(schema::TTL_ATTRIBUTE.into(), ttl);
+        }
+        Ok(item)
+    }
+
+    fn ttl(&self, record: &KeyRecord) -> Option<AttributeValue> {
+        record.collectable_at(self.retention).map(|at| AttributeValue::N(at.timestamp().to_string()))
+    }
+
+    async fn get_item(&self, pk: String) -> Result<Option<Item>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(schema::PARTITION_KEY, AttributeValue::S(pk))
+            // A key must verify the moment its create returned.
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(output.item)
+    }
+
+    fn put(&self, item: Item) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(build_error)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// The conditional update that every read-modify-write ends with: `SET` the given attributes
+    /// and bump the revision, provided nobody bumped it since `record` was read.
+    fn update_record(
+        &self,
+        record: &KeyRecord,
+        updated: &KeyRecord,
+        set: &[(&str, AttributeValue)],
+    ) -> Result<Update, StoreError> {
+        let mut builder = Update::builder()
+            .table_name(&self.table)
+            .key(schema::PARTITION_KEY, AttributeValue::S(digest_pk(&record.digest)))
+            .condition_expression("attribute_exists(pk) AND #revision = :read_revision")
+            .expression_attribute_names("#revision", "revision")
+            .expression_attribute_values(":read_revision", number(record.revision))
+            .expression_attribute_values(":revision", number(updated.revision));
+        let mut assignments = vec!["#revision = :revision".to_owned()];
+        let ttl = self.ttl(updated);
+        let ttl = ttl.as_ref().map(|value| (schema::TTL_ATTRIBUTE, value.clone()));
+        for (name, value) in set.iter().cloned().chain(ttl) {
+            assignments.push(format!("#{name} = :{name}"));
+            builder = builder
+                .expression_attribute_names(format!("#{name}"), name)
+                .expression_attribute_values(format!(":{name}"), value);
+        }
+        builder.update_expression(format!("SET {}", assignments.join(", "))).build().map_err(build_error)
+    }
+
+    async fn transact(&self, items: Vec<TransactWriteItem>, on_condition: StoreError) -> Result<(), StoreError> {
+        let result = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
+        result.map(|_| ()).map_err(|error| {
+            let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) = error.as_service_error()
+            else {
+                return unavailable(error);
+            };
+            let codes: Vec<&str> = cancelled.cancellation_reasons().iter().filter_map(|r| r.code()).collect();
+            if codes.contains(&"ConditionalCheckFailed") {
+                on_condition
+            } else if codes.contains(&"TransactionConflict") {
+                StoreError::Conflict("the key is being changed concurrently; try again")
+            } else {
+                unavailable(error)
+            }
+        })
+    }
+}
+
+fn id_item(record: &KeyRecord) -> Item {
+    HashMap::from([
+        (schema::PARTITION_KEY.to_owned(), AttributeValue::S(id_pk(&record.id))),
+        ("digest".to_owned(), AttributeValue::S(record.digest.to_hex())),
+        ("owner".to_owned(), AttributeValue::S(record.tenant_id.to_string())),
+    ])
+}
+
+fn from_item(item: Item) -> Result<KeyRecord, StoreError> {
+    serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn to_value<T: serde::Serialize>(value: &T) -> Result<AttributeValue, StoreError> {
+    serde_dynamo::to_attribute_value(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn number(n: u64) -> AttributeValue {
+    AttributeValue::N(n.to_string())
+}
+
+fn string_attr<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
+}
+
+fn build_error(error: aws_sdk_dynamodb::error::BuildError) -> StoreError {
+    StoreError::Corrupt(error.to_string())
+}
+
+fn unavailable<E, R>(error: SdkError<E, R>) -> StoreError
+where
+    E: std::error::Error + 'static,
+    R: Debug,
+{
+    StoreError::Unavailable(DisplayErrorContext(&error).to_string())
+}
+
+impl KeyStore for DynamoKeyStore {
+    async fn insert(&self, record: &KeyRecord) -> Result<(), StoreError> {
+        let items = vec![self.put(self.record_item(record)?)?, self.put(id_item(record))?];
+        self.transact(items, StoreError::AlreadyExists).await
+    }
+
+    async fn find_by_digest(&self, digest: &KeyDigest) -> Result<Option<KeyRecord>, StoreError> {
+        self.get_item(digest_pk(digest)).await?.map(from_item).transpose()
+    }
+
+    async fn get(&self, tenant: &TenantId, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        // The pointer and the record are read one after the other; a rehash in between moves the
+        // record, so read the pointer again.
+        for _ in 0..OPTIMISTIC_ATTEMPTS {
+            let Some(pointer) = self.get_item(id_pk(id)).await? else { return Ok(None) };
+            if string_attr(&pointer, "owner") != Some(tenant.as_str()) {
+                return Ok(None);
+            }
+            let digest = string_attr(&pointer, "digest")
+                .and_then(KeyDigest::from_hex)
+                .ok_or_else(|| StoreError::Corrupt(format!("id pointer of {id} has no digest")))?;
+            if let Some(record) = self.find_by_digest(&digest).await? {
+                return Ok((&record.tenant_id == tenant).then_some(record));
+            }
+        }
+        Err(StoreError::Conflict("the key is being changed concurrently; try again"))
+    }
+
+    async fn list(&self, tenant: &TenantId, limit: u32, after: Option<&Cursor>) -> Result<Page<KeyRecord>, StoreError> {
+        let limit = limit.clamp(1, super::MAX_PAGE_SIZE);
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(schema::TENANT_INDEX)
+            // One more than asked tells whether another page follows, without an empty last page.
+            .limit(limit as i32 + 1)
+            .expression_attribute_names("#tenant", schema::TENANT_INDEX_PARTITION_KEY)
+            .expression_attribute_values(":tenant", AttributeValue::S(tenant.to_string()));
+        query = match after {
+            Some(cursor) => query
+                .key_condition_expression("#tenant = :tenant AND #id > :after")
+                .expression_attribute_names("#id", schema::TENANT_INDEX_SORT_KEY)
+                .expression_attribute_values(":after", AttributeValue::S(cursor.key_id().to_string())),
+            None => query.key_condition_expression("#tenant = :tenant"),
+        };
+        let output = query.send().await.map_err(unavailable)?;
+        let mut items = output.items.unwrap_or_default().into_iter().map(from_item).collect::<Result<Vec<_>, _>>()?;
+        let next_cursor = if items.len() > limit as usize {
+            items.truncate(limit as usize);
+            items.last().map(|last| Cursor::after(&last.id).encode())
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn revoke(&self, tenant: &TenantId, id: &KeyId, at: DateTime<Utc>) -> Result<KeyRecord, StoreError> {
+        for _ in 0..OPTIMISTIC_ATTEMPTS {
+            let record = self.get(tenant, id).await?.ok_or(StoreError::NotFound)?;
+            let Some(updated) = super::revoked(&record, at) else { return Ok(record) };
+            let update = self.update_record(&record, &updated, &[("revoked_at", to_value(&at)?)])?;
+            let items = vec![TransactWriteItem::builder().update(update).build()];
+            match self.transact(items, StoreError::Conflict("changed since read")).await {
+                Ok(()) => return Ok(updated),
+                // Changed since it was read (revoked, rotated, rehashed): read again.
+                Err(StoreError::Conflict(_)) => continue,
+                Err(error) => return Err(error),
+            }
+        }
+        Err(StoreError::Conflict("the key is being changed concurrently; try again"))
+    }
+
+    async fn rotate(
+        &self,
+        tenant: &TenantId,
+        id: &KeyId,
+        replacement: &KeyRecord,
+        old_expires_at: DateTime<Utc>,
+    ) -> Result<KeyRecord, StoreError> {
+        let old = self.get(tenant, id).await?.ok_or(StoreError::NotFound)?;
+        let updated = super::rotated(&old, &replacement.id, old_expires_at)?;
+        let update = self.update_record(
+            &old,
+            &updated,
+            &[("expires_at", to_value(&old_expires_at)?), ("replaced_by", to_value(&replacement.id)?)],
+        )?;
+        let items = vec![
+            self.put(self.record_item(replacement)?)?,
+            self.put(id_item(replacement))?,
+            TransactWriteItem::builder().update(update).build(),
+        ];
+        self.transact(items, StoreError::Conflict("the key was changed concurrently (rotated or revoked)")).await?;
+        Ok(updated)
+    }
+
+    async fn rehash(&self, record: &KeyRecord, digest: KeyDigest, version: PepperVersion) -> Result<(), StoreError> {
+        let moved = super::rehashed(record, digest, version);
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .key(schema::PARTITION_KEY, AttributeValue::S(digest_pk(&record.digest)))
+            .condition_expression("#revision = :revision")
+            .expression_attribute_names("#revision", "revision")
+            .expression_attribute_values(":revision", number(record.revision))
+            .build()
+            .map_err(build_error)?;
+        let repoint = Update::builder()
+            .table_name(&self.table)
+            .key(schema::PARTITION_KEY, AttributeValue::S(id_pk(&record.id)))
+            .update_expression("SET digest = :new")
+            .condition_expression("digest = :old")
+            .expression_attribute_values(":new", AttributeValue::S(moved.digest.to_hex()))
+            .expression_attribute_values(":old", AttributeValue::S(record.digest.to_hex()))
+            .build()
+            .map_err(build_error)?;
+        let items = vec![
+            TransactWriteItem::builder().delete(delete).build(),
+            self.put(self.record_item(&moved)?)?,
+            TransactWriteItem::builder().update(repoint).build(),
+        ];
+        self.transact(items, StoreError::Conflict("the key was changed or already moved")).await
+    }
+}

@@ -1,0 +1,263 @@
+//! The embedded key store: one redb file, for the Docker-free local API.
+//!
+//! redb serializes write transactions, so each read-modify-write below runs inside one write
+//! transaction and is atomic by construction. Every commit is durable (fsync) before the call
+//! returns. redb is synchronous, so calls run on Tokio's blocking pool.
+
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition, WriteTransaction};
+
+use super::{Cursor, KeyStore, Page, StoreError};
+use crate::{KeyDigest, KeyId, KeyRecord, PepperVersion, TenantId};
+
+/// Digest bytes → the record as JSON.
+const RECORDS: TableDefinition<&[u8], &str> = TableDefinition::new("records_by_digest");
+/// Key id → digest bytes.
+const IDS: TableDefinition<&str, &[u8]> = TableDefinition::new("digest_by_key_id");
+/// `"{tenant}#{key id}"` → nothing: the listing index (`#` never occurs in a tenant id).
+const TENANT_KEYS: TableDefinition<&str, ()> = TableDefinition::new("keys_by_tenant");
+
+#[derive(Clone)]
+pub struct EmbeddedKeyStore {
+    db: Arc<Database>,
+}
+
+impl std::fmt::Debug for EmbeddedKeyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EmbeddedKeyStore")
+    }
+}
+
+fn unavailable(error: impl Into<redb::Error>) -> StoreError {
+    StoreError::Unavailable(error.into().to_string())
+}
+
+fn decode(json: &str) -> Result<KeyRecord, StoreError> {
+    serde_json::from_str(json).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn encode(record: &KeyRecord) -> Result<String, StoreError> {
+    serde_json::to_string(record).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn tenant_key(tenant: &TenantId, id: &KeyId) -> String {
+    format!("{tenant}#{id}")
+}
+
+/// The three tables of one write transaction.
+struct Tables<'txn> {
+    records: Table<'txn, &'static [u8], &'static str>,
+    ids: Table<'txn, &'static str, &'static [u8]>,
+    tenant_keys: Table<'txn, &'static str, ()>,
+}
+
+impl<'txn> Tables<'txn> {
+    fn open(txn: &'txn WriteTransaction) -> Result<Self, StoreError> {
+        Ok(Self {
+            records: txn.open_table(RECORDS).map_err(unavailable)?,
+            ids: txn.open_table(IDS).map_err(unavailable)?,
+            tenant_keys: txn.open_table(TENANT_KEYS).map_err(unavailable)?,
+        })
+    }
+
+    fn record(&self, digest: &KeyDigest) -> Result<Option<KeyRecord>, StoreError> {
+        let found = self.records.get(digest.as_bytes().as_slice()).map_err(unavailable)?;
+        found.map(|json| decode(json.value())).transpose()
+    }
+
+    fn tenant_record(&self, tenant: &TenantId, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        let Some(digest) = self.ids.get(id.as_str()).map_err(unavailable)? else { return Ok(None) };
+        let digest = digest_from(digest.value())?;
+        Ok(self.record(&digest)?.filter(|r| &r.tenant_id == tenant))
+    }
+
+    fn put_record(&mut self, record: &KeyRecord) -> Result<(), StoreError> {
+        let json = encode(record)?;
+        self.records.insert(record.digest.as_bytes().as_slice(), json.as_str()).map_err(unavailable)?;
+        Ok(())
+    }
+
+    fn insert_new(&mut self, record: &KeyRecord) -> Result<(), StoreError> {
+        let digest_taken = self.records.get(record.digest.as_bytes().as_slice()).map_err(unavailable)?.is_some();
+        let id_taken = self.ids.get(record.id.as_str()).map_err(unavailable)?.is_some();
+        if digest_taken || id_taken {
+            return Err(StoreError::AlreadyExists);
+        }
+        self.put_record(record)?;
+        self.ids.insert(record.id.as_str(), record.digest.as_bytes().as_slice()).map_err(unavailable)?;
+        self.tenant_keys.insert(tenant_key(&record.tenant_id, &record.id).as_str(), ()).map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+fn digest_from(bytes: &[u8]) -> Result<KeyDigest, StoreError> {
+    let bytes: [u8; 32] =
+        bytes.try_into().map_err(|_| StoreError::Corrupt("a stored digest is not 32 bytes".into()))?;
+    Ok(KeyDigest::from_bytes(bytes))
+}
+
+impl EmbeddedKeyStore {
+    /// Opens (or creates) the store file.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = Database::create(path).map_err(unavailable)?;
+        let txn = db.begin_write().map_err(unavailable)?;
+        Tables::open(&txn)?;
+        txn.commit().map_err(unavailable)?;
+        Ok(Self { db: Arc::new(db) })
+    }
+
+    async fn blocking<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
+    {
+        let db = Arc::clone(&self.db);
+        tokio::task::spawn_blocking(move || work(&db))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("store task failed: {e}")))?
+    }
+
+    /// Runs `change` in one write transaction and commits it only if it succeeds.
+    async fn write<T, F>(&self, change: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Tables<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(unavailable)?;
+            let result = {
+                let mut tables = Tables::open(&txn)?;
+                change(&mut tables)?
+            };
+            txn.commit().map_err(unavailable)?;
+            Ok(result)
+        })
+        .await
+    }
+}
+
+impl KeyStore for EmbeddedKeyStore {
+    async fn insert(&self, record: &KeyRecord) -> Result<(), StoreError> {
+        let record = record.clone();
+        self.write(move |tables| tables.insert_new(&record)).await
+    }
+
+    async fn find_by_digest(&self, digest: &KeyDigest) -> Result<Option<KeyRecord>, StoreError> {
+        let digest = *digest;
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let records = txn.open_table(RECORDS).map_err(unavailable)?;
+            let found = records.get(digest.as_bytes().as_slice()).map_err(unavailable)?;
+            found.map(|json| decode(json.value())).transpose()
+        })
+        .await
+    }
+
+    async fn get(&self, tenant: &TenantId, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        let (tenant, id) = (tenant.clone(), id.clone());
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let ids = txn.open_table(IDS).map_err(unavailable)?;
+            let records = txn.open_table(RECORDS).map_err(unavailable)?;
+            let Some(digest) = ids.get(id.as_str()).map_err(unavailable)? else { return Ok(None) };
+            let found = records.get(digest.value()).map_err(unavailable)?;
+            let record = found.map(|json| decode(json.value())).transpose()?;
+            Ok(record.filter(|r| r.tenant_id == tenant))
+        })
+        .await
+    }
+
+    async fn list(&self, tenant: &TenantId, limit: u32, after: Option<&Cursor>) -> Result<Page<KeyRecord>, StoreError> {
+        let limit = limit.clamp(1, super::MAX_PAGE_SIZE) as usize;
+        let tenant = tenant.clone();
+        let after = after.map(|c| tenant_key(&tenant, c.key_id()));
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let index = txn.open_table(TENANT_KEYS).map_err(unavailable)?;
+            let ids = txn.open_table(IDS).map_err(unavailable)?;
+            let records = txn.open_table(RECORDS).map_err(unavailable)?;
+            let start = format!("{tenant}#");
+            // `$` follows `#`: the end of this tenant's run of index entries.
+            let end = format!("{tenant}$");
+            let lower = match &after {
+                Some(after) => Bound::Excluded(after.as_str()),
+                None => Bound::Included(start.as_str()),
+            };
+            let range = index.range::<&str>((lower, Bound::Excluded(end.as_str()))).map_err(unavailable)?;
+            let mut items = Vec::with_capacity(limit + 1);
+            for entry in range.take(limit + 1) {
+                let (entry, _) = entry.map_err(unavailable)?;
+                let id = &entry.value()[start.len()..];
+                let digest = ids
+                    .get(id)
+                    .map_err(unavailable)?
+                    .ok_or_else(|| StoreError::Corrupt(format!("{id} is indexed but has no id entry")))?;
+                let json = records
+                    .get(digest.value())
+                    .map_err(unavailable)?
+                    .ok_or_else(|| StoreError::Corrupt(format!("{id} has no record")))?;
+                items.push(decode(json.value())?);
+            }
+            let next_cursor = if items.len() > limit {
+                items.truncate(limit);
+                items.last().map(|last| Cursor::after(&last.id).encode())
+            } else {
+                None
+            };
+            Ok(Page { items, next_cursor })
+        })
+        .await
+    }
+
+    async fn revoke(&self, tenant: &TenantId, id: &KeyId, at: DateTime<Utc>) -> Result<KeyRecord, StoreError> {
+        let (tenant, id) = (tenant.clone(), id.clone());
+        self.write(move |tables| {
+            let record = tables.tenant_record(&tenant, &id)?.ok_or(StoreError::NotFound)?;
+            let Some(updated) = super::revoked(&record, at) else { return Ok(record) };
+            tables.put_record(&updated)?;
+            Ok(updated)
+        })
+        .await
+    }
+
+    async fn rotate(
+        &self,
+        tenant: &TenantId,
+        id: &KeyId,
+        replacement: &KeyRecord,
+        old_expires_at: DateTime<Utc>,
+    ) -> Result<KeyRecord, StoreError> {
+        let (tenant, id, replacement) = (tenant.clone(), id.clone(), replacement.clone());
+        self.write(move |tables| {
+            let old = tables.tenant_record(&tenant, &id)?.ok_or(StoreError::NotFound)?;
+            let updated = super::rotated(&old, &replacement.id, old_expires_at)?;
+            tables.insert_new(&replacement)?;
+            tables.put_record(&updated)?;
+            Ok(updated)
+        })
+        .await
+    }
+
+    async fn rehash(&self, record: &KeyRecord, digest: KeyDigest, version: PepperVersion) -> Result<(), StoreError> {
+        let record = record.clone();
+        self.write(move |tables| {
+            let current = tables.record(&record.digest)?;
+            if current.is_none_or(|c| c.revision != record.revision) {
+                return Err(StoreError::Conflict("the key was changed or already moved"));
+            }
+            let moved = super::rehashed(&record, digest, version);
+            if tables.record(&moved.digest)?.is_some() {
+                return Err(StoreError::Conflict("the key was changed or already moved"));
+            }
+            tables.records.remove(record.digest.as_bytes().as_slice()).map_err(unavailable)?;
+            tables.put_record(&moved)?;
+            tables.ids.insert(moved.id.as_str(), moved.digest.as_bytes().as_slice()).map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+}

@@ -1,0 +1,208 @@
+//! Where keys live. One narrow contract, two real implementations: DynamoDB for the deployed
+//! stack and redb (an embedded file) for the local API. The same contract tests run against both.
+
+use std::future::Future;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+
+use crate::{ApiError, KeyDigest, KeyId, KeyRecord, PepperVersion, TenantId};
+
+#[cfg(feature = "aws")]
+pub mod dynamo;
+#[cfg(feature = "embedded")]
+pub mod embedded;
+pub mod schema;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A key with this digest or id exists already (the conditional create said no).
+    #[error("a key with this digest or id already exists")]
+    AlreadyExists,
+    #[error("no such key")]
+    NotFound,
+    /// A concurrent or earlier change forbids this one (e.g. already rotated, revoked, or moved
+    /// to another digest).
+    #[error("{0}")]
+    Conflict(&'static str),
+    #[error("the page cursor is not one this service issued")]
+    InvalidCursor,
+    /// The store cannot be reached, timed out, or throttled us. Callers fail closed.
+    #[error("the key store is unavailable: {0}")]
+    Unavailable(String),
+    /// A stored item cannot be read back: a bug or a hand edit, never the caller's fault.
+    #[error("a stored item is malformed: {0}")]
+    Corrupt(String),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFound => ApiError::NotFound,
+            StoreError::AlreadyExists => ApiError::conflict("the key already exists"),
+            StoreError::Conflict(message) => ApiError::conflict(message),
+            StoreError::InvalidCursor => ApiError::validation("cursor", "the cursor is not valid"),
+            StoreError::Unavailable(cause) => {
+                tracing::error!(%cause, "key store unavailable");
+                ApiError::ServiceUnavailable
+            }
+            StoreError::Corrupt(cause) => {
+                tracing::error!(%cause, "malformed key record");
+                ApiError::Internal
+            }
+        }
+    }
+}
+
+/// Largest page a list call returns.
+pub const MAX_PAGE_SIZE: u32 = 100;
+
+/// One page of a tenant's keys, in creation order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Present when more items follow; opaque to clients.
+    pub next_cursor: Option<String>,
+}
+
+/// Where a page starts: after the key id the previous page ended with. Opaque on the wire
+/// (base64url), and free of digests, so cursors can be shown to clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor(KeyId);
+
+impl Cursor {
+    pub fn after(id: &KeyId) -> Self {
+        Self(id.clone())
+    }
+
+    pub fn key_id(&self) -> &KeyId {
+        &self.0
+    }
+
+    pub fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(self.0.as_str())
+    }
+
+    pub fn decode(text: &str) -> Result<Self, StoreError> {
+        let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| StoreError::InvalidCursor)?;
+        let id = std::str::from_utf8(&bytes).map_err(|_| StoreError::InvalidCursor)?;
+        id.parse().map(Self).map_err(|_| StoreError::InvalidCursor)
+    }
+}
+
+/// The storage contract. Every method is one logical operation whose atomicity the
+/// implementation guarantees (conditional writes or transactions in DynamoDB, one write
+/// transaction in redb).
+pub trait KeyStore: Send + Sync {
+    /// Stores a new key. `AlreadyExists` if its digest or its id is taken.
+    fn insert(&self, record: &KeyRecord) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Verification's one read: the record stored under this digest, if any.
+    fn find_by_digest(&self, digest: &KeyDigest) -> impl Future<Output = Result<Option<KeyRecord>, StoreError>> + Send;
+
+    /// A tenant's key by id. Another tenant's key is `None`, exactly like a missing one.
+    fn get(&self, tenant: &TenantId, id: &KeyId) -> impl Future<Output = Result<Option<KeyRecord>, StoreError>> + Send;
+
+    /// A page of a tenant's keys in creation order, at most `limit` (1 to [`MAX_PAGE_SIZE`]).
+    fn list(
+        &self,
+        tenant: &TenantId,
+        limit: u32,
+        after: Option<&Cursor>,
+    ) -> impl Future<Output = Result<Page<KeyRecord>, StoreError>> + Send;
+
+    /// Revokes a key at `at`. Idempotent: a revoked key stays revoked at its first time.
+    /// Returns the record as stored. `NotFound` for a missing or another tenant's key.
+    fn revoke(
+        &self,
+        tenant: &TenantId,
+        id: &KeyId,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<KeyRecord, StoreError>> + Send;
+
+    /// Atomically stores `replacement` and marks key `id` as replaced by it, now expiring at
+    /// `old_expires_at` (the end of its grace period). Exactly one of two concurrent rotations
+    /// wins; the other, like a rotation of a revoked key, is `Conflict`. Returns the old record
+    /// as stored.
+    fn rotate(
+        &self,
+        tenant: &TenantId,
+        id: &KeyId,
+        replacement: &KeyRecord,
+        old_expires_at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<KeyRecord, StoreError>> + Send;
+
+    /// Moves a record found under an older pepper to its digest under the current one, provided
+    /// it has not changed since it was read (`record.revision`) and has not moved already:
+    /// otherwise `Conflict`, and nothing is written.
+    fn rehash(
+        &self,
+        record: &KeyRecord,
+        digest: KeyDigest,
+        version: PepperVersion,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+// The changes both stores make, so their semantics cannot drift apart.
+
+/// The record after revocation at `at`; `None` when it is revoked already (revocation is
+/// idempotent and keeps its first time).
+pub(crate) fn revoked(record: &KeyRecord, at: DateTime<Utc>) -> Option<KeyRecord> {
+    if record.revoked_at.is_some() {
+        return None;
+    }
+    let mut updated = record.clone();
+    updated.revoked_at = Some(at);
+    updated.revision += 1;
+    Some(updated)
+}
+
+/// The old record after a rotation: a revoked key stays dead, and a key is replaced at most once.
+pub(crate) fn rotated(
+    old: &KeyRecord,
+    replacement: &KeyId,
+    expires_at: DateTime<Utc>,
+) -> Result<KeyRecord, StoreError> {
+    if old.revoked_at.is_some() {
+        return Err(StoreError::Conflict("a revoked key cannot be rotated"));
+    }
+    if old.replaced_by.is_some() {
+        return Err(StoreError::Conflict("the key was already rotated"));
+    }
+    let mut updated = old.clone();
+    updated.expires_at = Some(expires_at);
+    updated.replaced_by = Some(replacement.clone());
+    updated.revision += 1;
+    Ok(updated)
+}
+
+/// The record as it is stored under its digest for the current pepper.
+pub(crate) fn rehashed(record: &KeyRecord, digest: KeyDigest, version: PepperVersion) -> KeyRecord {
+    let mut moved = record.clone();
+    moved.digest = digest;
+    moved.pepper_version = version;
+    moved
+}
+
+/// Checks a requested page size against the contract.
+pub fn page_limit(limit: u32) -> Result<u32, ApiError> {
+    if (1..=MAX_PAGE_SIZE).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(ApiError::validation("limit", format!("limit must be between 1 and {MAX_PAGE_SIZE}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_foreign_text() {
+        let cursor = Cursor::after(&KeyId::generate());
+        assert_eq!(Cursor::decode(&cursor.encode()).unwrap(), cursor);
+        assert!(matches!(Cursor::decode("not base64!"), Err(StoreError::InvalidCursor)));
+        assert!(matches!(Cursor::decode(&URL_SAFE_NO_PAD.encode("key_nothex")), Err(StoreError::InvalidCursor)));
+    }
+}
