@@ -5,7 +5,9 @@ use std::fmt;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{DatasourceId, KeyDigest, KeyId, PepperVersion, Permissions, TenantId, TierName};
+use crate::{
+    ApiKey, DatasourceId, KeyDigest, KeyHasher, KeyId, KeyProfile, PepperVersion, Permissions, TenantId, TierName,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -75,7 +77,45 @@ pub struct KeyRecord {
     pub revision: u64,
 }
 
+/// What a new key is for; the rest of its record is generated.
+#[derive(Debug, Clone)]
+pub struct KeySpec {
+    pub tenant_id: TenantId,
+    pub name: String,
+    pub permissions: Permissions,
+    pub tier: TierName,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub datasource_id: Option<DatasourceId>,
+    pub replaces: Option<KeyId>,
+}
+
 impl KeyRecord {
+    /// Generates a key of `profile` and the record that stores it: digest under the current
+    /// pepper, hint, new id. The plaintext is returned once, to be shown once.
+    pub fn issue(profile: &KeyProfile, hasher: &KeyHasher, spec: KeySpec, now: DateTime<Utc>) -> (ApiKey, KeyRecord) {
+        let key = profile.generate();
+        let record = KeyRecord {
+            id: KeyId::generate(),
+            tenant_id: spec.tenant_id,
+            name: spec.name,
+            hint: key.hint(),
+            permissions: spec.permissions,
+            tier: spec.tier,
+            created_at: now,
+            expires_at: spec.expires_at,
+            revoked_at: None,
+            last_used_at: None,
+            digest: hasher.digest(&key),
+            pepper_version: hasher.version().clone(),
+            datasource_id: spec.datasource_id,
+            gateway_key: None,
+            replaces: spec.replaces,
+            replaced_by: None,
+            revision: 0,
+        };
+        (key, record)
+    }
+
     /// Status is computed from the record and the clock, never trusted from storage: DynamoDB's
     /// TTL deletes expired items up to days late.
     pub fn status(&self, now: DateTime<Utc>) -> KeyStatus {

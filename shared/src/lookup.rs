@@ -1,0 +1,30 @@
+//! Finding the record of a presented key, across a pepper rotation.
+
+use crate::pepper::PepperSet;
+use crate::store::{KeyStore, StoreError};
+use crate::{ApiKey, KeyRecord};
+
+/// The stored record of `key`, if any.
+///
+/// One read by the digest under the current pepper. Only on a miss, and only while a previous
+/// pepper exists, one more read under the previous one; a hit there is moved to the current
+/// digest (a transaction conditional on the record being unchanged), so the next verification
+/// is one read again. If the move loses a race or fails, the record that was read is still the
+/// answer: it was read consistently, and the move is retried by the next verification.
+pub async fn find_key<S: KeyStore>(
+    store: &S,
+    peppers: &PepperSet,
+    key: &ApiKey,
+) -> Result<Option<KeyRecord>, StoreError> {
+    let digest = peppers.current.digest(key);
+    if let Some(record) = store.find_by_digest(&digest).await? {
+        return Ok(Some(record));
+    }
+    let Some(previous) = &peppers.previous else { return Ok(None) };
+    let Some(record) = store.find_by_digest(&previous.digest(key)).await? else { return Ok(None) };
+    match store.rehash(&record, digest, peppers.current.version().clone()).await {
+        Ok(()) => tracing::info!(key_id = %record.id, "key rehashed under the current pepper"),
+        Err(error) => tracing::warn!(key_id = %record.id, %error, "rehash after pepper rotation did not happen"),
+    }
+    Ok(Some(record))
+}

@@ -1,0 +1,266 @@
+//! The `KeyStore` contract, run against both implementations: DynamoDB (on DynamoDB Local) and
+//! the embedded redb store. Each case is one async function over `impl KeyStore`; the macro at
+//! the bottom instantiates every case for each store.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use latchkey::store::{Cursor, KeyStore, StoreError};
+use latchkey::{ApiKey, KeyHasher, KeyProfile, KeyRecord, KeySpec, KeyStatus, PepperVersion, Permission, TenantId};
+
+fn now() -> DateTime<Utc> {
+    "2026-01-01T00:00:00Z".parse().unwrap()
+}
+
+fn hasher() -> KeyHasher {
+    KeyHasher::new(&[42u8; 32], PepperVersion::new("v1"))
+}
+
+fn tenant(name: &str) -> TenantId {
+    format!("{name}-{}", uuid::Uuid::now_v7().simple()).parse().unwrap()
+}
+
+fn spec(tenant: &TenantId, name: &str) -> KeySpec {
+    KeySpec {
+        tenant_id: tenant.clone(),
+        name: name.to_owned(),
+        permissions: [Permission::Read].into_iter().collect(),
+        tier: "free".parse().unwrap(),
+        expires_at: None,
+        datasource_id: None,
+        replaces: None,
+    }
+}
+
+fn issue(tenant: &TenantId, name: &str) -> (ApiKey, KeyRecord) {
+    KeyRecord::issue(&KeyProfile::latchkey(), &hasher(), spec(tenant, name), now())
+}
+
+async fn insert_then_find_by_digest_and_id(store: impl KeyStore) {
+    let owner = tenant("a");
+    let (key, record) = issue(&owner, "first");
+    store.insert(&record).await.unwrap();
+
+    let found = store.find_by_digest(&hasher().digest(&key)).await.unwrap();
+    assert_eq!(found.as_ref(), Some(&record));
+    assert_eq!(store.get(&owner, &record.id).await.unwrap().as_ref(), Some(&record));
+
+    // Another tenant's id answers exactly like a missing one.
+    assert_eq!(store.get(&tenant("b"), &record.id).await.unwrap(), None);
+    assert_eq!(store.get(&owner, &latchkey::KeyId::generate()).await.unwrap(), None);
+    let (stranger, _) = issue(&owner, "never stored");
+    assert_eq!(store.find_by_digest(&hasher().digest(&stranger)).await.unwrap(), None);
+}
+
+async fn duplicate_insert_is_rejected(store: impl KeyStore) {
+    let owner = tenant("a");
+    let (_, record) = issue(&owner, "first");
+    store.insert(&record).await.unwrap();
+    assert!(matches!(store.insert(&record).await, Err(StoreError::AlreadyExists)));
+
+    // Same id under another digest: also refused, and the original is untouched.
+    let (_, mut same_id) = issue(&owner, "impostor");
+    same_id.id = record.id.clone();
+    assert!(matches!(store.insert(&same_id).await, Err(StoreError::AlreadyExists)));
+    // Same digest under another id: refused too.
+    let (_, mut same_digest) = issue(&owner, "impostor");
+    same_digest.digest = record.digest;
+    assert!(matches!(store.insert(&same_digest).await, Err(StoreError::AlreadyExists)));
+    assert_eq!(store.get(&owner, &record.id).await.unwrap().unwrap().name, "first");
+    assert_eq!(store.get(&owner, &same_digest.id).await.unwrap(), None);
+}
+
+async fn pages_cover_a_tenant_exactly_once_in_creation_order(store: impl KeyStore) {
+    let owner = tenant("a");
+    let other = tenant("b");
+    let mut created = Vec::new();
+    for i in 0..23 {
+        let (_, record) = issue(&owner, &format!("key {i}"));
+        store.insert(&record).await.unwrap();
+        created.push(record.id);
+        let (_, foreign) = issue(&other, "foreign");
+        store.insert(&foreign).await.unwrap();
+    }
+    for page_size in [5, 23, 100] {
+        let mut seen = Vec::new();
+        let mut cursor: Option<Cursor> = None;
+        let mut pages = 0;
+        loop {
+            let page = store.list(&owner, page_size, cursor.as_ref()).await.unwrap();
+            pages += 1;
+            assert!(page.items.len() <= page_size as usize);
+            assert!(page.items.iter().all(|r| r.tenant_id == owner), "another tenant's key leaked into a page");
+            seen.extend(page.items.into_iter().map(|r| r.id));
+            match page.next_cursor {
+                Some(next) => cursor = Some(Cursor::decode(&next).unwrap()),
+                None => break,
+            }
+        }
+        assert_eq!(seen, created, "page size {page_size}");
+        // No empty trailing page: 23 keys in pages of 5 is 5 pages, in pages of 23 one.
+        assert_eq!(pages, 23usize.div_ceil(page_size as usize), "page size {page_size}");
+    }
+    let empty = store.list(&tenant("nobody"), 10, None).await.unwrap();
+    assert!(empty.items.is_empty() && empty.next_cursor.is_none());
+}
+
+async fn revoke_is_immediate_idempotent_and_tenant_scoped(store: impl KeyStore) {
+    let owner = tenant("a");
+    let (key, record) = issue(&owner, "doomed");
+    store.insert(&record).await.unwrap();
+
+    assert!(matches!(store.revoke(&tenant("b"), &record.id, now()).await, Err(StoreError::NotFound)));
+    let revoked = store.revoke(&owner, &record.id, now()).await.unwrap();
+    assert_eq!(revoked.status(now()), KeyStatus::Revoked);
+    let stored = store.find_by_digest(&hasher().digest(&key)).await.unwrap().unwrap();
+    assert_eq!(stored.revoked_at, Some(now()));
+
+    // Again: same answer, first revocation time kept.
+    let again = store.revoke(&owner, &record.id, now() + TimeDelta::hours(1)).await.unwrap();
+    assert_eq!(again.revoked_at, Some(now()));
+    assert!(matches!(store.revoke(&owner, &latchkey::KeyId::generate(), now()).await, Err(StoreError::NotFound)));
+}
+
+async fn rotation_has_exactly_one_winner(store: impl KeyStore + 'static) {
+    let owner = tenant("a");
+    let (_, old) = issue(&owner, "rotating");
+    store.insert(&old).await.unwrap();
+    let grace_end = now() + TimeDelta::minutes(10);
+
+    let store = Arc::new(store);
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let (store, owner, old_id) = (Arc::clone(&store), owner.clone(), old.id.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut new_spec = spec(&owner, "rotating");
+            new_spec.replaces = Some(old_id.clone());
+            let (_, replacement) = KeyRecord::issue(&KeyProfile::latchkey(), &hasher(), new_spec, now());
+            let result = store.rotate(&owner, &old_id, &replacement, grace_end + TimeDelta::seconds(i)).await;
+            (replacement, result)
+        }));
+    }
+    let mut winners = Vec::new();
+    for task in tasks {
+        let (replacement, result) = task.await.unwrap();
+        match result {
+            Ok(updated) => winners.push((replacement, updated)),
+            Err(StoreError::Conflict(_)) => {
+                // A loser leaves no trace.
+                assert_eq!(store.get(&owner, &replacement.id).await.unwrap(), None);
+            }
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one rotation wins");
+    let (replacement, updated) = winners.pop().unwrap();
+    let stored_old = store.get(&owner, &old.id).await.unwrap().unwrap();
+    assert_eq!(stored_old, updated);
+    assert_eq!(stored_old.replaced_by.as_ref(), Some(&replacement.id));
+    assert_eq!(stored_old.status(grace_end - TimeDelta::seconds(1)), KeyStatus::Active);
+    assert_eq!(stored_old.status(grace_end + TimeDelta::seconds(8)), KeyStatus::Expired);
+    assert_eq!(store.get(&owner, &replacement.id).await.unwrap().unwrap().replaces.as_ref(), Some(&old.id));
+
+    // A revoked key cannot be rotated.
+    store.revoke(&owner, &replacement.id, now()).await.unwrap();
+    let (_, another) = issue(&owner, "x");
+    assert!(matches!(store.rotate(&owner, &replacement.id, &another, now()).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(store.rotate(&tenant("b"), &old.id, &another, now()).await, Err(StoreError::NotFound)));
+}
+
+async fn rehash_moves_once_and_never_loses_a_revocation(store: impl KeyStore) {
+    let owner = tenant("a");
+    let old_pepper = hasher();
+    let new_pepper = KeyHasher::new(&[43u8; 32], PepperVersion::new("v2"));
+    let (key, record) = issue(&owner, "old pepper");
+    store.insert(&record).await.unwrap();
+
+    store.rehash(&record, new_pepper.digest(&key), new_pepper.version().clone()).await.unwrap();
+    assert_eq!(store.find_by_digest(&old_pepper.digest(&key)).await.unwrap(), None);
+    let moved = store.find_by_digest(&new_pepper.digest(&key)).await.unwrap().unwrap();
+    assert_eq!(moved.pepper_version, PepperVersion::new("v2"));
+    assert_eq!(store.get(&owner, &record.id).await.unwrap().unwrap().digest, new_pepper.digest(&key));
+    // A second move of the same stale record is refused.
+    assert!(matches!(
+        store.rehash(&record, new_pepper.digest(&key), new_pepper.version().clone()).await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    // A record revoked after it was read is not moved, so the revocation survives.
+    let (key2, record2) = issue(&owner, "revoked meanwhile");
+    store.insert(&record2).await.unwrap();
+    store.revoke(&owner, &record2.id, now()).await.unwrap();
+    assert!(matches!(
+        store.rehash(&record2, new_pepper.digest(&key2), new_pepper.version().clone()).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let still = store.find_by_digest(&old_pepper.digest(&key2)).await.unwrap().unwrap();
+    assert_eq!(still.status(now()), KeyStatus::Revoked);
+}
+
+async fn many_parallel_inserts_lose_nothing(store: impl KeyStore + 'static) {
+    let owner = tenant("a");
+    let store = Arc::new(store);
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let (store, owner) = (Arc::clone(&store), owner.clone());
+        tasks.push(tokio::spawn(async move {
+            let (_, record) = issue(&owner, &format!("parallel {i}"));
+            store.insert(&record).await.map(|()| record.id)
+        }));
+    }
+    let mut ids = HashSet::new();
+    for task in tasks {
+        ids.insert(task.await.unwrap().unwrap());
+    }
+    let page = store.list(&owner, 100, None).await.unwrap();
+    let listed: HashSet<_> = page.items.into_iter().map(|r| r.id).collect();
+    assert_eq!(listed, ids);
+}
+
+macro_rules! contract {
+    ($store_module:ident, $make:expr) => {
+        mod $store_module {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn insert_then_find_by_digest_and_id() {
+                super::insert_then_find_by_digest_and_id($make).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn duplicate_insert_is_rejected() {
+                super::duplicate_insert_is_rejected($make).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn pages_cover_a_tenant_exactly_once_in_creation_order() {
+                super::pages_cover_a_tenant_exactly_once_in_creation_order($make).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn revoke_is_immediate_idempotent_and_tenant_scoped() {
+                super::revoke_is_immediate_idempotent_and_tenant_scoped($make).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn rotation_has_exactly_one_winner() {
+                super::rotation_has_exactly_one_winner($make).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn rehash_moves_once_and_never_loses_a_revocation() {
+                super::rehash_moves_once_and_never_loses_a_revocation($make).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn many_parallel_inserts_lose_nothing() {
+                super::many_parallel_inserts_lose_nothing($make).await;
+            }
+        }
+    };
+}
+
+contract!(dynamodb, latchkey_tests::fresh_dynamo_store(chrono::TimeDelta::days(30)).await);
+contract!(embedded, {
+    let file = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(latchkey_tests::unique_name("keys") + ".redb");
+    latchkey::store::embedded::EmbeddedKeyStore::open(&file).unwrap()
+});
