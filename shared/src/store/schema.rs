@@ -46,7 +46,7 @@ mod create {
         KeySchemaElement::builder().attribute_name(name).key_type(key_type).build().expect("name and type are set")
     }
 
-    /// Creates the keys table (on demand, TTL on `ttl`) and waits until it is active. For tests and
+    /// Creates the keys table (on demand, TTL on `ttl`) unless it exists, and waits until it is active. For tests and
     /// the local tooling; the deployed table comes from `template.yaml`.
     pub async fn create_keys_table(client: &Client, name: &str) -> Result<(), String> {
         let index = GlobalSecondaryIndex::builder()
@@ -56,7 +56,7 @@ mod create {
             .projection(Projection::builder().projection_type(ProjectionType::All).build())
             .build()
             .map_err(|e| e.to_string())?;
-        client
+        let created = client
             .create_table()
             .table_name(name)
             .billing_mode(BillingMode::PayPerRequest)
@@ -66,8 +66,14 @@ mod create {
             .key_schema(key(PARTITION_KEY, KeyType::Hash))
             .global_secondary_indexes(index)
             .send()
-            .await
-            .map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())?;
+            .await;
+        match created {
+            Ok(_) => {}
+            // Already there (a retried create whose first attempt timed out, or a second run of
+            // the local tooling): wait for it like a new one.
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_in_use_exception()) => {}
+            Err(e) => return Err(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()),
+        }
         for _ in 0..100 {
             let described = client.describe_table().table_name(name).send().await;
             let status = described.ok().and_then(|d| d.table).and_then(|t| t.table_status);
