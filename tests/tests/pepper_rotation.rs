@@ -85,6 +85,10 @@ impl<S: KeyStore> KeyStore for Counting<S> {
         self.inner.rotate(tenant, id, replacement, old_expires_at).await
     }
 
+    async fn touch(&self, digest: &KeyDigest, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.inner.touch(digest, at).await
+    }
+
     async fn rehash(&self, record: &KeyRecord, digest: KeyDigest, version: PepperVersion) -> Result<(), StoreError> {
         self.rehashes.fetch_add(1, Ordering::SeqCst);
         self.inner.rehash(record, digest, version).await

@@ -16,18 +16,18 @@ mod secrets_manager;
 
 pub use file::FilePepper;
 #[cfg(feature = "aws")]
-pub use secrets_manager::SecretsManagerPepper;
+pub use secrets_manager::{SecretValue, SecretsManagerPepper, read_secret};
 
 /// A shorter pepper is refused: HMAC-SHA256's key should carry at least 256 bits.
 pub const MIN_PEPPER_BYTES: usize = 32;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PepperError {
-    #[error("the pepper secret `{secret}` does not exist or has no current value")]
+    #[error("the secret `{secret}` does not exist or has no current value")]
     Missing { secret: String },
-    #[error("the pepper secret `{secret}` is {len} bytes; at least {MIN_PEPPER_BYTES} are required")]
+    #[error("the secret `{secret}` is {len} bytes; at least {MIN_PEPPER_BYTES} are required")]
     TooShort { secret: String, len: usize },
-    #[error("the pepper secret `{secret}` could not be read: {cause}")]
+    #[error("the secret `{secret}` could not be read: {cause}")]
     Unavailable { secret: String, cause: String },
 }
 

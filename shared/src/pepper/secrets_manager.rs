@@ -4,6 +4,8 @@ use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::error::DisplayErrorContext;
 
 use super::{Pepper, PepperError, PepperProvider, PepperSet};
+use zeroize::Zeroizing;
+
 use crate::PepperVersion;
 
 #[derive(Debug, Clone)]
@@ -19,25 +21,37 @@ impl SecretsManagerPepper {
 
     /// One stage of the secret; `None` when that stage does not exist (no rotation yet).
     async fn fetch(&self, stage: &str) -> Result<Option<Pepper>, PepperError> {
-        let result = self.client.get_secret_value().secret_id(&self.secret_id).version_stage(stage).send().await;
-        let output = match result {
-            Ok(output) => output,
-            Err(error) if error.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => {
-                return Ok(None);
-            }
-            Err(error) => {
-                let cause = DisplayErrorContext(&error).to_string();
-                return Err(PepperError::Unavailable { secret: self.secret_id.clone(), cause });
-            }
-        };
-        let bytes = match (output.secret_string(), output.secret_binary()) {
-            (Some(text), _) => text.as_bytes().to_vec(),
-            (None, Some(blob)) => blob.as_ref().to_vec(),
-            (None, None) => return Ok(None),
-        };
-        let version = PepperVersion::new(output.version_id().unwrap_or(stage));
-        Pepper::new(bytes, version, &self.secret_id).map(Some)
+        let Some(value) = read_secret(&self.client, &self.secret_id, stage).await? else { return Ok(None) };
+        let version = PepperVersion::new(value.version_id.as_deref().unwrap_or(stage));
+        Pepper::new(value.bytes.to_vec(), version, &self.secret_id).map(Some)
     }
+}
+
+/// A secret's bytes (its string, or its binary) and version id.
+pub struct SecretValue {
+    pub bytes: Zeroizing<Vec<u8>>,
+    pub version_id: Option<String>,
+}
+
+/// Reads one stage (`AWSCURRENT`, `AWSPREVIOUS`) of a secret; `None` when it has no such stage.
+pub async fn read_secret(client: &Client, secret_id: &str, stage: &str) -> Result<Option<SecretValue>, PepperError> {
+    let result = client.get_secret_value().secret_id(secret_id).version_stage(stage).send().await;
+    let output = match result {
+        Ok(output) => output,
+        Err(error) if error.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => {
+            return Ok(None);
+        }
+        Err(error) => {
+            let cause = DisplayErrorContext(&error).to_string();
+            return Err(PepperError::Unavailable { secret: secret_id.to_owned(), cause });
+        }
+    };
+    let bytes = match (output.secret_string(), output.secret_binary()) {
+        (Some(text), _) => text.as_bytes().to_vec(),
+        (None, Some(blob)) => blob.as_ref().to_vec(),
+        (None, None) => return Ok(None),
+    };
+    Ok(Some(SecretValue { bytes: Zeroizing::new(bytes), version_id: output.version_id().map(str::to_owned) }))
 }
 
 impl PepperProvider for SecretsManagerPepper {

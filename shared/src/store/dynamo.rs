@@ -40,11 +40,11 @@ impl DynamoKeyStore {
         &self.table
     }
 
-    /// One cheap call that opens the connection (DNS, TCP, TLS) during a cold start, so the
-    /// first request does not pay for it.
+    /// One cheap read that opens the connection (DNS, TCP, TLS) and checks the table during a
+    /// cold start, so the first request does not pay for it. A `GetItem` of a key that cannot
+    /// exist: it needs no permission beyond what verification has.
     pub async fn warm_up(&self) -> Result<(), StoreError> {
-        self.client.describe_table().table_name(&self.table).send().await.map_err(unavailable)?;
-        Ok(())
+        self.get_item("warm-up".to_owned()).await.map(drop)
     }
 
     fn record_item(&self, record: &KeyRecord) -> Result<Item, StoreError> {
@@ -260,6 +260,26 @@ impl KeyStore for DynamoKeyStore {
         ];
         self.transact(items, StoreError::Conflict("the key was changed concurrently (rotated or revoked)")).await?;
         Ok(updated)
+    }
+
+    async fn touch(&self, digest: &KeyDigest, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(schema::PARTITION_KEY, AttributeValue::S(digest_pk(digest)))
+            .update_expression("SET last_used_at = :at")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":at", to_value(&at)?)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                Err(StoreError::NotFound)
+            }
+            Err(error) => Err(unavailable(error)),
+        }
     }
 
     async fn rehash(&self, record: &KeyRecord, digest: KeyDigest, version: PepperVersion) -> Result<(), StoreError> {

@@ -242,6 +242,16 @@ impl KeyStore for EmbeddedKeyStore {
         .await
     }
 
+    async fn touch(&self, digest: &KeyDigest, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let digest = *digest;
+        self.write(move |tables| {
+            let mut record = tables.record(&digest)?.ok_or(StoreError::NotFound)?;
+            record.last_used_at = Some(at);
+            tables.put_record(&record)
+        })
+        .await
+    }
+
     async fn rehash(&self, record: &KeyRecord, digest: KeyDigest, version: PepperVersion) -> Result<(), StoreError> {
         let record = record.clone();
         self.write(move |tables| {

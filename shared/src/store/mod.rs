@@ -133,6 +133,11 @@ pub trait KeyStore: Send + Sync {
         old_expires_at: DateTime<Utc>,
     ) -> impl Future<Output = Result<KeyRecord, StoreError>> + Send;
 
+    /// Records that the key was used at `at` (`last_used_at`). Best effort and unconditional on
+    /// the revision: it never conflicts with a revocation, and never creates an item for a key
+    /// that is gone.
+    fn touch(&self, digest: &KeyDigest, at: DateTime<Utc>) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Moves a record found under an older pepper to its digest under the current one, provided
     /// it has not changed since it was read (`record.revision`) and has not moved already:
     /// otherwise `Conflict`, and nothing is written.

@@ -1,0 +1,50 @@
+//! The verification cache: digest → what the store said (a record, or nothing), for a short TTL.
+//!
+//! Bounded in entries, so a flood of random keys cannot grow it. Negative entries make repeated
+//! unknown keys cost no read. The TTL is also the longest a revocation, rotation or expiry change
+//! takes to reach this process: the README says so. Expiry itself is decided from the cached
+//! record and the clock on every request, so a cached key still expires on the second.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use latchkey::{KeyDigest, KeyRecord};
+use quick_cache::sync::Cache;
+
+#[derive(Clone)]
+struct Entry {
+    record: Option<Arc<KeyRecord>>,
+    stored_at: Instant,
+}
+
+pub struct KeyCache {
+    entries: Option<Cache<KeyDigest, Entry>>,
+    ttl: Duration,
+}
+
+impl KeyCache {
+    /// `ttl` zero turns caching off.
+    pub fn new(capacity: usize, ttl: Duration) -> Self {
+        let entries = (!ttl.is_zero() && capacity > 0).then(|| Cache::new(capacity));
+        Self { entries, ttl }
+    }
+
+    /// `Some(answer)` on a fresh hit, where the answer may be "no such key".
+    pub fn get(&self, digest: &KeyDigest) -> Option<Option<Arc<KeyRecord>>> {
+        let entry = self.entries.as_ref()?.get(digest)?;
+        (entry.stored_at.elapsed() < self.ttl).then_some(entry.record)
+    }
+
+    pub fn insert(&self, digest: KeyDigest, record: Option<Arc<KeyRecord>>) {
+        if let Some(entries) = &self.entries {
+            entries.insert(digest, Entry { record, stored_at: Instant::now() });
+        }
+    }
+
+    /// Forgets a key at once: for a process that revokes or rotates keys itself.
+    pub fn evict(&self, digest: &KeyDigest) {
+        if let Some(entries) = &self.entries {
+            entries.remove(digest);
+        }
+    }
+}

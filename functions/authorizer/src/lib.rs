@@ -1,0 +1,163 @@
+//! The API Gateway REQUEST authorizer: who is calling, decided per request.
+//!
+//! [`Authorizer::authenticate`] is the decision over its dependencies (store, pepper, clock,
+//! configuration); the local API calls it directly. [`Authorizer::handle_event`] wraps it for
+//! Lambda: raw event bytes in, policy bytes out. `main.rs` only wires the runtime.
+//!
+//! The authorizer *authenticates*: every failure is a Deny carrying an error code (the 401
+//! family), rendered by the gateway's `ACCESS_DENIED` response. Handlers *authorize* (403). A
+//! dependency that is down or slow is an error, so API Gateway answers 5xx: never an Allow.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use latchkey::lookup::find_key;
+use latchkey::pepper::{CachedPepper, PepperProvider};
+use latchkey::store::KeyStore;
+use latchkey::{ApiError, Clock, Credential, KeyProfile, KeyRecord, KeyStatus, extract_credential};
+
+pub mod cache;
+pub mod event;
+pub mod jwt;
+pub mod last_used;
+pub mod policy;
+pub mod setup;
+
+use cache::KeyCache;
+use event::AuthorizerEvent;
+use jwt::{JwtVerifier, Session};
+use last_used::LastUsed;
+
+/// Who is calling, once authenticated.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    /// An API key, with its record as stored.
+    Key(Arc<KeyRecord>),
+    /// A dashboard session (JWT): admin over its tenant.
+    Session(Session),
+}
+
+/// Everything the decision depends on.
+pub struct Dependencies<S, P> {
+    pub store: Arc<S>,
+    pub peppers: CachedPepper<P>,
+    pub clock: Arc<dyn Clock>,
+    pub profile: KeyProfile,
+    pub cache_ttl: Duration,
+    pub cache_capacity: usize,
+    pub jwt: Option<JwtVerifier>,
+    /// The API Gateway key value given to sessions, which have no gateway key of their own.
+    pub session_usage_key: Option<String>,
+}
+
+pub struct Authorizer<S, P> {
+    store: Arc<S>,
+    peppers: CachedPepper<P>,
+    clock: Arc<dyn Clock>,
+    profile: KeyProfile,
+    cache: KeyCache,
+    jwt: Option<JwtVerifier>,
+    session_usage_key: Option<String>,
+    last_used: LastUsed,
+}
+
+/// A request the authorizer could not decide: API Gateway must answer 5xx.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    #[error("a dependency is unavailable")]
+    Unavailable,
+    #[error("the authorizer event is malformed: {0}")]
+    MalformedEvent(String),
+}
+
+impl<S: KeyStore + 'static, P: PepperProvider> Authorizer<S, P> {
+    /// Must run inside a Tokio runtime: it starts the `last_used_at` writer.
+    pub fn new(deps: Dependencies<S, P>) -> Self {
+        Self {
+            last_used: LastUsed::spawn(Arc::clone(&deps.store), deps.cache_capacity),
+            cache: KeyCache::new(deps.cache_capacity, deps.cache_ttl),
+            store: deps.store,
+            peppers: deps.peppers,
+            clock: deps.clock,
+            profile: deps.profile,
+            jwt: deps.jwt,
+            session_usage_key: deps.session_usage_key,
+        }
+    }
+
+    pub fn cache(&self) -> &KeyCache {
+        &self.cache
+    }
+
+    /// The decision. `Err(ApiError::ServiceUnavailable)` means a dependency failed; every other
+    /// error is a denial to render.
+    pub async fn authenticate<'h>(
+        &self,
+        headers: impl IntoIterator<Item = (&'h str, &'h str)>,
+    ) -> Result<Principal, ApiError> {
+        match extract_credential(headers)? {
+            Credential::Jwt(token) => match &self.jwt {
+                Some(verifier) => verifier.verify(token).await.map(Principal::Session),
+                None => Err(ApiError::InvalidToken),
+            },
+            Credential::ApiKey(text) => self.authenticate_key(text).await.map(Principal::Key),
+        }
+    }
+
+    async fn authenticate_key(&self, text: &str) -> Result<Arc<KeyRecord>, ApiError> {
+        // The format check: a malformed key costs no I/O at all.
+        let key = self.profile.parse(text).map_err(|_| ApiError::InvalidApiKeyFormat)?;
+        let peppers = self.peppers.current().await;
+        let digest = peppers.current.digest(&key);
+        let record = match self.cache.get(&digest) {
+            Some(cached) => cached,
+            None => {
+                let found = find_key(&*self.store, &peppers, &key).await.map_err(ApiError::from)?.map(Arc::new);
+                self.cache.insert(digest, found.clone());
+                found
+            }
+        };
+        let record = record.ok_or(ApiError::InvalidApiKey)?;
+        let now = self.clock.now();
+        match record.status(now) {
+            // Revoked and unknown answer alike: the caller learns nothing about which.
+            KeyStatus::Revoked => Err(ApiError::InvalidApiKey),
+            KeyStatus::Expired => {
+                Err(ApiError::ExpiredApiKey { expired_at: record.expires_at.expect("expired keys have an expiry") })
+            }
+            KeyStatus::Active => {
+                self.last_used.record(digest, &record.id, now);
+                Ok(record)
+            }
+        }
+    }
+
+    /// One Lambda invocation: event bytes in, response bytes out.
+    pub async fn handle_event(&self, raw: &[u8]) -> Result<Vec<u8>, HandlerError> {
+        let started = Instant::now();
+        let event = AuthorizerEvent::parse(raw).map_err(|e| HandlerError::MalformedEvent(e.to_string()))?;
+        let resource = policy::stage_wildcard(&event.method_arn)
+            .ok_or_else(|| HandlerError::MalformedEvent("methodArn is not an execute-api ARN".into()))?;
+        let outcome = self.authenticate(event.header_pairs()).await;
+        let latency_us = started.elapsed().as_micros() as u64;
+        let request_id = event.request_id().unwrap_or_default();
+        match outcome {
+            Ok(principal) => {
+                let (key_id, tenant_id) = match &principal {
+                    Principal::Key(record) => (record.id.as_str(), record.tenant_id.as_str()),
+                    Principal::Session(session) => ("", session.tenant_id.as_str()),
+                };
+                tracing::info!(outcome = "allow", key_id, tenant_id, request_id, latency_us, "decision");
+                Ok(policy::allow(&principal, &resource, self.session_usage_key.as_deref()))
+            }
+            Err(ApiError::ServiceUnavailable) => {
+                tracing::error!(outcome = "error", code = "SERVICE_UNAVAILABLE", request_id, latency_us, "decision");
+                Err(HandlerError::Unavailable)
+            }
+            Err(denial) => {
+                tracing::info!(outcome = "deny", code = denial.code(), request_id, latency_us, "decision");
+                Ok(policy::deny(&denial, &resource, None))
+            }
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! The authorizer's answer: an IAM policy, a context of strings, and the usage-plan key.
+//!
+//! Allow and Deny both name the whole stage (`.../stage/*`): should anyone turn the gateway's
+//! result cache on, a cached Allow must not lock a key out of the API's other routes.
+
+use serde::Serialize;
+
+use crate::Principal;
+use latchkey::ApiError;
+
+/// `arn:aws:execute-api:REGION:ACCOUNT:API/STAGE/METHOD/PATH` → `arn:aws:execute-api:REGION:ACCOUNT:API/STAGE/*`
+pub fn stage_wildcard(method_arn: &str) -> Option<String> {
+    let mut parts = method_arn.splitn(3, '/');
+    let api = parts.next().filter(|api| api.starts_with("arn:") && api.split(':').count() == 6)?;
+    let stage = parts.next().filter(|stage| !stage.is_empty())?;
+    Some(format!("{api}/{stage}/*"))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Response<'a, C> {
+    principal_id: &'a str,
+    policy_document: PolicyDocument<'a>,
+    context: C,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage_identifier_key: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct PolicyDocument<'a> {
+    #[serde(rename = "Version")]
+    version: &'static str,
+    #[serde(rename = "Statement")]
+    statement: [Statement<'a>; 1],
+}
+
+#[derive(Serialize)]
+struct Statement<'a> {
+    #[serde(rename = "Action")]
+    action: &'static str,
+    #[serde(rename = "Effect")]
+    effect: &'static str,
+    #[serde(rename = "Resource")]
+    resource: &'a str,
+}
+
+fn policy<'a>(effect: &'static str, resource: &'a str) -> PolicyDocument<'a> {
+    PolicyDocument { version: "2012-10-17", statement: [Statement { action: "execute-api:Invoke", effect, resource }] }
+}
+
+/// What the API's handlers learn about the caller (`$context.authorizer.*`, or
+/// `requestContext.authorizer` in a Lambda proxy event). Strings only, as API Gateway requires.
+#[derive(Serialize)]
+struct AllowContext<'a> {
+    auth_type: &'static str,
+    principal: &'a str,
+    tenant_id: &'a str,
+    permissions: String,
+    tier: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    datasource_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<String>,
+}
+
+/// The error the gateway response renders: its code, message, details, and the whole envelope,
+/// so the `ACCESS_DENIED` response template is just `$context.authorizer.error_body` and the
+/// deployed body is byte for byte the local API's.
+#[derive(Serialize)]
+struct DenyContext<'a> {
+    error_status: String,
+    error_code: &'static str,
+    error_message: String,
+    error_details: String,
+    error_body: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_id: Option<&'a str>,
+}
+
+pub fn allow(principal: &Principal, resource: &str, session_usage_key: Option<&str>) -> Vec<u8> {
+    let context = match principal {
+        Principal::Key(record) => AllowContext {
+            auth_type: "api_key",
+            principal: record.id.as_str(),
+            tenant_id: record.tenant_id.as_str(),
+            permissions: record.permissions.to_csv(),
+            tier: record.tier.as_str(),
+            key_id: Some(record.id.as_str()),
+            datasource_id: record.datasource_id.as_ref().map(|d| d.as_str()),
+            expires_at: record.expires_at.map(latchkey::error::format_time),
+        },
+        Principal::Session(session) => AllowContext {
+            auth_type: "jwt",
+            principal: &session.subject,
+            tenant_id: session.tenant_id.as_str(),
+            permissions: latchkey::Permission::Admin.as_str().to_owned(),
+            tier: "internal",
+            key_id: None,
+            datasource_id: None,
+            expires_at: None,
+        },
+    };
+    let usage_identifier_key = match principal {
+        Principal::Key(record) => record.gateway_key.as_ref().map(|g| g.value.as_str()),
+        Principal::Session(_) => session_usage_key,
+    };
+    let response = Response {
+        principal_id: context.principal,
+        policy_document: policy("Allow", resource),
+        usage_identifier_key,
+        context,
+    };
+    serde_json::to_vec(&response).expect("a policy always serializes")
+}
+
+pub fn deny(error: &ApiError, resource: &str, key_id: Option<&str>) -> Vec<u8> {
+    let details: serde_json::Map<String, serde_json::Value> =
+        error.details().into_iter().map(|(k, v)| (k.to_owned(), v.into())).collect();
+    let context = DenyContext {
+        error_status: error.status().to_string(),
+        error_code: error.code(),
+        error_message: error.to_string(),
+        error_details: serde_json::Value::Object(details).to_string(),
+        error_body: error.to_json(),
+        key_id,
+    };
+    let response = Response {
+        principal_id: key_id.unwrap_or("anonymous"),
+        policy_document: policy("Deny", resource),
+        context,
+        usage_identifier_key: None,
+    };
+    serde_json::to_vec(&response).expect("a policy always serializes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcard_covers_the_stage() {
+        assert_eq!(
+            stage_wildcard("arn:aws:execute-api:eu-west-1:123456789012:a1b2c3/prod/GET/keys/key_1").as_deref(),
+            Some("arn:aws:execute-api:eu-west-1:123456789012:a1b2c3/prod/*")
+        );
+        assert_eq!(
+            stage_wildcard("arn:aws:execute-api:eu-west-1:123456789012:a1b2c3/prod/POST/").as_deref(),
+            Some("arn:aws:execute-api:eu-west-1:123456789012:a1b2c3/prod/*")
+        );
+        for bad in [
+            "",
+            "arn:aws:execute-api",
+            "arn:aws:execute-api:eu-west-1:1:api",
+            "arn:aws:execute-api:r:1:api//GET",
+            "nope/prod/GET",
+        ] {
+            assert_eq!(stage_wildcard(bad), None, "{bad}");
+        }
+    }
+}
