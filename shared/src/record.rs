@@ -94,7 +94,13 @@ impl KeyRecord {
     /// pepper, hint, new id. The plaintext is returned once, to be shown once.
     pub fn issue(profile: &KeyProfile, hasher: &KeyHasher, spec: KeySpec, now: DateTime<Utc>) -> (ApiKey, KeyRecord) {
         let key = profile.generate();
-        let record = KeyRecord {
+        let record = KeyRecord::new(&key, hasher, spec, now);
+        (key, record)
+    }
+
+    /// The record of a given key, with a new id.
+    pub fn new(key: &ApiKey, hasher: &KeyHasher, spec: KeySpec, now: DateTime<Utc>) -> KeyRecord {
+        KeyRecord {
             id: KeyId::generate(),
             tenant_id: spec.tenant_id,
             name: spec.name,
@@ -105,15 +111,14 @@ impl KeyRecord {
             expires_at: spec.expires_at,
             revoked_at: None,
             last_used_at: None,
-            digest: hasher.digest(&key),
+            digest: hasher.digest(key),
             pepper_version: hasher.version().clone(),
             datasource_id: spec.datasource_id,
             gateway_key: None,
             replaces: spec.replaces,
             replaced_by: None,
             revision: 0,
-        };
-        (key, record)
+        }
     }
 
     /// Status is computed from the record and the clock, never trusted from storage: DynamoDB's

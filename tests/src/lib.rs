@@ -73,3 +73,27 @@ pub async fn create_secret(client: &aws_sdk_secretsmanager::Client, value: &str)
     });
     name
 }
+
+/// A pepper provider with fixed peppers: for tests that need to know the digests in advance.
+pub struct StaticPepper {
+    current: (Vec<u8>, &'static str),
+    previous: Option<(Vec<u8>, &'static str)>,
+}
+
+impl StaticPepper {
+    pub fn new(current: &[u8], version: &'static str) -> Self {
+        Self { current: (current.to_vec(), version), previous: None }
+    }
+}
+
+impl latchkey::pepper::PepperProvider for StaticPepper {
+    async fn load(&self) -> Result<latchkey::pepper::PepperSet, latchkey::pepper::PepperError> {
+        use latchkey::pepper::{Pepper, PepperSet};
+        let pepper = |(bytes, version): &(Vec<u8>, &'static str)| {
+            Pepper::new(bytes.clone(), latchkey::PepperVersion::new(*version), "static")
+        };
+        let current = pepper(&self.current)?;
+        let previous = self.previous.as_ref().map(pepper).transpose()?;
+        Ok(PepperSet::new(&current, previous.as_ref()))
+    }
+}
