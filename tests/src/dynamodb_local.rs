@@ -20,7 +20,8 @@ impl DynamoDbLocal {
         Self::start_on(port).await
     }
 
-    /// Starts (or restarts) an instance on `port`.
+    /// Starts (or restarts) an instance on `port`, and waits until it answers a real call (a
+    /// fresh JVM is slow to serve its first request; tests with short timeouts start after that).
     pub async fn start_on(port: u16) -> Self {
         let java = required_env("LATCHKEY_JAVA");
         let jar = required_env("LATCHKEY_DYNAMODB_LOCAL_JAR");
@@ -35,13 +36,14 @@ impl DynamoDbLocal {
             .spawn()
             .expect("starting DynamoDB Local");
         let instance = Self { child: Some(child), port };
+        let client = crate::dynamodb_client_at(&instance.endpoint(), Default::default()).await;
         for _ in 0..300 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            if client.list_tables().send().await.is_ok() {
                 return instance;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("DynamoDB Local did not listen on port {port} within 30 s");
+        panic!("DynamoDB Local did not answer on port {port} within 30 s");
     }
 
     pub fn endpoint(&self) -> String {

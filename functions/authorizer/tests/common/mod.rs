@@ -55,7 +55,8 @@ pub async fn harness<S: KeyStore + 'static, P: PepperProvider>(
 ) -> Harness<S, P> {
     let store = Arc::new(store);
     let clock = Arc::new(ManualClock::new(now()));
-    let peppers = CachedPepper::load(pepper, Duration::from_secs(300)).await.unwrap();
+    // A short refresh, so tests that rotate the pepper see it quickly.
+    let peppers = CachedPepper::load(pepper, Duration::from_millis(100)).await.unwrap();
     let hasher = peppers.current().await.current.clone();
     let records = seed(&*store, &hasher).await;
     let authorizer = Authorizer::new(Dependencies {
@@ -130,5 +131,16 @@ impl<S: KeyStore + 'static, P: PepperProvider> Harness<S, P> {
 
     pub fn record(&self, name: &str) -> &KeyRecord {
         &self.records[name]
+    }
+
+    /// The effect of the policy answered to a fixture.
+    pub async fn effect(&self, name: &str) -> String {
+        let response = self.decide(name).await.expect("decided");
+        response["policyDocument"]["Statement"][0]["Effect"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn code(&self, name: &str) -> String {
+        let response = self.decide(name).await.expect("decided");
+        response["context"]["error_code"].as_str().unwrap_or("").to_owned()
     }
 }
