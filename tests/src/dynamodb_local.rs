@@ -36,7 +36,7 @@ impl DynamoDbLocal {
             .spawn()
             .expect("starting DynamoDB Local");
         let instance = Self { child: Some(child), port };
-        let client = crate::dynamodb_client_at(&instance.endpoint(), Default::default()).await;
+        let client = crate::dynamodb_client_at(&instance.endpoint(), crate::patient_timeouts()).await;
         for _ in 0..300 {
             if client.list_tables().send().await.is_ok() {
                 return instance;

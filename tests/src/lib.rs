@@ -24,11 +24,23 @@ pub fn required_env(var: &str) -> String {
 }
 
 /// The SDK configuration of the test run: endpoints from `AWS_ENDPOINT_URL_*`, dummy credentials.
+/// Timeouts are generous: a loaded CI machine must not turn a slow answer into a failed test
+/// (fault tests set short ones explicitly with [`short_timeouts`]).
 pub async fn sdk_config() -> SdkConfig {
     for var in ["AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_REGION"] {
         required_env(var);
     }
-    latchkey::aws::load_sdk_config(&AwsTimeouts::default()).await
+    latchkey::aws::load_sdk_config(&patient_timeouts()).await
+}
+
+/// Timeouts for tests that are not about timeouts.
+pub fn patient_timeouts() -> AwsTimeouts {
+    AwsTimeouts {
+        connect: Duration::from_secs(5),
+        attempt: Duration::from_secs(15),
+        operation: Duration::from_secs(45),
+        max_attempts: 3,
+    }
 }
 
 /// A name no other test uses, so tests run in parallel against one engine.
