@@ -12,8 +12,11 @@ use latchkey::{KeyDigest, KeyHasher, KeyProfile, KeyRecord, KeySpec, PepperVersi
 use latchkey_tests::dynamodb_local::DynamoDbLocal;
 use latchkey_tests::{dynamodb_client_at, fresh_dynamo_store, fresh_dynamo_store_with, short_timeouts};
 
+/// A fixed clock far in the future: DynamoDB Local deletes items whose TTL has passed in real
+/// time, and a record's TTL derives from this clock, so a past date would let records vanish
+/// mid-test.
 fn now() -> DateTime<Utc> {
-    "2026-01-01T00:00:00Z".parse().unwrap()
+    "2100-01-01T00:00:00Z".parse().unwrap()
 }
 
 fn record(expires_at: Option<DateTime<Utc>>) -> KeyRecord {

@@ -18,7 +18,7 @@ use latchkey_tests::{create_secret, dynamodb_client_at, fresh_dynamo_store_with,
 async fn pepper_rotation_end_to_end() {
     let secrets = aws_sdk_secretsmanager::Client::new(&sdk_config().await);
     let secret = create_secret(&secrets, "pepper-one-0123456789abcdef0123456789ab").await;
-    let store = latchkey_tests::fresh_dynamo_store(TimeDelta::days(1)).await;
+    let store = common::fresh_store().await;
     let harness = harness(store, SecretsManagerPepper::new(secrets.clone(), &secret), Duration::ZERO).await;
     assert_eq!(harness.effect("key_x_api_key").await, "Allow");
 
@@ -86,7 +86,7 @@ async fn eviction_makes_a_revocation_immediate() {
 async fn dynamodb_down_is_never_an_allow() {
     let mut engine = DynamoDbLocal::start().await;
     let client = dynamodb_client_at(&engine.endpoint(), short_timeouts()).await;
-    let store = fresh_dynamo_store_with(client, TimeDelta::days(1)).await;
+    let store = fresh_dynamo_store_with(client, common::retention()).await;
     let harness = harness(store, latchkey_tests::StaticPepper::new(common::PEPPER, "v1"), Duration::ZERO).await;
     assert_eq!(harness.effect("key_x_api_key").await, "Allow");
 

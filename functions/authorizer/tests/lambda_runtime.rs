@@ -8,12 +8,11 @@ use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use chrono::TimeDelta;
 use common::{fixture_keys, now};
 use latchkey::pepper::{PepperProvider, SecretsManagerPepper};
 use latchkey::store::KeyStore;
 use latchkey::{KeyProfile, KeyRecord, KeySpec, Permission};
-use latchkey_tests::{create_secret, fresh_dynamo_store, required_env, sdk_config};
+use latchkey_tests::{create_secret, required_env, sdk_config};
 use serde_json::Value;
 
 fn workspace_root() -> PathBuf {
@@ -53,7 +52,7 @@ async fn the_function_answers_fixture_events_through_the_lambda_runtime() {
     let cargo_lambda = required_env("LATCHKEY_CARGO_LAMBDA");
     let secrets = aws_sdk_secretsmanager::Client::new(&sdk_config().await);
     let secret = create_secret(&secrets, "lambda-runtime-pepper-0123456789abcdef01").await;
-    let store = fresh_dynamo_store(TimeDelta::days(1)).await;
+    let store = common::fresh_store().await;
     let peppers = SecretsManagerPepper::new(secrets, &secret).load().await.unwrap();
     let key = KeyProfile::latchkey().parse(&fixture_keys()["valid"]).unwrap();
     let spec = KeySpec {

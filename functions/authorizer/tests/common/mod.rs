@@ -43,8 +43,19 @@ pub struct Harness<S: KeyStore + 'static, P: PepperProvider> {
     pub records: HashMap<String, KeyRecord>,
 }
 
+/// How long the test tables keep dead records. The fixtures' clock (and their JWTs) sit at a
+/// fixed date, while DynamoDB Local deletes items whose TTL has passed in real time: a century
+/// keeps every seeded record's TTL in the future, so no record vanishes mid-test.
+pub fn retention() -> TimeDelta {
+    TimeDelta::days(36_500)
+}
+
+pub async fn fresh_store() -> DynamoKeyStore {
+    latchkey_tests::fresh_dynamo_store(retention()).await
+}
+
 pub async fn dynamo_harness(cache_ttl: Duration) -> Harness<DynamoKeyStore, StaticPepper> {
-    let store = latchkey_tests::fresh_dynamo_store(TimeDelta::days(30)).await;
+    let store = fresh_store().await;
     harness(store, StaticPepper::new(PEPPER, "v1"), cache_ttl).await
 }
 
