@@ -47,6 +47,9 @@ pub enum ApiError {
     RateLimited { retry_after_seconds: u64 },
     #[error("The quota for this period is used up")]
     QuotaExceeded { retry_after_seconds: u64 },
+    /// API Gateway's per-region API key limit is reached: no key was created.
+    #[error("No more API keys can be created: the API Gateway API key limit of this account and region is reached")]
+    KeyLimitReached,
     /// Nothing about the cause reaches the caller; it is logged where it happens.
     #[error("Internal error")]
     Internal,
@@ -81,6 +84,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => 413,
             ApiError::RateLimited { .. } | ApiError::QuotaExceeded { .. } => 429,
             ApiError::Internal => 500,
+            ApiError::KeyLimitReached => 507,
             ApiError::ServiceUnavailable => 503,
         }
     }
@@ -103,6 +107,7 @@ impl ApiError {
             ApiError::RateLimited { .. } => "RATE_LIMITED",
             ApiError::QuotaExceeded { .. } => "QUOTA_EXCEEDED",
             ApiError::Internal => "INTERNAL",
+            ApiError::KeyLimitReached => "KEY_LIMIT_REACHED",
             ApiError::ServiceUnavailable => "SERVICE_UNAVAILABLE",
         }
     }

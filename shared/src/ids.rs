@@ -71,6 +71,10 @@ random_id!(
     KeyId, "key_", "key id"
 );
 random_id!(
+    /// An audit event's id, e.g. `evt_0193...`: time-ordered, so the log reads in order.
+    AuditId, "evt_", "audit event id"
+);
+random_id!(
     /// A datasource's id, e.g. `ds_0193...`.
     DatasourceId, "ds_", "datasource id"
 );

@@ -6,14 +6,17 @@
 //! [`store::KeyStore`] contract with its DynamoDB and embedded implementations, the pepper
 //! providers, and typed configuration.
 
+pub mod audit;
 pub mod clock;
 pub mod config;
 pub mod credential;
 pub mod digest;
 pub mod error;
+pub mod gateway;
 pub mod ids;
 pub mod key;
 pub mod lookup;
+pub mod manage;
 pub mod pepper;
 pub mod permission;
 pub mod record;
@@ -27,8 +30,8 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use credential::{Credential, CredentialError, extract_credential};
 pub use digest::{KeyDigest, KeyHasher, PepperVersion};
 pub use error::ApiError;
-pub use ids::{DatasourceId, IdError, KeyId, TenantId};
+pub use ids::{AuditId, DatasourceId, IdError, KeyId, TenantId};
 pub use key::{ApiKey, KeyFormatError, KeyProfile, ProfileError};
 pub use permission::{Permission, Permissions};
-pub use record::{GatewayKey, KeyRecord, KeySpec, KeyStatus};
+pub use record::{GatewayKey, KeyChanges, KeyRecord, KeySpec, KeyStatus};
 pub use tier::{Tier, TierName, Tiers};

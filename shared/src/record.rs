@@ -89,6 +89,21 @@ pub struct KeySpec {
     pub replaces: Option<KeyId>,
 }
 
+/// What an update may change (`PATCH /keys/{id}`); `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KeyChanges {
+    pub name: Option<String>,
+    pub permissions: Option<Permissions>,
+    pub tier: Option<TierName>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl KeyChanges {
+    pub fn is_empty(&self) -> bool {
+        *self == KeyChanges::default()
+    }
+}
+
 impl KeyRecord {
     /// Generates a key of `profile` and the record that stores it: digest under the current
     /// pepper, hint, new id. The plaintext is returned once, to be shown once.

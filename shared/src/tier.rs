@@ -92,6 +92,14 @@ pub struct Tier {
     pub throttle: Option<Throttle>,
     #[serde(default)]
     pub quota: Option<Quota>,
+    /// Whether a tenant's admin may give keys this tier. `false` reserves it for keys the
+    /// operator issues (bootstrap), e.g. the unthrottled `internal` tier.
+    #[serde(default = "assignable_by_default")]
+    pub assignable: bool,
+}
+
+fn assignable_by_default() -> bool {
+    true
 }
 
 /// The deployment's tiers and the one new keys get when none is asked for.
@@ -150,8 +158,12 @@ impl Default for Tiers {
     /// Seed 000's tiers: `free` 2 req/s and `starter` 10 req/s, each key throttled on its own,
     /// and `internal`, unthrottled, for operator and service keys. New keys default to `free`.
     fn default() -> Self {
-        let tier =
-            |name: &str, throttle: Option<Throttle>| Tier { name: name.parse().expect("valid"), throttle, quota: None };
+        let tier = |name: &str, throttle: Option<Throttle>| Tier {
+            name: name.parse().expect("valid"),
+            throttle,
+            quota: None,
+            assignable: throttle.is_some(),
+        };
         Self::new(
             vec![
                 tier("free", Some(Throttle { rate_per_second: 2.0, burst: 4 })),
@@ -175,7 +187,9 @@ mod tests {
         assert_eq!(free.throttle.unwrap().rate_per_second, 2.0);
         let starter = tiers.get(&"starter".parse().unwrap()).unwrap();
         assert_eq!(starter.throttle.unwrap().rate_per_second, 10.0);
-        assert!(tiers.get(&"internal".parse().unwrap()).unwrap().throttle.is_none());
+        let internal = tiers.get(&"internal".parse().unwrap()).unwrap();
+        assert!(internal.throttle.is_none() && !internal.assignable, "internal is the operator's");
+        assert!(free.assignable && starter.assignable);
         assert_eq!(tiers.default_tier().as_str(), "free");
     }
 

@@ -10,7 +10,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use latchkey::lookup::find_key;
 use latchkey::pepper::{CachedPepper, PepperError, PepperProvider, SecretsManagerPepper};
 use latchkey::store::{Cursor, KeyStore, Page, StoreError};
-use latchkey::{KeyDigest, KeyId, KeyProfile, KeyRecord, KeySpec, PepperVersion, TenantId};
+use latchkey::{KeyChanges, KeyDigest, KeyId, KeyProfile, KeyRecord, KeySpec, PepperVersion, TenantId};
 use latchkey_tests::{create_secret, fresh_dynamo_store, sdk_config, short_timeouts};
 
 const PEPPER_V1: &str = "first-pepper-0123456789abcdefghijklmnop";
@@ -76,6 +76,10 @@ impl<S: KeyStore> KeyStore for Counting<S> {
 
     async fn revoke(&self, tenant: &TenantId, id: &KeyId, at: DateTime<Utc>) -> Result<KeyRecord, StoreError> {
         self.inner.revoke(tenant, id, at).await
+    }
+
+    async fn update(&self, tenant: &TenantId, id: &KeyId, changes: &KeyChanges) -> Result<KeyRecord, StoreError> {
+        self.inner.update(tenant, id, changes).await
     }
 
     async fn rotate(

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use latchkey::store::{Cursor, KeyStore, StoreError};
-use latchkey::{ApiKey, KeyHasher, KeyProfile, KeyRecord, KeySpec, KeyStatus, PepperVersion, Permission, TenantId};
+use latchkey::{
+    ApiKey, KeyChanges, KeyHasher, KeyProfile, KeyRecord, KeySpec, KeyStatus, PepperVersion, Permission, TenantId,
+};
 
 /// A fixed clock far in the future: DynamoDB Local deletes items whose TTL has passed in real
 /// time, and a record's TTL derives from this clock, so a past date would let records vanish
@@ -125,6 +127,44 @@ async fn revoke_is_immediate_idempotent_and_tenant_scoped(store: impl KeyStore) 
     assert!(matches!(store.revoke(&owner, &latchkey::KeyId::generate(), now()).await, Err(StoreError::NotFound)));
 }
 
+async fn update_changes_what_it_names_and_refuses_dead_keys(store: impl KeyStore) {
+    let owner = tenant("a");
+    let (key, record) = issue(&owner, "before");
+    store.insert(&record).await.unwrap();
+
+    let changes = KeyChanges { name: Some("after".into()), ..KeyChanges::default() };
+    assert!(matches!(store.update(&tenant("b"), &record.id, &changes).await, Err(StoreError::NotFound)));
+    let renamed = store.update(&owner, &record.id, &changes).await.unwrap();
+    assert_eq!(
+        (renamed.name.as_str(), renamed.permissions, &renamed.tier),
+        ("after", record.permissions, &record.tier)
+    );
+    assert_eq!(renamed.revision, record.revision + 1);
+
+    let expires_at = now() + TimeDelta::days(3);
+    let changes = KeyChanges {
+        permissions: Some([Permission::Admin].into_iter().collect()),
+        tier: Some("free".parse().unwrap()),
+        expires_at: Some(expires_at),
+        ..KeyChanges::default()
+    };
+    store.update(&owner, &record.id, &changes).await.unwrap();
+    // What verification reads is what was written.
+    let stored = store.find_by_digest(&hasher().digest(&key)).await.unwrap().unwrap();
+    assert_eq!(stored.name, "after");
+    assert_eq!(stored.permissions, [Permission::Admin].into_iter().collect());
+    assert_eq!(stored.tier.as_str(), "free");
+    assert_eq!(stored.expires_at, Some(expires_at));
+    assert_eq!(stored.revision, record.revision + 2);
+    assert_eq!(store.get(&owner, &record.id).await.unwrap().unwrap(), stored);
+
+    store.revoke(&owner, &record.id, now()).await.unwrap();
+    let zombie = KeyChanges { name: Some("zombie".into()), ..KeyChanges::default() };
+    let refused = store.update(&owner, &record.id, &zombie).await;
+    assert!(matches!(refused, Err(StoreError::Conflict(_))));
+    assert_eq!(store.get(&owner, &record.id).await.unwrap().unwrap().name, "after");
+}
+
 async fn rotation_has_exactly_one_winner(store: impl KeyStore + 'static) {
     let owner = tenant("a");
     let (_, old) = issue(&owner, "rotating");
@@ -236,48 +276,29 @@ async fn many_parallel_inserts_lose_nothing(store: impl KeyStore + 'static) {
     assert_eq!(listed, ids);
 }
 
+/// The contract suite for one store: one `#[tokio::test]` per case, each on a fresh store.
 macro_rules! contract {
     ($store_module:ident, $make:expr) => {
+        contract!(@cases $store_module, $make, [
+            insert_then_find_by_digest_and_id,
+            duplicate_insert_is_rejected,
+            pages_cover_a_tenant_exactly_once_in_creation_order,
+            revoke_is_immediate_idempotent_and_tenant_scoped,
+            update_changes_what_it_names_and_refuses_dead_keys,
+            rotation_has_exactly_one_winner,
+            rehash_moves_once_and_never_loses_a_revocation,
+            touch_records_last_use_without_bumping_the_revision,
+            many_parallel_inserts_lose_nothing,
+        ]);
+    };
+    (@cases $store_module:ident, $make:expr, [$($case:ident),* $(,)?]) => {
         mod $store_module {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn insert_then_find_by_digest_and_id() {
-                super::insert_then_find_by_digest_and_id($make).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn duplicate_insert_is_rejected() {
-                super::duplicate_insert_is_rejected($make).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn pages_cover_a_tenant_exactly_once_in_creation_order() {
-                super::pages_cover_a_tenant_exactly_once_in_creation_order($make).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn revoke_is_immediate_idempotent_and_tenant_scoped() {
-                super::revoke_is_immediate_idempotent_and_tenant_scoped($make).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn rotation_has_exactly_one_winner() {
-                super::rotation_has_exactly_one_winner($make).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn rehash_moves_once_and_never_loses_a_revocation() {
-                super::rehash_moves_once_and_never_loses_a_revocation($make).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn touch_records_last_use_without_bumping_the_revision() {
-                super::touch_records_last_use_without_bumping_the_revision($make).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn many_parallel_inserts_lose_nothing() {
-                super::many_parallel_inserts_lose_nothing($make).await;
-            }
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case($make).await;
+                }
+            )*
         }
     };
 }

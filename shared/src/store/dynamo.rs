@@ -9,27 +9,38 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 use chrono::{DateTime, TimeDelta, Utc};
 
-use super::schema::{self, digest_pk, id_pk};
+use super::schema::{self, audit_partition, audit_pk, digest_pk, id_pk};
 use super::{Cursor, KeyStore, Page, StoreError};
-use crate::{KeyDigest, KeyId, KeyRecord, PepperVersion, TenantId};
+use crate::audit::{AuditEvent, AuditLog};
+use crate::{AuditId, KeyChanges, KeyDigest, KeyId, KeyRecord, PepperVersion, TenantId};
 
 type Item = HashMap<String, AttributeValue>;
 
 /// How often a read-modify-write retries after losing a race before answering `Conflict`.
 const OPTIMISTIC_ATTEMPTS: usize = 3;
 
+/// How long audit events are kept unless configured otherwise.
+pub const DEFAULT_AUDIT_RETENTION: TimeDelta = TimeDelta::days(365);
+
 #[derive(Debug, Clone)]
 pub struct DynamoKeyStore {
     client: Client,
     table: String,
     retention: TimeDelta,
+    audit_retention: TimeDelta,
 }
 
 impl DynamoKeyStore {
     /// `retention`: how long a dead (expired or revoked) record is kept before DynamoDB's TTL may
     /// collect it.
     pub fn new(client: Client, table: impl Into<String>, retention: TimeDelta) -> Self {
-        Self { client, table: table.into(), retention }
+        Self { client, table: table.into(), retention, audit_retention: DEFAULT_AUDIT_RETENTION }
+    }
+
+    /// How long audit events are kept before DynamoDB's TTL may collect them.
+    pub fn with_audit_retention(mut self, retention: TimeDelta) -> Self {
+        self.audit_retention = retention;
+        self
     }
 
     pub fn client(&self) -> &Client {
@@ -109,6 +120,27 @@ impl DynamoKeyStore {
                 .expression_attribute_values(format!(":{name}"), value);
         }
         builder.update_expression(format!("SET {}", assignments.join(", "))).build().map_err(build_error)
+    }
+
+    /// Reads a tenant's record, lets `change` compute the new one and the attributes to `SET`
+    /// (`None`: nothing to write, the record stands), and writes it conditionally on the revision
+    /// read; a record changed in between (revoked, rotated, rehashed) is read again.
+    async fn read_modify_write<F>(&self, tenant: &TenantId, id: &KeyId, change: F) -> Result<KeyRecord, StoreError>
+    where
+        F: Fn(&KeyRecord) -> Result<Option<(KeyRecord, Vec<(&'static str, AttributeValue)>)>, StoreError>,
+    {
+        for _ in 0..OPTIMISTIC_ATTEMPTS {
+            let record = self.get(tenant, id).await?.ok_or(StoreError::NotFound)?;
+            let Some((updated, set)) = change(&record)? else { return Ok(record) };
+            let update = self.update_record(&record, &updated, &set)?;
+            let items = vec![TransactWriteItem::builder().update(update).build()];
+            match self.transact(items, StoreError::Conflict("changed since read")).await {
+                Ok(()) => return Ok(updated),
+                Err(StoreError::Conflict(_)) => continue,
+                Err(error) => return Err(error),
+            }
+        }
+        Err(StoreError::Conflict("the key is being changed concurrently; try again"))
     }
 
     async fn transact(&self, items: Vec<TransactWriteItem>, on_condition: StoreError) -> Result<(), StoreError> {
@@ -209,34 +241,42 @@ impl KeyStore for DynamoKeyStore {
             Some(cursor) => query
                 .key_condition_expression("#tenant = :tenant AND #id > :after")
                 .expression_attribute_names("#id", schema::TENANT_INDEX_SORT_KEY)
-                .expression_attribute_values(":after", AttributeValue::S(cursor.key_id().to_string())),
+                .expression_attribute_values(":after", AttributeValue::S(cursor.id().to_string())),
             None => query.key_condition_expression("#tenant = :tenant"),
         };
         let output = query.send().await.map_err(unavailable)?;
-        let mut items = output.items.unwrap_or_default().into_iter().map(from_item).collect::<Result<Vec<_>, _>>()?;
-        let next_cursor = if items.len() > limit as usize {
-            items.truncate(limit as usize);
-            items.last().map(|last| Cursor::after(&last.id).encode())
-        } else {
-            None
-        };
-        Ok(Page { items, next_cursor })
+        let items = output.items.unwrap_or_default().into_iter().map(from_item).collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_lookahead(items, limit as usize, |record| &record.id))
     }
 
     async fn revoke(&self, tenant: &TenantId, id: &KeyId, at: DateTime<Utc>) -> Result<KeyRecord, StoreError> {
-        for _ in 0..OPTIMISTIC_ATTEMPTS {
-            let record = self.get(tenant, id).await?.ok_or(StoreError::NotFound)?;
-            let Some(updated) = super::revoked(&record, at) else { return Ok(record) };
-            let update = self.update_record(&record, &updated, &[("revoked_at", to_value(&at)?)])?;
-            let items = vec![TransactWriteItem::builder().update(update).build()];
-            match self.transact(items, StoreError::Conflict("changed since read")).await {
-                Ok(()) => return Ok(updated),
-                // Changed since it was read (revoked, rotated, rehashed): read again.
-                Err(StoreError::Conflict(_)) => continue,
-                Err(error) => return Err(error),
+        self.read_modify_write(tenant, id, |record| {
+            let Some(updated) = super::revoked(record, at) else { return Ok(None) };
+            let set = vec![("revoked_at", to_value(&at)?)];
+            Ok(Some((updated, set)))
+        })
+        .await
+    }
+
+    async fn update(&self, tenant: &TenantId, id: &KeyId, changes: &KeyChanges) -> Result<KeyRecord, StoreError> {
+        self.read_modify_write(tenant, id, |record| {
+            let updated = super::updated(record, changes)?;
+            let mut set = Vec::new();
+            if changes.name.is_some() {
+                set.push(("name", to_value(&updated.name)?));
             }
-        }
-        Err(StoreError::Conflict("the key is being changed concurrently; try again"))
+            if changes.permissions.is_some() {
+                set.push(("permissions", to_value(&updated.permissions)?));
+            }
+            if changes.tier.is_some() {
+                set.push(("tier", to_value(&updated.tier)?));
+            }
+            if let Some(expires_at) = &changes.expires_at {
+                set.push(("expires_at", to_value(expires_at)?));
+            }
+            Ok(Some((updated, set)))
+        })
+        .await
     }
 
     async fn rotate(
@@ -307,5 +347,57 @@ impl KeyStore for DynamoKeyStore {
             TransactWriteItem::builder().update(repoint).build(),
         ];
         self.transact(items, StoreError::Conflict("the key was changed or already moved")).await
+    }
+}
+
+impl AuditLog for DynamoKeyStore {
+    async fn append(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        let ttl = (event.at + self.audit_retention).timestamp();
+        let item = HashMap::from([
+            (schema::PARTITION_KEY.to_owned(), AttributeValue::S(audit_pk(&event.id))),
+            (schema::TENANT_INDEX_PARTITION_KEY.to_owned(), AttributeValue::S(audit_partition(&event.tenant_id))),
+            (schema::TENANT_INDEX_SORT_KEY.to_owned(), AttributeValue::S(event.id.to_string())),
+            ("event".to_owned(), to_value(event)?),
+            (schema::TTL_ATTRIBUTE.to_owned(), AttributeValue::N(ttl.to_string())),
+        ]);
+        let put = self.client.put_item().table_name(&self.table).set_item(Some(item));
+        put.send().await.map(drop).map_err(unavailable)
+    }
+
+    async fn events(
+        &self,
+        tenant: &TenantId,
+        limit: u32,
+        before: Option<&Cursor<AuditId>>,
+    ) -> Result<Page<AuditEvent>, StoreError> {
+        let limit = limit.clamp(1, super::MAX_PAGE_SIZE);
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(schema::TENANT_INDEX)
+            .scan_index_forward(false)
+            .limit(limit as i32 + 1)
+            .expression_attribute_names("#tenant", schema::TENANT_INDEX_PARTITION_KEY)
+            .expression_attribute_values(":tenant", AttributeValue::S(audit_partition(tenant)));
+        query = match before {
+            Some(cursor) => query
+                .key_condition_expression("#tenant = :tenant AND #id < :before")
+                .expression_attribute_names("#id", schema::TENANT_INDEX_SORT_KEY)
+                .expression_attribute_values(":before", AttributeValue::S(cursor.id().to_string())),
+            None => query.key_condition_expression("#tenant = :tenant"),
+        };
+        let output = query.send().await.map_err(unavailable)?;
+        let events = output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|mut item| {
+                let event =
+                    item.remove("event").ok_or_else(|| StoreError::Corrupt("an audit item has no event".into()))?;
+                serde_dynamo::from_attribute_value(event).map_err(|e| StoreError::Corrupt(e.to_string()))
+            })
+            .collect::<Result<Vec<AuditEvent>, _>>()?;
+        Ok(Page::from_lookahead(events, limit as usize, |event| &event.id))
     }
 }

@@ -12,7 +12,8 @@ use chrono::{DateTime, Utc};
 use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition, WriteTransaction};
 
 use super::{Cursor, KeyStore, Page, StoreError};
-use crate::{KeyDigest, KeyId, KeyRecord, PepperVersion, TenantId};
+use crate::audit::{AuditEvent, AuditLog};
+use crate::{AuditId, KeyChanges, KeyDigest, KeyId, KeyRecord, PepperVersion, TenantId};
 
 /// Digest bytes → the record as JSON.
 const RECORDS: TableDefinition<&[u8], &str> = TableDefinition::new("records_by_digest");
@@ -20,6 +21,8 @@ const RECORDS: TableDefinition<&[u8], &str> = TableDefinition::new("records_by_d
 const IDS: TableDefinition<&str, &[u8]> = TableDefinition::new("digest_by_key_id");
 /// `"{tenant}#{key id}"` → nothing: the listing index (`#` never occurs in a tenant id).
 const TENANT_KEYS: TableDefinition<&str, ()> = TableDefinition::new("keys_by_tenant");
+/// `"{tenant}#{event id}"` → the audit event as JSON.
+const AUDIT: TableDefinition<&str, &str> = TableDefinition::new("audit_by_tenant");
 
 #[derive(Clone)]
 pub struct EmbeddedKeyStore {
@@ -44,7 +47,7 @@ fn encode(record: &KeyRecord) -> Result<String, StoreError> {
     serde_json::to_string(record).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-fn tenant_key(tenant: &TenantId, id: &KeyId) -> String {
+fn tenant_key(tenant: &TenantId, id: &impl std::fmt::Display) -> String {
     format!("{tenant}#{id}")
 }
 
@@ -106,6 +109,7 @@ impl EmbeddedKeyStore {
         let db = Database::create(path).map_err(unavailable)?;
         let txn = db.begin_write().map_err(unavailable)?;
         Tables::open(&txn)?;
+        txn.open_table(AUDIT).map_err(unavailable)?;
         txn.commit().map_err(unavailable)?;
         Ok(Self { db: Arc::new(db) })
     }
@@ -174,7 +178,7 @@ impl KeyStore for EmbeddedKeyStore {
     async fn list(&self, tenant: &TenantId, limit: u32, after: Option<&Cursor>) -> Result<Page<KeyRecord>, StoreError> {
         let limit = limit.clamp(1, super::MAX_PAGE_SIZE) as usize;
         let tenant = tenant.clone();
-        let after = after.map(|c| tenant_key(&tenant, c.key_id()));
+        let after = after.map(|c| tenant_key(&tenant, c.id()));
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(unavailable)?;
             let index = txn.open_table(TENANT_KEYS).map_err(unavailable)?;
@@ -202,13 +206,7 @@ impl KeyStore for EmbeddedKeyStore {
                     .ok_or_else(|| StoreError::Corrupt(format!("{id} has no record")))?;
                 items.push(decode(json.value())?);
             }
-            let next_cursor = if items.len() > limit {
-                items.truncate(limit);
-                items.last().map(|last| Cursor::after(&last.id).encode())
-            } else {
-                None
-            };
-            Ok(Page { items, next_cursor })
+            Ok(Page::from_lookahead(items, limit, |record| &record.id))
         })
         .await
     }
@@ -218,6 +216,17 @@ impl KeyStore for EmbeddedKeyStore {
         self.write(move |tables| {
             let record = tables.tenant_record(&tenant, &id)?.ok_or(StoreError::NotFound)?;
             let Some(updated) = super::revoked(&record, at) else { return Ok(record) };
+            tables.put_record(&updated)?;
+            Ok(updated)
+        })
+        .await
+    }
+
+    async fn update(&self, tenant: &TenantId, id: &KeyId, changes: &KeyChanges) -> Result<KeyRecord, StoreError> {
+        let (tenant, id, changes) = (tenant.clone(), id.clone(), changes.clone());
+        self.write(move |tables| {
+            let record = tables.tenant_record(&tenant, &id)?.ok_or(StoreError::NotFound)?;
+            let updated = super::updated(&record, &changes)?;
             tables.put_record(&updated)?;
             Ok(updated)
         })
@@ -267,6 +276,47 @@ impl KeyStore for EmbeddedKeyStore {
             tables.put_record(&moved)?;
             tables.ids.insert(moved.id.as_str(), moved.digest.as_bytes().as_slice()).map_err(unavailable)?;
             Ok(())
+        })
+        .await
+    }
+}
+
+impl AuditLog for EmbeddedKeyStore {
+    async fn append(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        let key = tenant_key(&event.tenant_id, &event.id);
+        let json = serde_json::to_string(event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(unavailable)?;
+            txn.open_table(AUDIT).map_err(unavailable)?.insert(key.as_str(), json.as_str()).map_err(unavailable)?;
+            txn.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn events(
+        &self,
+        tenant: &TenantId,
+        limit: u32,
+        before: Option<&Cursor<AuditId>>,
+    ) -> Result<Page<AuditEvent>, StoreError> {
+        let limit = limit.clamp(1, super::MAX_PAGE_SIZE) as usize;
+        let start = format!("{tenant}#");
+        let end = match before {
+            Some(cursor) => Bound::Excluded(tenant_key(tenant, cursor.id())),
+            // `$` follows `#`: the end of this tenant's run.
+            None => Bound::Excluded(format!("{tenant}$")),
+        };
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let audit = txn.open_table(AUDIT).map_err(unavailable)?;
+            let end = end.as_ref().map(String::as_str);
+            let range = audit.range::<&str>((Bound::Included(start.as_str()), end)).map_err(unavailable)?;
+            let mut events = Vec::with_capacity(limit + 1);
+            for entry in range.rev().take(limit + 1) {
+                let (_, json) = entry.map_err(unavailable)?;
+                events.push(serde_json::from_str(json.value()).map_err(|e| StoreError::Corrupt(e.to_string()))?);
+            }
+            Ok(Page::from_lookahead(events, limit, |event: &AuditEvent| &event.id))
         })
         .await
     }

@@ -1,13 +1,15 @@
 //! Where keys live. One narrow contract, two real implementations: DynamoDB for the deployed
 //! stack and redb (an embedded file) for the local API. The same contract tests run against both.
 
+use std::fmt;
 use std::future::Future;
+use std::str::FromStr;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 
-use crate::{ApiError, KeyDigest, KeyId, KeyRecord, PepperVersion, TenantId};
+use crate::{ApiError, KeyChanges, KeyDigest, KeyId, KeyRecord, PepperVersion, TenantId};
 
 #[cfg(feature = "aws")]
 pub mod dynamo;
@@ -66,22 +68,42 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
-/// Where a page starts: after the key id the previous page ended with. Opaque on the wire
-/// (base64url), and free of digests, so cursors can be shown to clients.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cursor(KeyId);
+impl<T> Page<T> {
+    /// A page from the items of one read of up to `limit + 1`: the extra item only tells that
+    /// another page follows (so there is never an empty last page), and is dropped.
+    pub(crate) fn from_lookahead<Id>(mut items: Vec<T>, limit: usize, id: impl Fn(&T) -> &Id) -> Self
+    where
+        Id: FromStr + fmt::Display + Clone,
+    {
+        let next_cursor = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(|last| Cursor::after(id(last)).encode())
+        } else {
+            None
+        };
+        Page { items, next_cursor }
+    }
+}
 
-impl Cursor {
-    pub fn after(id: &KeyId) -> Self {
+/// Where a page starts: after the id the previous page ended with (a key id, or an audit event
+/// id). Opaque on the wire (base64url), and free of digests, so cursors can be shown to clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor<Id = KeyId>(Id);
+
+impl<Id: FromStr + fmt::Display> Cursor<Id> {
+    pub fn after(id: &Id) -> Self
+    where
+        Id: Clone,
+    {
         Self(id.clone())
     }
 
-    pub fn key_id(&self) -> &KeyId {
+    pub fn id(&self) -> &Id {
         &self.0
     }
 
     pub fn encode(&self) -> String {
-        URL_SAFE_NO_PAD.encode(self.0.as_str())
+        URL_SAFE_NO_PAD.encode(self.0.to_string())
     }
 
     pub fn decode(text: &str) -> Result<Self, StoreError> {
@@ -133,6 +155,16 @@ pub trait KeyStore: Send + Sync {
         old_expires_at: DateTime<Utc>,
     ) -> impl Future<Output = Result<KeyRecord, StoreError>> + Send;
 
+    /// Applies `changes` to a tenant's key, atomically against concurrent changes (a change made
+    /// between read and write is re-read, never overwritten). A revoked key is `Conflict`, as is a
+    /// new expiry for a rotated key (its expiry is its grace period). Returns the record as stored.
+    fn update(
+        &self,
+        tenant: &TenantId,
+        id: &KeyId,
+        changes: &KeyChanges,
+    ) -> impl Future<Output = Result<KeyRecord, StoreError>> + Send;
+
     /// Records that the key was used at `at` (`last_used_at`). Best effort and unconditional on
     /// the revision: it never conflicts with a revocation, and never creates an item for a key
     /// that is gone.
@@ -182,6 +214,31 @@ pub(crate) fn rotated(
     Ok(updated)
 }
 
+/// The record after `changes`; the rules of [`KeyStore::update`].
+pub(crate) fn updated(record: &KeyRecord, changes: &KeyChanges) -> Result<KeyRecord, StoreError> {
+    if record.revoked_at.is_some() {
+        return Err(StoreError::Conflict("a revoked key cannot be updated"));
+    }
+    if changes.expires_at.is_some() && record.replaced_by.is_some() {
+        return Err(StoreError::Conflict("a rotated key expires at the end of its grace period"));
+    }
+    let mut updated = record.clone();
+    if let Some(name) = &changes.name {
+        updated.name = name.clone();
+    }
+    if let Some(permissions) = changes.permissions {
+        updated.permissions = permissions;
+    }
+    if let Some(tier) = &changes.tier {
+        updated.tier = tier.clone();
+    }
+    if let Some(expires_at) = changes.expires_at {
+        updated.expires_at = Some(expires_at);
+    }
+    updated.revision += 1;
+    Ok(updated)
+}
+
 /// The record as it is stored under its digest for the current pepper.
 pub(crate) fn rehashed(record: &KeyRecord, digest: KeyDigest, version: PepperVersion) -> KeyRecord {
     let mut moved = record.clone();
@@ -207,7 +264,10 @@ mod tests {
     fn cursors_round_trip_and_reject_foreign_text() {
         let cursor = Cursor::after(&KeyId::generate());
         assert_eq!(Cursor::decode(&cursor.encode()).unwrap(), cursor);
-        assert!(matches!(Cursor::decode("not base64!"), Err(StoreError::InvalidCursor)));
-        assert!(matches!(Cursor::decode(&URL_SAFE_NO_PAD.encode("key_nothex")), Err(StoreError::InvalidCursor)));
+        assert!(matches!(Cursor::<KeyId>::decode("not base64!"), Err(StoreError::InvalidCursor)));
+        assert!(matches!(
+            Cursor::<KeyId>::decode(&URL_SAFE_NO_PAD.encode("key_nothex")),
+            Err(StoreError::InvalidCursor)
+        ));
     }
 }

@@ -8,6 +8,11 @@
 //!   need a strongly consistent read right after a create, which an index cannot give; the
 //!   pointer has no `tenant_id`/`id`, so it stays out of the index.
 //!
+//! And one item per audit event:
+//! - `pk = "audit#<event id>"`, `tenant_id = "audit#<tenant>"`, `id = <event id>`, the event in
+//!   `event`. Its `tenant_id` is never a tenant's (tenant ids cannot contain `#`), so the same
+//!   `by_tenant` index lists a tenant's audit trail without mixing it into its keys.
+//!
 //! `ttl` (epoch seconds) only garbage-collects: expiry is enforced in code on every read.
 
 pub const PARTITION_KEY: &str = "pk";
@@ -22,6 +27,15 @@ pub fn digest_pk(digest: &crate::KeyDigest) -> String {
 
 pub fn id_pk(id: &crate::KeyId) -> String {
     format!("id#{id}")
+}
+
+pub fn audit_pk(id: &crate::AuditId) -> String {
+    format!("audit#{id}")
+}
+
+/// The `by_tenant` partition of a tenant's audit events.
+pub fn audit_partition(tenant: &crate::TenantId) -> String {
+    format!("audit#{tenant}")
 }
 
 #[cfg(feature = "aws")]

@@ -1,0 +1,163 @@
+//! [`GatewayKeys`] on API Gateway (`aws-sdk-apigateway`).
+
+use std::collections::HashMap;
+
+use aws_sdk_apigateway::Client;
+use aws_sdk_apigateway::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_apigateway::types::{Op, PatchOperation};
+use chrono::NaiveDate;
+
+use super::{DailyUsage, GatewayError, GatewayKeys};
+use crate::{GatewayKey, KeyId, TierName};
+
+/// API keys in usage plans, one plan per tier.
+#[derive(Debug, Clone)]
+pub struct ApiGatewayKeys {
+    client: Client,
+    usage_plans: HashMap<TierName, String>,
+}
+
+impl ApiGatewayKeys {
+    /// `usage_plans`: tier → usage plan id (the template's outputs).
+    pub fn new(client: Client, usage_plans: HashMap<TierName, String>) -> Self {
+        Self { client, usage_plans }
+    }
+
+    /// Parses `LATCHKEY_USAGE_PLANS`: `free=abc123,starter=def456,internal=ghi789`.
+    pub fn parse_usage_plans(text: &str) -> Result<HashMap<TierName, String>, String> {
+        text.split(',')
+            .filter(|pair| !pair.trim().is_empty())
+            .map(|pair| {
+                let (tier, plan) = pair.split_once('=').ok_or_else(|| format!("`{pair}` is not tier=usage-plan-id"))?;
+                let tier = tier.trim().parse::<TierName>().map_err(|e| e.to_string())?;
+                let plan = plan.trim();
+                if plan.is_empty() {
+                    return Err(format!("tier `{tier}` has an empty usage plan id"));
+                }
+                Ok((tier, plan.to_owned()))
+            })
+            .collect()
+    }
+
+    fn plan(&self, tier: &TierName) -> Result<&str, GatewayError> {
+        self.usage_plans.get(tier).map(String::as_str).ok_or_else(|| GatewayError::NoUsagePlan(tier.to_string()))
+    }
+
+    async fn attach(&self, key_id: &str, tier: &TierName) -> Result<(), GatewayError> {
+        let request =
+            self.client.create_usage_plan_key().usage_plan_id(self.plan(tier)?).key_id(key_id).key_type("API_KEY");
+        match request.send().await {
+            Ok(_) => Ok(()),
+            // Attached already (a retried call): the state we want.
+            Err(error) if error.as_service_error().is_some_and(|e| e.is_conflict_exception()) => Ok(()),
+            Err(error) => Err(unavailable(error)),
+        }
+    }
+
+    async fn detach(&self, key_id: &str, tier: &TierName) -> Result<(), GatewayError> {
+        match self.client.delete_usage_plan_key().usage_plan_id(self.plan(tier)?).key_id(key_id).send().await {
+            Ok(_) => Ok(()),
+            // Not in the plan (detached already): the state we want.
+            Err(error) if error.as_service_error().is_some_and(|e| e.is_not_found_exception()) => Ok(()),
+            Err(error) => Err(unavailable(error)),
+        }
+    }
+}
+
+fn unavailable<E: std::error::Error + 'static, R: std::fmt::Debug>(error: SdkError<E, R>) -> GatewayError {
+    GatewayError::Unavailable(DisplayErrorContext(&error).to_string())
+}
+
+impl GatewayKeys for ApiGatewayKeys {
+    async fn issue(&self, key_id: &KeyId, tier: &TierName) -> Result<Option<GatewayKey>, GatewayError> {
+        let plan = self.plan(tier)?;
+        // The value is API Gateway's own random one; the name ties it to our key for operators.
+        let created = self
+            .client
+            .create_api_key()
+            .name(key_id.as_str())
+            .description("Latchkey: usage plan identity of this key id")
+            .enabled(true)
+            .send()
+            .await
+            .map_err(|error| {
+                // API Gateway answers an exhausted API key quota with LimitExceededException
+                // (throttling is TooManyRequestsException, which the SDK retries).
+                if error.as_service_error().is_some_and(|e| e.is_limit_exceeded_exception()) {
+                    GatewayError::LimitReached
+                } else {
+                    unavailable(error)
+                }
+            })?;
+        let (Some(id), Some(value)) = (created.id, created.value) else {
+            return Err(GatewayError::Unavailable("CreateApiKey answered without an id or value".into()));
+        };
+        let key = GatewayKey { id, value };
+        if let Err(error) = self.attach(&key.id, tier).await {
+            // All or nothing: a key outside its plan would go unthrottled.
+            if let Err(undo) = self.delete(&key).await {
+                tracing::error!(gateway_key_id = %key.id, error = %undo, %plan, "orphaned API Gateway key");
+            }
+            return Err(error);
+        }
+        Ok(Some(key))
+    }
+
+    async fn change_tier(&self, key: &GatewayKey, from: &TierName, to: &TierName) -> Result<(), GatewayError> {
+        // Into the new plan first: in between the key is in both, never in none (unthrottled).
+        self.attach(&key.id, to).await?;
+        self.detach(&key.id, from).await
+    }
+
+    async fn retire(&self, key: &GatewayKey, tier: &TierName) -> Result<(), GatewayError> {
+        let disable = PatchOperation::builder().op(Op::Replace).path("/enabled").value("false").build();
+        match self.client.update_api_key().api_key(&key.id).patch_operations(disable).send().await {
+            Ok(_) => {}
+            Err(error) if error.as_service_error().is_some_and(|e| e.is_not_found_exception()) => return Ok(()),
+            Err(error) => return Err(unavailable(error)),
+        }
+        self.detach(&key.id, tier).await
+    }
+
+    async fn delete(&self, key: &GatewayKey) -> Result<(), GatewayError> {
+        match self.client.delete_api_key().api_key(&key.id).send().await {
+            Ok(_) => Ok(()),
+            Err(error) if error.as_service_error().is_some_and(|e| e.is_not_found_exception()) => Ok(()),
+            Err(error) => Err(unavailable(error)),
+        }
+    }
+
+    async fn usage(
+        &self,
+        key: &GatewayKey,
+        tier: &TierName,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<DailyUsage>, GatewayError> {
+        let output = self
+            .client
+            .get_usage()
+            .usage_plan_id(self.plan(tier)?)
+            .key_id(&key.id)
+            .start_date(from.format("%Y-%m-%d").to_string())
+            .end_date(to.format("%Y-%m-%d").to_string())
+            .send()
+            .await
+            .map_err(|error| {
+                let code = error.code().unwrap_or_default().to_owned();
+                tracing::warn!(%code, "GetUsage failed");
+                unavailable(error)
+            })?;
+        // `items`: key id → one `[used, remaining]` pair per day from `from`, in order.
+        let days = output.items.and_then(|mut items| items.remove(&key.id)).unwrap_or_default();
+        Ok(from
+            .iter_days()
+            .take_while(|day| *day <= to)
+            .zip(days.into_iter().map(Some).chain(std::iter::repeat(None)))
+            .map(|(date, pair)| DailyUsage {
+                date,
+                requests: pair.and_then(|p| p.first().copied()).unwrap_or(0).max(0) as u64,
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,118 @@
+//! API Gateway API keys: how a tier's usage plan throttles one Latchkey key.
+//!
+//! Each Latchkey key gets an API Gateway key of its own (a random value of API Gateway's; our
+//! prefixed keys are not valid gateway key values) in its tier's usage plan; the authorizer
+//! returns that value as `usageIdentifierKey`. API Gateway allows 10,000 API keys per account and
+//! region by default; past that, creating a key fails with [`GatewayError::LimitReached`] and
+//! nothing is created.
+
+use std::future::Future;
+
+use chrono::NaiveDate;
+use serde::Serialize;
+
+use crate::{ApiError, GatewayKey, KeyId, TierName};
+
+#[cfg(feature = "gateway")]
+pub mod apigateway;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The account's API key limit in this region is reached.
+    #[error("the API Gateway API key limit of this account and region is reached")]
+    LimitReached,
+    /// The deployment maps no usage plan to this tier: a configuration error.
+    #[error("no usage plan is configured for tier `{0}`")]
+    NoUsagePlan(String),
+    #[error("API Gateway is unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<GatewayError> for ApiError {
+    fn from(error: GatewayError) -> Self {
+        match error {
+            GatewayError::LimitReached => ApiError::KeyLimitReached,
+            GatewayError::NoUsagePlan(tier) => {
+                tracing::error!(%tier, "tier has no usage plan");
+                ApiError::Internal
+            }
+            GatewayError::Unavailable(cause) => {
+                tracing::error!(%cause, "API Gateway unavailable");
+                ApiError::ServiceUnavailable
+            }
+        }
+    }
+}
+
+/// Requests counted by a usage plan for one key on one day (UTC).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DailyUsage {
+    pub date: NaiveDate,
+    pub requests: u64,
+}
+
+/// The gateway side of a key's life. Implementations make each call all or nothing.
+pub trait GatewayKeys: Send + Sync {
+    /// Creates an enabled gateway key for `key_id` in `tier`'s usage plan. `None` where there is
+    /// no gateway (the local API). If attaching to the plan fails, the created key is deleted.
+    fn issue(
+        &self,
+        key_id: &KeyId,
+        tier: &TierName,
+    ) -> impl Future<Output = Result<Option<GatewayKey>, GatewayError>> + Send;
+
+    /// Moves the key from one tier's usage plan to another's.
+    fn change_tier(
+        &self,
+        key: &GatewayKey,
+        from: &TierName,
+        to: &TierName,
+    ) -> impl Future<Output = Result<(), GatewayError>> + Send;
+
+    /// Disables the key and takes it out of its usage plan (revocation). Idempotent.
+    fn retire(&self, key: &GatewayKey, tier: &TierName) -> impl Future<Output = Result<(), GatewayError>> + Send;
+
+    /// Deletes the key: undoes [`GatewayKeys::issue`] when the rest of a create fails.
+    fn delete(&self, key: &GatewayKey) -> impl Future<Output = Result<(), GatewayError>> + Send;
+
+    /// Requests per day, `from` to `to` inclusive, as counted by `tier`'s usage plan.
+    fn usage(
+        &self,
+        key: &GatewayKey,
+        tier: &TierName,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> impl Future<Output = Result<Vec<DailyUsage>, GatewayError>> + Send;
+}
+
+/// No API Gateway: the local API, where the local rate limiter throttles instead.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoGateway;
+
+impl GatewayKeys for NoGateway {
+    async fn issue(&self, _: &KeyId, _: &TierName) -> Result<Option<GatewayKey>, GatewayError> {
+        Ok(None)
+    }
+
+    async fn change_tier(&self, _: &GatewayKey, _: &TierName, _: &TierName) -> Result<(), GatewayError> {
+        Ok(())
+    }
+
+    async fn retire(&self, _: &GatewayKey, _: &TierName) -> Result<(), GatewayError> {
+        Ok(())
+    }
+
+    async fn delete(&self, _: &GatewayKey) -> Result<(), GatewayError> {
+        Ok(())
+    }
+
+    async fn usage(
+        &self,
+        _: &GatewayKey,
+        _: &TierName,
+        _: NaiveDate,
+        _: NaiveDate,
+    ) -> Result<Vec<DailyUsage>, GatewayError> {
+        Ok(Vec::new())
+    }
+}

@@ -1,0 +1,337 @@
+//! Request bodies and query strings of the management routes: strict JSON (unknown fields are
+//! errors), every problem a `VALIDATION_ERROR` naming its field, and the typed request that the
+//! operations take. Parsed once here; the operations never re-check a field.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::store::Cursor;
+use crate::tier::Tiers;
+use crate::{ApiError, KeyStatus, Permission, Permissions, TierName};
+
+/// The largest request body accepted (`PAYLOAD_TOO_LARGE` beyond).
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+/// The longest grace period a rotation may give the old key.
+pub const MAX_GRACE_PERIOD_SECONDS: u64 = 7 * 24 * 3600;
+const MAX_NAME_CHARS: usize = 100;
+
+/// What bounds the keys a tenant may create.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyPolicy {
+    pub tiers: Tiers,
+    /// The longest a key may live. When set, every key expires, by default this long after it
+    /// was created.
+    pub max_lifetime: Option<TimeDelta>,
+}
+
+/// Parses a JSON body into `T`; an empty body reads as `{}`.
+pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(ApiError::PayloadTooLarge { limit_bytes: MAX_BODY_BYTES });
+    }
+    let body = if body.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { body };
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let inner = error.inner();
+        let message = inner.to_string();
+        // serde_path_to_error's path already ends at an unknown field; a missing field is named
+        // only in the message, and the path is that of the object which lacks it.
+        let named = message.strip_prefix("missing field `").and_then(|rest| rest.split('`').next());
+        let path = error.path().to_string();
+        let field = match (named, path.as_str()) {
+            (Some(name), ".") => name.to_owned(),
+            (Some(name), parent) => format!("{parent}.{name}"),
+            (None, ".") => "body".to_owned(),
+            (None, path) => path.to_owned(),
+        };
+        if inner.is_syntax() || inner.is_eof() {
+            ApiError::validation("body", format!("the body is not valid JSON: {message}"))
+        } else {
+            // Drop serde's "at line 1 column 9": the field says where.
+            let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
+            ApiError::validation(field, message)
+        }
+    })?;
+    deserializer.end().map_err(|e| ApiError::validation("body", format!("the body is not valid JSON: {e}")))?;
+    Ok(value)
+}
+
+/// `POST /keys`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKeyBody {
+    pub name: String,
+    pub permissions: Option<Vec<String>>,
+    pub tier: Option<String>,
+    pub expires_at: Option<String>,
+    pub expires_in_days: Option<i64>,
+}
+
+/// `PATCH /keys/{id}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateKeyBody {
+    pub name: Option<String>,
+    pub permissions: Option<Vec<String>>,
+    pub tier: Option<String>,
+    pub expires_at: Option<String>,
+}
+
+/// `POST /keys/{id}/rotate`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotateKeyBody {
+    pub grace_period_seconds: Option<u64>,
+}
+
+/// A new key, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewKey {
+    pub name: String,
+    pub permissions: Permissions,
+    pub tier: TierName,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl CreateKeyBody {
+    pub fn validate(self, policy: &KeyPolicy, now: DateTime<Utc>) -> Result<NewKey, ApiError> {
+        let name = name(self.name)?;
+        let permissions = match self.permissions {
+            Some(list) => permissions(list)?,
+            None => [Permission::Read].into_iter().collect(),
+        };
+        let tier = match self.tier {
+            Some(text) => tier(&text, policy)?,
+            None => policy.tiers.default_tier().clone(),
+        };
+        let expires_at = match (self.expires_at, self.expires_in_days) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::validation("expires_in_days", "give expires_at or expires_in_days, not both"));
+            }
+            (Some(text), None) => Some(expiry("expires_at", parse_time("expires_at", &text)?, policy, now)?),
+            (None, Some(days)) => {
+                let at = (1..=36_500).contains(&days).then(|| now + TimeDelta::days(days));
+                let at =
+                    at.ok_or_else(|| ApiError::validation("expires_in_days", "must be a positive number of days"))?;
+                Some(expiry("expires_in_days", at, policy, now)?)
+            }
+            (None, None) => policy.max_lifetime.map(|max| now + max),
+        };
+        Ok(NewKey { name, permissions, tier, expires_at })
+    }
+}
+
+impl UpdateKeyBody {
+    pub fn validate(self, policy: &KeyPolicy, now: DateTime<Utc>) -> Result<crate::KeyChanges, ApiError> {
+        Ok(crate::KeyChanges {
+            name: self.name.map(name).transpose()?,
+            permissions: self.permissions.map(permissions).transpose()?,
+            tier: self.tier.map(|text| tier(&text, policy)).transpose()?,
+            expires_at: self
+                .expires_at
+                .map(|text| expiry("expires_at", parse_time("expires_at", &text)?, policy, now))
+                .transpose()?,
+        })
+    }
+}
+
+impl RotateKeyBody {
+    pub fn grace_period(&self) -> Result<TimeDelta, ApiError> {
+        let seconds = self.grace_period_seconds.unwrap_or(0);
+        if seconds > MAX_GRACE_PERIOD_SECONDS {
+            return Err(ApiError::validation(
+                "grace_period_seconds",
+                format!("at most {MAX_GRACE_PERIOD_SECONDS} seconds (7 days)"),
+            ));
+        }
+        Ok(TimeDelta::seconds(seconds as i64))
+    }
+}
+
+fn name(name: String) -> Result<String, ApiError> {
+    let chars = name.chars().count();
+    if name.trim().is_empty() || chars > MAX_NAME_CHARS {
+        return Err(ApiError::validation("name", format!("must be 1 to {MAX_NAME_CHARS} characters, not all blank")));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ApiError::validation("name", "must not contain control characters"));
+    }
+    Ok(name)
+}
+
+fn permissions(list: Vec<String>) -> Result<Permissions, ApiError> {
+    let mut permissions = Permissions::default();
+    for (index, text) in list.iter().enumerate() {
+        let field = || format!("permissions[{index}]");
+        let permission: Permission = text
+            .parse()
+            .map_err(|e: crate::permission::UnknownPermission| ApiError::validation(field(), e.to_string()))?;
+        if permission == Permission::Ingest {
+            return Err(ApiError::validation(
+                field(),
+                "ingest keys are issued with their datasource (POST /datasources)",
+            ));
+        }
+        permissions.insert(permission);
+    }
+    if permissions.is_empty() {
+        return Err(ApiError::validation("permissions", "at least one permission is required"));
+    }
+    Ok(permissions)
+}
+
+fn tier(text: &str, policy: &KeyPolicy) -> Result<TierName, ApiError> {
+    let known = || policy.tiers.iter().filter(|t| t.assignable).map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ");
+    let tier = text
+        .parse::<TierName>()
+        .ok()
+        .and_then(|name| policy.tiers.get(&name))
+        .ok_or_else(|| ApiError::validation("tier", format!("unknown tier `{text}` (known: {})", known())))?;
+    if !tier.assignable {
+        return Err(ApiError::validation(
+            "tier",
+            format!("tier `{text}` is reserved for operator keys (known: {})", known()),
+        ));
+    }
+    Ok(tier.name.clone())
+}
+
+fn parse_time(field: &str, text: &str) -> Result<DateTime<Utc>, ApiError> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|at| at.with_timezone(&Utc))
+        .map_err(|_| ApiError::validation(field, "must be an RFC 3339 time, e.g. 2030-01-31T00:00:00Z"))
+}
+
+fn expiry(field: &str, at: DateTime<Utc>, policy: &KeyPolicy, now: DateTime<Utc>) -> Result<DateTime<Utc>, ApiError> {
+    if at <= now {
+        return Err(ApiError::validation(field, "must be in the future"));
+    }
+    if let Some(max) = policy.max_lifetime
+        && at > now + max
+    {
+        return Err(ApiError::validation(field, format!("must be at most {} days ahead", max.num_days())));
+    }
+    Ok(at)
+}
+
+/// `?limit&cursor` of a listing, and `status` where the route filters by it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PageQuery<Id = crate::KeyId> {
+    pub limit: u32,
+    pub cursor: Option<Cursor<Id>>,
+}
+
+pub const DEFAULT_PAGE_SIZE: u32 = 50;
+
+impl<Id: std::str::FromStr + std::fmt::Display> PageQuery<Id> {
+    pub fn parse(limit: Option<&str>, cursor: Option<&str>) -> Result<Self, ApiError> {
+        let limit = match limit {
+            None => DEFAULT_PAGE_SIZE,
+            Some(text) => {
+                text.parse::<u32>().ok().filter(|n| (1..=crate::store::MAX_PAGE_SIZE).contains(n)).ok_or_else(|| {
+                    ApiError::validation(
+                        "limit",
+                        format!("must be a whole number from 1 to {}", crate::store::MAX_PAGE_SIZE),
+                    )
+                })?
+            }
+        };
+        let cursor = cursor.map(Cursor::decode).transpose().map_err(ApiError::from)?;
+        Ok(Self { limit, cursor })
+    }
+}
+
+pub fn status_filter(text: Option<&str>) -> Result<Option<KeyStatus>, ApiError> {
+    match text {
+        None => Ok(None),
+        Some("active") => Ok(Some(KeyStatus::Active)),
+        Some("expired") => Ok(Some(KeyStatus::Expired)),
+        Some("revoked") => Ok(Some(KeyStatus::Revoked)),
+        Some(_) => Err(ApiError::validation("status", "must be active, expired or revoked")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> KeyPolicy {
+        KeyPolicy { tiers: Tiers::default(), max_lifetime: None }
+    }
+
+    fn now() -> DateTime<Utc> {
+        "2030-01-01T00:00:00Z".parse().unwrap()
+    }
+
+    fn field(error: ApiError) -> String {
+        match error {
+            ApiError::Validation { field, .. } => field,
+            other => panic!("not a validation error: {other:?}"),
+        }
+    }
+
+    fn create(json: &str) -> Result<NewKey, ApiError> {
+        parse_body::<CreateKeyBody>(json.as_bytes())?.validate(&policy(), now())
+    }
+
+    #[test]
+    fn bad_bodies_name_their_field() {
+        assert_eq!(field(create("{").unwrap_err()), "body");
+        assert_eq!(field(create("[]").unwrap_err()), "body");
+        assert_eq!(field(create("").unwrap_err()), "name");
+        assert_eq!(field(create(r#"{"name": 5}"#).unwrap_err()), "name");
+        assert_eq!(field(create(r#"{"name": "a", "colour": "red"}"#).unwrap_err()), "colour");
+        assert_eq!(field(create(r#"{"name": "a", "permissions": ["read", 7]}"#).unwrap_err()), "permissions[1]");
+        assert_eq!(field(create(r#"{"name": "a", "permissions": ["read", "root"]}"#).unwrap_err()), "permissions[1]");
+        assert_eq!(field(create(r#"{"name": "a", "permissions": ["ingest"]}"#).unwrap_err()), "permissions[0]");
+        assert_eq!(field(create(r#"{"name": "a", "permissions": []}"#).unwrap_err()), "permissions");
+        assert_eq!(field(create(r#"{"name": "a", "tier": "gold"}"#).unwrap_err()), "tier");
+        assert_eq!(field(create(r#"{"name": "a", "tier": "internal"}"#).unwrap_err()), "tier");
+        assert_eq!(field(create(r#"{"name": ""}"#).unwrap_err()), "name");
+        assert_eq!(field(create(r#"{"name": "   "}"#).unwrap_err()), "name");
+        assert_eq!(field(create(&format!(r#"{{"name": "{}"}}"#, "x".repeat(101))).unwrap_err()), "name");
+        assert_eq!(field(create(r#"{"name": "a\u0007"}"#).unwrap_err()), "name");
+        assert_eq!(field(create(r#"{"name": "a", "expires_at": "tomorrow"}"#).unwrap_err()), "expires_at");
+        assert_eq!(field(create(r#"{"name": "a", "expires_at": "2029-12-31T23:59:59Z"}"#).unwrap_err()), "expires_at");
+        assert_eq!(field(create(r#"{"name": "a", "expires_in_days": 0}"#).unwrap_err()), "expires_in_days");
+        let both = r#"{"name": "a", "expires_in_days": 3, "expires_at": "2031-01-01T00:00:00Z"}"#;
+        assert_eq!(field(create(both).unwrap_err()), "expires_in_days");
+        assert_eq!(field(create(r#"{"name": "a"} {}"#).unwrap_err()), "body");
+        let big = format!(r#"{{"name": "{}"}}"#, "x".repeat(MAX_BODY_BYTES));
+        assert_eq!(create(&big), Err(ApiError::PayloadTooLarge { limit_bytes: MAX_BODY_BYTES }));
+    }
+
+    #[test]
+    fn defaults_and_limits() {
+        let key = create(r#"{"name": "ci"}"#).unwrap();
+        assert_eq!(key.permissions, [Permission::Read].into_iter().collect());
+        assert_eq!(key.tier.as_str(), "free");
+        assert_eq!(key.expires_at, None);
+        let key = create(r#"{"name": "ci", "expires_in_days": 30, "tier": "starter"}"#).unwrap();
+        assert_eq!(key.expires_at, Some(now() + TimeDelta::days(30)));
+
+        let bounded = KeyPolicy { max_lifetime: Some(TimeDelta::days(90)), ..policy() };
+        let body = |json: &str| parse_body::<CreateKeyBody>(json.as_bytes()).unwrap();
+        let key = body(r#"{"name": "ci"}"#).validate(&bounded, now()).unwrap();
+        assert_eq!(key.expires_at, Some(now() + TimeDelta::days(90)), "a bounded deployment gives every key an expiry");
+        let too_long = body(r#"{"name": "ci", "expires_in_days": 91}"#).validate(&bounded, now());
+        assert_eq!(field(too_long.unwrap_err()), "expires_in_days");
+    }
+
+    #[test]
+    fn grace_periods_and_queries() {
+        let grace = |json: &str| parse_body::<RotateKeyBody>(json.as_bytes()).and_then(|b| b.grace_period());
+        assert_eq!(grace(""), Ok(TimeDelta::zero()));
+        assert_eq!(grace(r#"{"grace_period_seconds": 604800}"#), Ok(TimeDelta::days(7)));
+        assert_eq!(field(grace(r#"{"grace_period_seconds": 604801}"#).unwrap_err()), "grace_period_seconds");
+        assert_eq!(field(grace(r#"{"grace_period_seconds": -1}"#).unwrap_err()), "grace_period_seconds");
+
+        assert_eq!(PageQuery::<crate::KeyId>::parse(None, None).unwrap().limit, DEFAULT_PAGE_SIZE);
+        for bad in ["0", "101", "ten", "-1"] {
+            assert_eq!(field(PageQuery::<crate::KeyId>::parse(Some(bad), None).unwrap_err()), "limit");
+        }
+        assert_eq!(field(PageQuery::<crate::KeyId>::parse(None, Some("???")).unwrap_err()), "cursor");
+        assert_eq!(field(status_filter(Some("dead")).unwrap_err()), "status");
+    }
+}

@@ -1,0 +1,336 @@
+//! Key management: the operations behind `/keys`, `/whoami` and `/audit`, over their
+//! dependencies (store, API Gateway keys, clock; the pepper only where a key is issued). The
+//! Lambda handlers and the local API both call these; no business rule lives in a handler.
+//!
+//! Every operation checks the caller first, then validates its input, then acts. Another
+//! tenant's key is `NOT_FOUND`, exactly like a missing one. Every mutation appends an audit event.
+
+pub mod caller;
+pub mod input;
+pub mod routes;
+pub mod view;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+pub use caller::{Actor, Caller};
+pub use input::KeyPolicy;
+use input::{CreateKeyBody, PageQuery, RotateKeyBody, UpdateKeyBody};
+pub use routes::{Management, ManagementRequest, Reply, Role, Route};
+use view::{AuditPage, Identity, IssuedKey, KeyList, KeyUsage, KeyView};
+
+use crate::audit::{AuditAction, AuditEvent, AuditLog};
+use crate::gateway::GatewayKeys;
+use crate::pepper::{CachedPepper, PepperProvider};
+use crate::store::{KeyStore, Page};
+use crate::{ApiError, ApiKey, AuditId, Clock, KeyId, KeyProfile, KeyRecord, KeySpec, KeyStatus, Permission, TierName};
+
+/// Usage reports cover at most this many days (API Gateway keeps 90).
+pub const MAX_USAGE_DAYS: u32 = 90;
+/// A filtered listing reads at most this many store pages per request, so one request's cost is
+/// bounded however few keys match; the cursor then continues where it stopped.
+const MAX_PAGES_PER_FILTERED_LIST: usize = 10;
+
+/// The dependencies every management operation has.
+pub struct KeyService<S, G> {
+    pub store: Arc<S>,
+    pub gateway: G,
+    pub clock: Arc<dyn Clock>,
+    pub policy: KeyPolicy,
+}
+
+/// What only issuing a key needs (create, rotate, bootstrap): the pepper and the key profile.
+/// Functions that do not issue keys never construct one, and are not allowed to read the pepper.
+pub struct Issuance<P> {
+    pub peppers: CachedPepper<P>,
+    pub profile: KeyProfile,
+}
+
+impl<S: KeyStore + AuditLog, G: GatewayKeys> KeyService<S, G> {
+    /// `POST /keys`.
+    pub async fn create<P: PepperProvider>(
+        &self,
+        issuance: &Issuance<P>,
+        caller: &Caller,
+        body: CreateKeyBody,
+    ) -> Result<IssuedKey, ApiError> {
+        caller.require(Permission::Admin)?;
+        let now = self.clock.now();
+        let new = body.validate(&self.policy, now)?;
+        let spec = KeySpec {
+            tenant_id: caller.tenant.clone(),
+            name: new.name,
+            permissions: new.permissions,
+            tier: new.tier,
+            expires_at: new.expires_at,
+            datasource_id: None,
+            replaces: None,
+        };
+        let (key, record) =
+            self.issue(issuance, spec, now, |record| async move { self.store.insert(&record).await }).await?;
+        self.audit(caller, AuditAction::KeyCreate, &record.id, now).await;
+        Ok(IssuedKey::new(&key, &record, now))
+    }
+
+    /// The operator's first admin key for a tenant (`bootstrap`): `internal` tier, no expiry.
+    pub async fn bootstrap<P: PepperProvider>(
+        &self,
+        issuance: &Issuance<P>,
+        caller: &Caller,
+        name: String,
+        tier: TierName,
+    ) -> Result<IssuedKey, ApiError> {
+        let now = self.clock.now();
+        let spec = KeySpec {
+            tenant_id: caller.tenant.clone(),
+            name,
+            permissions: [Permission::Admin, Permission::Read, Permission::Write].into_iter().collect(),
+            tier,
+            expires_at: None,
+            datasource_id: None,
+            replaces: None,
+        };
+        let (key, record) =
+            self.issue(issuance, spec, now, |record| async move { self.store.insert(&record).await }).await?;
+        self.audit(caller, AuditAction::KeyCreate, &record.id, now).await;
+        Ok(IssuedKey::new(&key, &record, now))
+    }
+
+    /// `GET /keys/{id}`.
+    pub async fn get(&self, caller: &Caller, id: &str) -> Result<KeyView, ApiError> {
+        caller.require(Permission::Admin)?;
+        let record = self.record(caller, id).await?;
+        Ok(KeyView::of(&record, self.clock.now()))
+    }
+
+    /// `GET /keys?limit&cursor&status`.
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        query: PageQuery,
+        status: Option<KeyStatus>,
+    ) -> Result<KeyList, ApiError> {
+        caller.require(Permission::Admin)?;
+        let now = self.clock.now();
+        let mut keys = Vec::new();
+        let mut cursor = query.cursor;
+        for _ in 0..MAX_PAGES_PER_FILTERED_LIST {
+            let wanted = query.limit - keys.len() as u32;
+            let page = self.store.list(&caller.tenant, wanted, cursor.as_ref()).await?;
+            let more = page.next_cursor.is_some();
+            let last = page.items.last().map(|r| r.id.clone());
+            keys.extend(
+                page.items.iter().filter(|r| status.is_none_or(|s| r.status(now) == s)).map(|r| KeyView::of(r, now)),
+            );
+            cursor = last.filter(|_| more).map(|id| crate::store::Cursor::after(&id));
+            if cursor.is_none() || keys.len() as u32 == query.limit {
+                break;
+            }
+        }
+        Ok(KeyList { keys, next_cursor: cursor.map(|c| c.encode()) })
+    }
+
+    /// `PATCH /keys/{id}`. A tier change moves the key's API Gateway key to the new tier's usage
+    /// plan first, and back if the store then refuses the change.
+    pub async fn update(&self, caller: &Caller, id: &str, body: UpdateKeyBody) -> Result<KeyView, ApiError> {
+        caller.require(Permission::Admin)?;
+        let now = self.clock.now();
+        let changes = body.validate(&self.policy, now)?;
+        let current = self.record(caller, id).await?;
+        if changes.is_empty() {
+            return Ok(KeyView::of(&current, now));
+        }
+        if current.revoked_at.is_some() {
+            return Err(ApiError::conflict("a revoked key cannot be updated"));
+        }
+        let moved = match (&changes.tier, &current.gateway_key) {
+            (Some(tier), Some(gateway_key)) if *tier != current.tier => {
+                self.gateway.change_tier(gateway_key, &current.tier, tier).await?;
+                Some((gateway_key, tier))
+            }
+            _ => None,
+        };
+        let updated = match self.store.update(&caller.tenant, &current.id, &changes).await {
+            Ok(updated) => updated,
+            Err(error) => {
+                if let Some((gateway_key, tier)) = moved
+                    && let Err(undo) = self.gateway.change_tier(gateway_key, tier, &current.tier).await
+                {
+                    tracing::error!(key_id = %current.id, gateway_key_id = %gateway_key.id, error = %undo,
+                        "the gateway key stays in the new tier's usage plan although the update failed");
+                }
+                return Err(error.into());
+            }
+        };
+        self.audit(caller, AuditAction::KeyUpdate, &updated.id, now).await;
+        Ok(KeyView::of(&updated, now))
+    }
+
+    /// `POST /keys/{id}/rotate`: a new key with the same name, permissions, tier and lifetime;
+    /// the old one keeps working until the grace period ends (never longer than it would have).
+    pub async fn rotate<P: PepperProvider>(
+        &self,
+        issuance: &Issuance<P>,
+        caller: &Caller,
+        id: &str,
+        body: RotateKeyBody,
+    ) -> Result<IssuedKey, ApiError> {
+        caller.require(Permission::Admin)?;
+        let grace = body.grace_period()?;
+        let now = self.clock.now();
+        let old = self.record(caller, id).await?;
+        // Checked again atomically by the store; checked here so no gateway key is made in vain.
+        if old.revoked_at.is_some() {
+            return Err(ApiError::conflict("a revoked key cannot be rotated"));
+        }
+        if old.replaced_by.is_some() {
+            return Err(ApiError::conflict("the key was already rotated"));
+        }
+        // Rotation never extends the old key's life, and never revives an expired one.
+        let old_expires_at = old.expires_at.map_or(now + grace, |at| at.min(now + grace));
+        let lifetime = old.expires_at.map(|at| at - old.created_at);
+        let expires_at = lifetime.or(self.policy.max_lifetime).map(|life| now + bounded(life, &self.policy));
+        let spec = KeySpec {
+            tenant_id: caller.tenant.clone(),
+            name: old.name.clone(),
+            permissions: old.permissions,
+            tier: old.tier.clone(),
+            expires_at,
+            datasource_id: old.datasource_id.clone(),
+            replaces: Some(old.id.clone()),
+        };
+        let old_id = &old.id;
+        let (key, record) = self
+            .issue(issuance, spec, now, |record| async move {
+                self.store.rotate(&caller.tenant, old_id, &record, old_expires_at).await.map(drop)
+            })
+            .await?;
+        self.audit(caller, AuditAction::KeyRotate, &old.id, now).await;
+        let mut issued = IssuedKey::new(&key, &record, now);
+        issued.replaced_key_expires_at = Some(old_expires_at);
+        Ok(issued)
+    }
+
+    /// `DELETE /keys/{id}`: immediate and irreversible; revoking again changes nothing. The API
+    /// Gateway key is then disabled and taken out of its plan (retried by a repeat call if that
+    /// fails: the key is dead either way, the authorizer denies it).
+    pub async fn revoke(&self, caller: &Caller, id: &str) -> Result<(), ApiError> {
+        caller.require(Permission::Admin)?;
+        let id = parse_id(id)?;
+        let now = self.clock.now();
+        let record = self.store.revoke(&caller.tenant, &id, now).await?;
+        if let Some(gateway_key) = &record.gateway_key
+            && let Err(error) = self.gateway.retire(gateway_key, &record.tier).await
+        {
+            tracing::warn!(key_id = %record.id, %error, "revoked, but its API Gateway key is not yet disabled");
+        }
+        if record.revoked_at == Some(now) {
+            self.audit(caller, AuditAction::KeyRevoke, &record.id, now).await;
+        }
+        Ok(())
+    }
+
+    /// `GET /keys/{id}/usage?days`: requests per day from the tier's usage plan, and
+    /// `last_used_at` from the record.
+    pub async fn usage(&self, caller: &Caller, id: &str, days: Option<&str>) -> Result<KeyUsage, ApiError> {
+        caller.require(Permission::Admin)?;
+        let days = match days {
+            None => 30,
+            Some(text) => text.parse::<u32>().ok().filter(|d| (1..=MAX_USAGE_DAYS).contains(d)).ok_or_else(|| {
+                ApiError::validation("days", format!("must be a whole number from 1 to {MAX_USAGE_DAYS}"))
+            })?,
+        };
+        let record = self.record(caller, id).await?;
+        let today = self.clock.now().date_naive();
+        let from = today - TimeDelta::days(i64::from(days) - 1);
+        let counted = match &record.gateway_key {
+            Some(gateway_key) => self.gateway.usage(gateway_key, &record.tier, from, today).await?,
+            None => Vec::new(),
+        };
+        Ok(KeyUsage { id: record.id, tier: record.tier, last_used_at: record.last_used_at, days: counted })
+    }
+
+    /// `GET /whoami`: any valid key or session.
+    pub async fn whoami(&self, caller: &Caller) -> Result<Identity, ApiError> {
+        let (auth_type, principal, key) = match &caller.actor {
+            Actor::Key(id) => {
+                // The authorizer verified this key moments ago; gone now means revoked and
+                // collected in between, which is the answer a dead key gets.
+                let record = self.store.get(&caller.tenant, id).await?.ok_or(ApiError::InvalidApiKey)?;
+                ("api_key", id.to_string(), Some(KeyView::of(&record, self.clock.now())))
+            }
+            Actor::Session { subject } => ("jwt", subject.clone(), None),
+            Actor::Operator => ("operator", "operator".to_owned(), None),
+        };
+        Ok(Identity { auth_type, principal, tenant_id: caller.tenant.clone(), permissions: caller.permissions, key })
+    }
+
+    /// `GET /audit?limit&cursor`: newest first.
+    pub async fn audit_events(&self, caller: &Caller, query: PageQuery<AuditId>) -> Result<AuditPage, ApiError> {
+        caller.require(Permission::Admin)?;
+        let Page { items, next_cursor } = self.store.events(&caller.tenant, query.limit, query.cursor.as_ref()).await?;
+        Ok(AuditPage { events: items, next_cursor })
+    }
+
+    /// A tenant's key by the id in the path; malformed, missing and foreign ids are alike.
+    async fn record(&self, caller: &Caller, id: &str) -> Result<KeyRecord, ApiError> {
+        let id = parse_id(id)?;
+        self.store.get(&caller.tenant, &id).await?.ok_or(ApiError::NotFound)
+    }
+
+    /// Generates a key, gives it an API Gateway key, and stores it with `store`; all or nothing:
+    /// if storing fails, the gateway key is deleted again.
+    async fn issue<P, F, Fut>(
+        &self,
+        issuance: &Issuance<P>,
+        spec: KeySpec,
+        now: DateTime<Utc>,
+        store: F,
+    ) -> Result<(ApiKey, KeyRecord), ApiError>
+    where
+        P: PepperProvider,
+        F: FnOnce(KeyRecord) -> Fut,
+        Fut: Future<Output = Result<(), crate::store::StoreError>>,
+    {
+        let peppers = issuance.peppers.current().await;
+        let (key, mut record) = KeyRecord::issue(&issuance.profile, &peppers.current, spec, now);
+        record.gateway_key = self.gateway.issue(&record.id, &record.tier).await?;
+        if let Err(error) = store(record.clone()).await {
+            if let Some(gateway_key) = &record.gateway_key
+                && let Err(undo) = self.gateway.delete(gateway_key).await
+            {
+                tracing::error!(key_id = %record.id, gateway_key_id = %gateway_key.id, error = %undo,
+                    "orphaned API Gateway key: the key was not stored and its gateway key could not be deleted");
+            }
+            return Err(error.into());
+        }
+        Ok((key, record))
+    }
+
+    /// Appends an audit event. The mutation has happened by now, so a failure to record it does
+    /// not fail the request; the event goes to the error log in full instead, to be replayed.
+    async fn audit(&self, caller: &Caller, action: AuditAction, target: &KeyId, at: DateTime<Utc>) {
+        let event = AuditEvent {
+            id: AuditId::generate(),
+            tenant_id: caller.tenant.clone(),
+            actor: caller.actor_label(),
+            action,
+            target: target.to_string(),
+            at,
+            request_id: caller.request_id.clone(),
+        };
+        if let Err(error) = self.store.append(&event).await {
+            let event = serde_json::to_string(&event).unwrap_or_default();
+            tracing::error!(%error, %event, "audit event not stored");
+        }
+    }
+}
+
+fn parse_id(id: &str) -> Result<KeyId, ApiError> {
+    id.parse().map_err(|_| ApiError::NotFound)
+}
+
+fn bounded(lifetime: TimeDelta, policy: &KeyPolicy) -> TimeDelta {
+    policy.max_lifetime.map_or(lifetime, |max| lifetime.min(max))
+}

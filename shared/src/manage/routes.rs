@@ -1,0 +1,215 @@
+//! The management routes as plain HTTP: a method, a path, a query, a body and the caller in; a
+//! status, headers and a JSON body out. The Lambda functions and the local API put their requests
+//! through [`Management::handle`], so both answer alike.
+
+use serde::Serialize;
+
+use super::input::{PageQuery, parse_body, status_filter};
+use super::{Caller, Issuance, KeyService};
+use crate::audit::AuditLog;
+use crate::gateway::GatewayKeys;
+use crate::pepper::PepperProvider;
+use crate::store::KeyStore;
+use crate::{ApiError, AuditId};
+
+/// A route of the management API; key ids are as they appear in the path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route<'p> {
+    CreateKey,
+    ListKeys,
+    GetKey(&'p str),
+    UpdateKey(&'p str),
+    RotateKey(&'p str),
+    RevokeKey(&'p str),
+    KeyUsage(&'p str),
+    Whoami,
+    Audit,
+}
+
+/// The three management functions, split so that each holds only the permissions it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// list, get, usage, whoami, audit: reads the table and usage counts; writes nothing.
+    Read,
+    /// create, rotate: the only role that reads the pepper and creates API Gateway keys.
+    Issue,
+    /// update, revoke: changes records and moves or disables API Gateway keys.
+    Change,
+}
+
+impl<'p> Route<'p> {
+    /// `NOT_FOUND` for a path that is no route, `METHOD_NOT_ALLOWED` (with the allowed methods)
+    /// for a route's path with another method. A trailing slash is tolerated.
+    pub fn parse(method: &str, path: &'p str) -> Result<Self, ApiError> {
+        let path = path.strip_suffix('/').unwrap_or(path);
+        let segments: Vec<&str> = path.split('/').skip(1).collect();
+        let (allowed, route): (&'static [&'static str], Option<Route<'p>>) = match (segments.as_slice(), method) {
+            (["keys"], "POST") => (&[], Some(Route::CreateKey)),
+            (["keys"], "GET") => (&[], Some(Route::ListKeys)),
+            (["keys"], _) => (&["GET", "POST"], None),
+            (["keys", id], "GET") => (&[], Some(Route::GetKey(id))),
+            (["keys", id], "PATCH") => (&[], Some(Route::UpdateKey(id))),
+            (["keys", id], "DELETE") => (&[], Some(Route::RevokeKey(id))),
+            (["keys", _], _) => (&["GET", "PATCH", "DELETE"], None),
+            (["keys", id, "rotate"], "POST") => (&[], Some(Route::RotateKey(id))),
+            (["keys", _, "rotate"], _) => (&["POST"], None),
+            (["keys", id, "usage"], "GET") => (&[], Some(Route::KeyUsage(id))),
+            (["whoami"], "GET") => (&[], Some(Route::Whoami)),
+            (["audit"], "GET") => (&[], Some(Route::Audit)),
+            (["keys", _, "usage"] | ["whoami"] | ["audit"], _) => (&["GET"], None),
+            _ => return Err(ApiError::NotFound),
+        };
+        route.ok_or(ApiError::MethodNotAllowed { allowed })
+    }
+
+    pub fn role(self) -> Role {
+        match self {
+            Route::ListKeys | Route::GetKey(_) | Route::KeyUsage(_) | Route::Whoami | Route::Audit => Role::Read,
+            Route::CreateKey | Route::RotateKey(_) => Role::Issue,
+            Route::UpdateKey(_) | Route::RevokeKey(_) => Role::Change,
+        }
+    }
+}
+
+/// What a management route answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    /// `(name, value)` pairs besides `content-type`.
+    pub headers: Vec<(&'static str, String)>,
+    /// JSON; `None` for 204.
+    pub body: Option<String>,
+}
+
+impl Reply {
+    fn json<T: Serialize>(status: u16, value: &T) -> Self {
+        let body = serde_json::to_string(value).expect("views always serialize");
+        Self { status, headers: Vec::new(), body: Some(body) }
+    }
+
+    fn no_content() -> Self {
+        Self { status: 204, headers: Vec::new(), body: None }
+    }
+
+    pub fn error(error: &ApiError) -> Self {
+        let mut headers = Vec::new();
+        if let ApiError::MethodNotAllowed { allowed } = error {
+            headers.push(("allow", allowed.join(", ")));
+        }
+        if let Some(seconds) = error.retry_after_seconds() {
+            headers.push(("retry-after", seconds.to_string()));
+        }
+        Self { status: error.status(), headers, body: Some(error.to_json()) }
+    }
+}
+
+/// One HTTP request to a management route, as the function or the local API received it.
+pub struct ManagementRequest<'r, Q> {
+    pub method: &'r str,
+    pub path: &'r str,
+    /// A query string parameter by name.
+    pub query: Q,
+    pub body: &'r [u8],
+    /// Who calls, from the authorizer's context.
+    pub caller: Result<Caller, ApiError>,
+}
+
+/// A management function: the key service, the issuing dependencies where it issues keys, and
+/// the roles whose routes it serves.
+pub struct Management<S, G, P> {
+    pub service: KeyService<S, G>,
+    pub issuance: Option<Issuance<P>>,
+    pub roles: &'static [Role],
+}
+
+impl<S: KeyStore + AuditLog, G: GatewayKeys, P: PepperProvider> Management<S, G, P> {
+    pub async fn handle<'r, Q: Fn(&str) -> Option<&'r str>>(&self, request: ManagementRequest<'r, Q>) -> Reply {
+        match self.dispatch(request).await {
+            Ok(reply) => reply,
+            Err(error) => {
+                if error.status() >= 500 {
+                    tracing::error!(code = error.code(), "management request failed");
+                }
+                Reply::error(&error)
+            }
+        }
+    }
+
+    async fn dispatch<'r, Q: Fn(&str) -> Option<&'r str>>(
+        &self,
+        request: ManagementRequest<'r, Q>,
+    ) -> Result<Reply, ApiError> {
+        let route = Route::parse(request.method, request.path)?;
+        if !self.roles.contains(&route.role()) {
+            // The API routes this path and method to another function: a deployment mistake.
+            tracing::error!(?route, "a route of another management function reached this one");
+            return Err(ApiError::NotFound);
+        }
+        let caller = request.caller?;
+        let service = &self.service;
+        let query = request.query;
+        let body = request.body;
+        Ok(match route {
+            Route::CreateKey => Reply::json(201, &service.create(self.issuance()?, &caller, parse_body(body)?).await?),
+            Route::ListKeys => {
+                let page = PageQuery::parse(query("limit"), query("cursor"))?;
+                let status = status_filter(query("status"))?;
+                Reply::json(200, &service.list(&caller, page, status).await?)
+            }
+            Route::GetKey(id) => Reply::json(200, &service.get(&caller, id).await?),
+            Route::UpdateKey(id) => Reply::json(200, &service.update(&caller, id, parse_body(body)?).await?),
+            Route::RotateKey(id) => {
+                Reply::json(201, &service.rotate(self.issuance()?, &caller, id, parse_body(body)?).await?)
+            }
+            Route::RevokeKey(id) => {
+                service.revoke(&caller, id).await?;
+                Reply::no_content()
+            }
+            Route::KeyUsage(id) => Reply::json(200, &service.usage(&caller, id, query("days")).await?),
+            Route::Whoami => Reply::json(200, &service.whoami(&caller).await?),
+            Route::Audit => {
+                let page = PageQuery::<AuditId>::parse(query("limit"), query("cursor"))?;
+                Reply::json(200, &service.audit_events(&caller, page).await?)
+            }
+        })
+    }
+
+    fn issuance(&self) -> Result<&Issuance<P>, ApiError> {
+        self.issuance.as_ref().ok_or_else(|| {
+            tracing::error!("a function without the pepper was asked to issue a key");
+            ApiError::Internal
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_and_their_methods() {
+        assert_eq!(Route::parse("POST", "/keys"), Ok(Route::CreateKey));
+        assert_eq!(Route::parse("GET", "/keys/"), Ok(Route::ListKeys));
+        assert_eq!(Route::parse("GET", "/keys/key_1"), Ok(Route::GetKey("key_1")));
+        assert_eq!(Route::parse("PATCH", "/keys/key_1"), Ok(Route::UpdateKey("key_1")));
+        assert_eq!(Route::parse("DELETE", "/keys/key_1"), Ok(Route::RevokeKey("key_1")));
+        assert_eq!(Route::parse("POST", "/keys/key_1/rotate"), Ok(Route::RotateKey("key_1")));
+        assert_eq!(Route::parse("GET", "/keys/key_1/usage"), Ok(Route::KeyUsage("key_1")));
+        assert_eq!(Route::parse("GET", "/whoami"), Ok(Route::Whoami));
+        assert_eq!(Route::parse("GET", "/audit"), Ok(Route::Audit));
+
+        assert_eq!(Route::parse("PUT", "/keys"), Err(ApiError::MethodNotAllowed { allowed: &["GET", "POST"] }));
+        assert_eq!(
+            Route::parse("POST", "/keys/key_1"),
+            Err(ApiError::MethodNotAllowed { allowed: &["GET", "PATCH", "DELETE"] })
+        );
+        assert_eq!(Route::parse("GET", "/keys/key_1/rotate"), Err(ApiError::MethodNotAllowed { allowed: &["POST"] }));
+        assert_eq!(Route::parse("DELETE", "/whoami"), Err(ApiError::MethodNotAllowed { allowed: &["GET"] }));
+        assert_eq!(Route::parse("GET", "/"), Err(ApiError::NotFound));
+        assert_eq!(Route::parse("GET", "/keys/key_1/other"), Err(ApiError::NotFound));
+        assert_eq!(Route::parse("GET", "/datasources"), Err(ApiError::NotFound));
+
+        let reply = Reply::error(&ApiError::MethodNotAllowed { allowed: &["GET", "POST"] });
+        assert_eq!((reply.status, reply.headers), (405, vec![("allow", "GET, POST".to_owned())]));
+    }
+}
