@@ -25,3 +25,14 @@ pub async fn load_sdk_config(timeouts: &AwsTimeouts) -> SdkConfig {
         .load()
         .await
 }
+
+/// JSON logs, one object per line, for CloudWatch. `RUST_LOG` filters (default `info`).
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_current_span(false)
+        .with_ansi(false)
+        .without_time()
+        .init();
+}

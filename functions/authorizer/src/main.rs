@@ -5,7 +5,7 @@ use serde_json::value::RawValue;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    latchkey_authorizer::setup::init_logging();
+    latchkey::aws::init_logging();
     let authorizer = latchkey_authorizer::setup::from_env().await?;
     let authorizer = &authorizer;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Box<RawValue>>| async move {

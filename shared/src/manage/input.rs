@@ -31,6 +31,10 @@ pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         return Err(ApiError::PayloadTooLarge { limit_bytes: MAX_BODY_BYTES });
     }
     let body = if body.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { body };
+    // Every body is an object; serde would name a list's first element instead.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::validation("body", "the body must be a JSON object"));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let inner = error.inner();
@@ -149,7 +153,7 @@ impl RotateKeyBody {
     }
 }
 
-fn name(name: String) -> Result<String, ApiError> {
+pub(crate) fn name(name: String) -> Result<String, ApiError> {
     let chars = name.chars().count();
     if name.trim().is_empty() || chars > MAX_NAME_CHARS {
         return Err(ApiError::validation("name", format!("must be 1 to {MAX_NAME_CHARS} characters, not all blank")));

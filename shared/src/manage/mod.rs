@@ -73,14 +73,21 @@ impl<S: KeyStore + AuditLog, G: GatewayKeys> KeyService<S, G> {
         Ok(IssuedKey::new(&key, &record, now))
     }
 
-    /// The operator's first admin key for a tenant (`bootstrap`): `internal` tier, no expiry.
+    /// The operator's first admin key for a tenant (`bootstrap`): admin, read and write, no
+    /// expiry, in any configured tier (the operator's `internal` one included).
     pub async fn bootstrap<P: PepperProvider>(
         &self,
         issuance: &Issuance<P>,
         caller: &Caller,
         name: String,
-        tier: TierName,
+        tier: &str,
     ) -> Result<IssuedKey, ApiError> {
+        let name = input::name(name)?;
+        let tier = tier
+            .parse::<TierName>()
+            .ok()
+            .filter(|tier| self.policy.tiers.get(tier).is_some())
+            .ok_or_else(|| ApiError::validation("tier", format!("no tier `{tier}` is configured")))?;
         let now = self.clock.now();
         let spec = KeySpec {
             tenant_id: caller.tenant.clone(),
@@ -225,6 +232,8 @@ impl<S: KeyStore + AuditLog, G: GatewayKeys> KeyService<S, G> {
         {
             tracing::warn!(key_id = %record.id, %error, "revoked, but its API Gateway key is not yet disabled");
         }
+        // The store keeps the first revocation's time: only the call that revoked audits (two
+        // revocations at the very same instant would both count, which only a frozen clock does).
         if record.revoked_at == Some(now) {
             self.audit(caller, AuditAction::KeyRevoke, &record.id, now).await;
         }

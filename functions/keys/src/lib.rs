@@ -1,0 +1,71 @@
+//! The key management functions behind `/keys`, `/whoami` and `/audit`. The operations and the
+//! routing are the domain's ([`latchkey::manage`]); this crate turns a `lambda_http` request into a
+//! [`ManagementRequest`] and the [`Reply`] back into a response, and builds each function from its
+//! environment. The three binaries differ only in the [`Role`]s they serve:
+//!
+//! | function | routes | reads the pepper | API Gateway keys |
+//! |---|---|---|---|
+//! | `keys-read` | `GET /keys`, `GET /keys/{id}`, `GET /keys/{id}/usage`, `GET /whoami`, `GET /audit` | no | usage counts only |
+//! | `keys-issue` | `POST /keys`, `POST /keys/{id}/rotate` | yes | creates (and deletes on failure) |
+//! | `keys-change` | `PATCH /keys/{id}`, `DELETE /keys/{id}` | no | moves between plans, disables |
+
+pub mod setup;
+
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+use latchkey::ApiError;
+use latchkey::audit::AuditLog;
+use latchkey::gateway::GatewayKeys;
+use latchkey::manage::{Caller, Management, ManagementRequest, Reply};
+use latchkey::pepper::PepperProvider;
+use latchkey::store::KeyStore;
+
+/// Answers one API Gateway (REST, proxy integration) request.
+pub async fn respond<S, G, P>(function: &Management<S, G, P>, request: Request) -> Response<Body>
+where
+    S: KeyStore + AuditLog,
+    G: GatewayKeys,
+    P: PepperProvider,
+{
+    let query = request.query_string_parameters_ref();
+    let reply = function
+        .handle(ManagementRequest {
+            method: request.method().as_str(),
+            // The path as the client sent it, without the stage lambda_http prefixes to the URI.
+            path: request.raw_http_path(),
+            query: |name: &str| query.and_then(|q| q.first(name)),
+            body: request.body().as_ref(),
+            caller: caller(&request),
+        })
+        .await;
+    into_response(reply)
+}
+
+/// The caller from the authorizer's context (REST API: `requestContext.authorizer`).
+fn caller(request: &Request) -> Result<Caller, ApiError> {
+    match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV1(context)) => Caller::from_authorizer_context(
+            |name| context.authorizer.fields.get(name).and_then(|value| value.as_str()),
+            context.request_id.clone(),
+        ),
+        _ => {
+            tracing::error!("not an API Gateway REST API request: no authorizer context");
+            Err(ApiError::Internal)
+        }
+    }
+}
+
+fn into_response(reply: Reply) -> Response<Body> {
+    let mut response = Response::builder().status(reply.status);
+    for (name, value) in &reply.headers {
+        response = response.header(*name, value);
+    }
+    let body = match reply.body {
+        Some(json) => {
+            response = response.header("content-type", "application/json");
+            Body::Text(json)
+        }
+        None => Body::Empty,
+    };
+    response.body(body).expect("status and headers are valid")
+}

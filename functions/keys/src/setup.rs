@@ -1,0 +1,142 @@
+//! Building a key management function from its environment, during the cold start. Only the
+//! issuing function reads the pepper; the others never name its secret. Anything wrong refuses to
+//! start with an error naming the variable or secret.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::TimeDelta;
+use latchkey::SystemClock;
+use latchkey::config::{ConfigError, Env, Settings};
+use latchkey::gateway::apigateway::ApiGatewayKeys;
+use latchkey::manage::{Issuance, KeyPolicy, KeyService, Management, Role};
+use latchkey::pepper::{CachedPepper, PepperError, SecretsManagerPepper};
+use latchkey::store::dynamo::DynamoKeyStore;
+use latchkey::{TierName, Tiers};
+
+pub type DeployedFunction = Management<DynamoKeyStore, ApiGatewayKeys, SecretsManagerPepper>;
+
+/// Key management settings on top of [`Settings`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeysSettings {
+    /// `LATCHKEY_KEYS_TABLE`.
+    pub keys_table: String,
+    /// `LATCHKEY_MAX_KEY_LIFETIME_DAYS` (default: unset, keys may live forever; at most 3650).
+    pub max_lifetime: Option<TimeDelta>,
+    /// `LATCHKEY_AUDIT_RETENTION_DAYS` (default 365): how long audit events are kept.
+    pub audit_retention: TimeDelta,
+    /// `LATCHKEY_USAGE_PLANS`: `tier=usage-plan-id,...`, one for every configured tier.
+    pub usage_plans: HashMap<TierName, String>,
+}
+
+impl KeysSettings {
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>, tiers: &Tiers) -> Result<Self, ConfigError> {
+        let usage_plans = env.parse_or("LATCHKEY_USAGE_PLANS", HashMap::new(), ApiGatewayKeys::parse_usage_plans)?;
+        // A tier without a plan would issue keys that API Gateway refuses or never throttles.
+        if let Some(tier) = tiers.iter().find(|tier| !usage_plans.contains_key(&tier.name)) {
+            let reason = format!("tier `{}` has no usage plan (expected tier=usage-plan-id pairs)", tier.name);
+            return Err(ConfigError::Invalid { var: "LATCHKEY_USAGE_PLANS", reason });
+        }
+        let max_lifetime = match env.get("LATCHKEY_MAX_KEY_LIFETIME_DAYS") {
+            None => None,
+            Some(_) => Some(TimeDelta::days(env.number_or("LATCHKEY_MAX_KEY_LIFETIME_DAYS", 0, 1..=3650)? as i64)),
+        };
+        Ok(Self {
+            keys_table: env.required("LATCHKEY_KEYS_TABLE")?,
+            max_lifetime,
+            audit_retention: TimeDelta::days(env.number_or("LATCHKEY_AUDIT_RETENTION_DAYS", 365, 1..=3650)? as i64),
+            usage_plans,
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Secret(#[from] PepperError),
+    #[error("the keys table could not be reached: {0}")]
+    Store(latchkey::store::StoreError),
+}
+
+/// The cold start of a function serving `roles`.
+pub async fn from_env(roles: &'static [Role]) -> Result<DeployedFunction, SetupError> {
+    let env = Env::process();
+    let settings = Settings::from_env(&env)?;
+    let keys = KeysSettings::from_env(&env, &settings.tiers)?;
+    let issues = roles.contains(&Role::Issue);
+    // Read before any I/O, so a missing variable is reported as such.
+    let pepper_secret = if issues { Some(env.required("LATCHKEY_PEPPER_SECRET_ID")?) } else { None };
+
+    let sdk = latchkey::aws::load_sdk_config(&settings.aws_timeouts).await;
+    let store = DynamoKeyStore::new(aws_sdk_dynamodb::Client::new(&sdk), keys.keys_table, settings.record_retention)
+        .with_audit_retention(keys.audit_retention);
+    let gateway = ApiGatewayKeys::new(aws_sdk_apigateway::Client::new(&sdk), keys.usage_plans);
+    let issuance = async {
+        let Some(secret) = pepper_secret else { return Ok(None) };
+        let provider = SecretsManagerPepper::new(aws_sdk_secretsmanager::Client::new(&sdk), secret);
+        let peppers = CachedPepper::load(provider, settings.pepper_refresh).await?;
+        Ok::<_, PepperError>(Some(Issuance { peppers, profile: settings.key_profile.clone() }))
+    };
+    let (issuance, warmed) = tokio::join!(issuance, store.warm_up());
+    warmed.map_err(SetupError::Store)?;
+    Ok(Management {
+        service: KeyService {
+            store: Arc::new(store),
+            gateway,
+            clock: Arc::new(SystemClock),
+            policy: KeyPolicy { tiers: settings.tiers, max_lifetime: keys.max_lifetime },
+        },
+        issuance: issuance?,
+        roles,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &'static [(&'static str, &'static str)]) -> Env<impl Fn(&str) -> Option<String>> {
+        Env::from_fn(move |name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned()))
+    }
+
+    const PLANS: (&str, &str) = ("LATCHKEY_USAGE_PLANS", "free=p1, starter=p2, internal=p3");
+
+    #[test]
+    fn reads_and_checks_every_variable() {
+        let tiers = Tiers::default();
+        let settings = KeysSettings::from_env(&env(&[("LATCHKEY_KEYS_TABLE", "keys"), PLANS]), &tiers).unwrap();
+        assert_eq!(settings.max_lifetime, None);
+        assert_eq!(settings.audit_retention, TimeDelta::days(365));
+        assert_eq!(settings.usage_plans.len(), 3);
+
+        let limited = env(&[("LATCHKEY_KEYS_TABLE", "keys"), PLANS, ("LATCHKEY_MAX_KEY_LIFETIME_DAYS", "90")]);
+        assert_eq!(KeysSettings::from_env(&limited, &tiers).unwrap().max_lifetime, Some(TimeDelta::days(90)));
+
+        let bad = [
+            (env(&[("LATCHKEY_KEYS_TABLE", "keys")]), "LATCHKEY_USAGE_PLANS"),
+            (
+                env(&[("LATCHKEY_KEYS_TABLE", "keys"), ("LATCHKEY_USAGE_PLANS", "free=p1,starter=p2")]),
+                "LATCHKEY_USAGE_PLANS",
+            ),
+            (env(&[("LATCHKEY_KEYS_TABLE", "keys"), ("LATCHKEY_USAGE_PLANS", "free")]), "LATCHKEY_USAGE_PLANS"),
+            (env(&[PLANS]), "LATCHKEY_KEYS_TABLE"),
+            (
+                env(&[("LATCHKEY_KEYS_TABLE", "k"), PLANS, ("LATCHKEY_MAX_KEY_LIFETIME_DAYS", "0")]),
+                "LATCHKEY_MAX_KEY_LIFETIME_DAYS",
+            ),
+            (
+                env(&[("LATCHKEY_KEYS_TABLE", "k"), PLANS, ("LATCHKEY_AUDIT_RETENTION_DAYS", "x")]),
+                "LATCHKEY_AUDIT_RETENTION_DAYS",
+            ),
+        ];
+        for (env, var) in bad {
+            let error = KeysSettings::from_env(&env, &tiers).unwrap_err();
+            let named = match error {
+                ConfigError::Missing { var } | ConfigError::Invalid { var, .. } => var,
+            };
+            assert_eq!(named, var);
+        }
+    }
+}

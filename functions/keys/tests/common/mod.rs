@@ -1,0 +1,272 @@
+//! The key management stack as API Gateway runs it, in process: a request goes through the real
+//! authorizer (its REQUEST event), a Deny is rendered as the `ACCESS_DENIED` gateway response
+//! does, and an Allow reaches the function the template routes it to as a proxy event carrying
+//! the authorizer's context. Behind them: DynamoDB Local, moto's API Gateway (usage plans made
+//! fresh per stack), fixed peppers and a manual clock.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use latchkey::gateway::apigateway::ApiGatewayKeys;
+use latchkey::manage::{Caller, Issuance, KeyPolicy, KeyService, Management, Role, Route};
+use latchkey::pepper::CachedPepper;
+use latchkey::store::dynamo::DynamoKeyStore;
+use latchkey::{KeyProfile, ManualClock, TenantId, TierName, Tiers};
+use latchkey_authorizer::{Authorizer, Dependencies};
+use latchkey_tests::{StaticPepper, unique_name};
+use serde_json::{Value, json};
+
+pub const PEPPER: &[u8] = b"key-management-tests-pepper-0123456789abcdef";
+const METHOD_ARN: &str = "arn:aws:execute-api:eu-west-1:123456789012:a1b2c3d4e5/prod/GET/whoami";
+
+pub type Function = Management<DynamoKeyStore, ApiGatewayKeys, StaticPepper>;
+
+/// The records' clock starts here. DynamoDB Local deletes items whose TTL has passed in real
+/// time, so test time stays ahead of the wall clock.
+pub fn start() -> DateTime<Utc> {
+    "2100-01-01T00:00:00Z".parse().unwrap()
+}
+
+pub struct Stack {
+    pub store: Arc<DynamoKeyStore>,
+    pub apigateway: aws_sdk_apigateway::Client,
+    /// Tier → the usage plan made for this stack in moto.
+    pub plans: HashMap<TierName, String>,
+    pub clock: Arc<ManualClock>,
+    pub authorizer: Authorizer<DynamoKeyStore, StaticPepper>,
+    pub read: Function,
+    pub issue: Function,
+    pub change: Function,
+}
+
+/// What the client receives.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: HashMap<String, String>,
+    pub body: Value,
+}
+
+impl Answer {
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+
+    #[track_caller]
+    pub fn expect(self, status: u16) -> Value {
+        assert_eq!(self.status, status, "unexpected answer: {}", self.body);
+        self.body
+    }
+
+    #[track_caller]
+    pub fn expect_error(&self, status: u16, code: &str) {
+        assert_eq!((self.status, self.code()), (status, code), "unexpected answer: {}", self.body);
+        assert_eq!(self.body["success"], false);
+    }
+}
+
+impl Stack {
+    pub async fn new() -> Self {
+        Self::with_store(latchkey_tests::fresh_dynamo_store(TimeDelta::days(30)).await).await
+    }
+
+    pub async fn with_store(store: DynamoKeyStore) -> Self {
+        let sdk = latchkey_tests::sdk_config().await;
+        latchkey_tests::required_env("AWS_ENDPOINT_URL_API_GATEWAY");
+        let apigateway = aws_sdk_apigateway::Client::new(&sdk);
+        let mut plans = HashMap::new();
+        for tier in Tiers::default().iter() {
+            let plan = apigateway.create_usage_plan().name(unique_name(tier.name.as_str())).send().await.unwrap();
+            plans.insert(tier.name.clone(), plan.id.unwrap());
+        }
+        let store = Arc::new(store);
+        let clock = Arc::new(ManualClock::new(start()));
+        let function = |roles: &'static [Role], issues: bool| {
+            let (store, clock, gateway) =
+                (store.clone(), clock.clone(), ApiGatewayKeys::new(apigateway.clone(), plans.clone()));
+            async move {
+                let issuance = match issues {
+                    true => Some(Issuance {
+                        peppers: CachedPepper::load(StaticPepper::new(PEPPER, "v1"), Duration::from_secs(300))
+                            .await
+                            .unwrap(),
+                        profile: KeyProfile::latchkey(),
+                    }),
+                    false => None,
+                };
+                Management {
+                    service: KeyService {
+                        store,
+                        gateway,
+                        clock,
+                        policy: KeyPolicy { tiers: Tiers::default(), max_lifetime: Some(TimeDelta::days(365)) },
+                    },
+                    issuance,
+                    roles,
+                }
+            }
+        };
+        let authorizer = Authorizer::new(Dependencies {
+            store: store.clone(),
+            peppers: CachedPepper::load(StaticPepper::new(PEPPER, "v1"), Duration::from_secs(300)).await.unwrap(),
+            clock: clock.clone(),
+            profile: KeyProfile::latchkey(),
+            // No cache: each request sees the store as it is (the cache has tests of its own).
+            cache_ttl: Duration::ZERO,
+            cache_capacity: 0,
+            jwt: None,
+            session_usage_key: None,
+        });
+        Self {
+            read: function(&[Role::Read], false).await,
+            issue: function(&[Role::Issue], true).await,
+            change: function(&[Role::Change], false).await,
+            store,
+            apigateway,
+            plans,
+            clock,
+            authorizer,
+        }
+    }
+
+    /// A tenant's first admin key, as `latchkey-admin bootstrap` makes it.
+    pub async fn bootstrap(&self, tenant: &str) -> String {
+        let tenant: TenantId = tenant.parse().unwrap();
+        let issuance = self.issue.issuance.as_ref().unwrap();
+        let issued = self
+            .issue
+            .service
+            .bootstrap(issuance, &Caller::operator(tenant), "admin".into(), "internal")
+            .await
+            .unwrap();
+        serde_json::to_value(&issued).unwrap()["key"].as_str().unwrap().to_owned()
+    }
+
+    /// A request with `key` in `x-api-key`.
+    pub async fn call(&self, key: &str, method: &str, path: &str, body: Option<Value>) -> Answer {
+        let body = body.map(|b| b.to_string());
+        self.request(&[("x-api-key", key)], method, path, body.as_deref()).await
+    }
+
+    /// A request as the client sends it: through the authorizer, then to the routed function.
+    pub async fn request(&self, headers: &[(&str, &str)], method: &str, path: &str, body: Option<&str>) -> Answer {
+        let (path_only, query) = path.split_once('?').unwrap_or((path, ""));
+        let headers: HashMap<&str, &str> = headers.iter().copied().collect();
+        let multi: HashMap<&str, Vec<&str>> = headers.iter().map(|(k, v)| (*k, vec![*v])).collect();
+        let event = json!({
+            "type": "REQUEST",
+            "methodArn": METHOD_ARN,
+            "resource": path_only,
+            "path": path_only,
+            "httpMethod": method,
+            "headers": headers,
+            "multiValueHeaders": multi,
+            "requestContext": {"requestId": "authz-req", "stage": "prod", "httpMethod": method, "path": path_only},
+        });
+        let decision = match self.authorizer.handle_event(event.to_string().as_bytes()).await {
+            Ok(bytes) => serde_json::from_slice::<Value>(&bytes).unwrap(),
+            // The authorizer failed: API Gateway answers 5xx, rendered as SERVICE_UNAVAILABLE.
+            Err(_) => return answer(503, HashMap::new(), latchkey::ApiError::ServiceUnavailable.to_json()),
+        };
+        let context = &decision["context"];
+        if decision["policyDocument"]["Statement"][0]["Effect"] != "Allow" {
+            // The ACCESS_DENIED gateway response: the status and body the authorizer chose.
+            let status = context["error_status"].as_str().unwrap().parse().unwrap();
+            return answer(status, HashMap::new(), context["error_body"].as_str().unwrap().to_owned());
+        }
+        let mut authorizer = context.clone();
+        authorizer["principalId"] = decision["principalId"].clone();
+        let query: HashMap<&str, &str> = query.split('&').filter_map(|pair| pair.split_once('=')).collect();
+        let proxy = json!({
+            "resource": path_only,
+            "path": path_only,
+            "httpMethod": method,
+            "headers": headers,
+            "multiValueHeaders": multi,
+            "queryStringParameters": if query.is_empty() { Value::Null } else { json!(query) },
+            "multiValueQueryStringParameters": if query.is_empty() { Value::Null } else {
+                json!(query.iter().map(|(k, v)| (*k, vec![*v])).collect::<HashMap<_, _>>())
+            },
+            "pathParameters": null,
+            "stageVariables": null,
+            "requestContext": {
+                "resourcePath": path_only, "httpMethod": method, "path": format!("/prod{path_only}"),
+                "stage": "prod", "requestId": unique_name("req"), "accountId": "123456789012",
+                "apiId": "a1b2c3d4e5", "identity": {"sourceIp": "127.0.0.1"}, "authorizer": authorizer,
+            },
+            "body": body,
+            "isBase64Encoded": false,
+        });
+        self.invoke(&proxy.to_string()).await
+    }
+
+    /// Sends a proxy event to the function the template routes its method and path to.
+    pub async fn invoke(&self, event: &str) -> Answer {
+        let request = lambda_http::request::from_str(event).expect("a REST API proxy event");
+        let function = match Route::parse(request.method().as_str(), lambda_http::RequestExt::raw_http_path(&request))
+            .map(Route::role)
+        {
+            Ok(Role::Issue) => &self.issue,
+            Ok(Role::Change) => &self.change,
+            // Reads, and paths no function serves (which answer 404/405 wherever they land).
+            _ => &self.read,
+        };
+        let response = latchkey_keys::respond(function, request).await;
+        let status = response.status().as_u16();
+        let headers =
+            response.headers().iter().map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap().to_owned())).collect();
+        let body = String::from_utf8(response.body().to_vec()).unwrap();
+        answer(status, headers, body)
+    }
+
+    /// Every item of the table, as text.
+    pub async fn table_dump(&self) -> String {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .store
+                .client()
+                .scan()
+                .table_name(self.store.table())
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .unwrap();
+            items.extend(page.items().iter().map(|item| format!("{item:?}")));
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return items.join("\n");
+            }
+        }
+    }
+
+    /// The gateway key's state in moto: (enabled, tiers whose plan holds it); `None` if deleted.
+    pub async fn gateway_key(&self, id: &str) -> Option<(bool, Vec<String>)> {
+        let key = self.apigateway.get_api_key().api_key(id).send().await.ok()?;
+        let mut tiers = Vec::new();
+        for (tier, plan) in &self.plans {
+            let members = self.apigateway.get_usage_plan_keys().usage_plan_id(plan).send().await.unwrap();
+            if members.items().iter().any(|member| member.id() == Some(id)) {
+                tiers.push(tier.to_string());
+            }
+        }
+        tiers.sort();
+        Some((key.enabled, tiers))
+    }
+
+    /// Every API Gateway key named after one of `key_ids` (our keys are named by their id).
+    pub async fn gateway_keys_named(&self, key_ids: &[&str]) -> usize {
+        let all = self.apigateway.get_api_keys().limit(500).send().await.unwrap();
+        all.items().iter().filter(|key| key.name().is_some_and(|name| key_ids.contains(&name))).count()
+    }
+}
+
+fn answer(status: u16, headers: HashMap<String, String>, body: String) -> Answer {
+    let body = if body.is_empty() { Value::Null } else { serde_json::from_str(&body).expect("bodies are JSON") };
+    Answer { status, headers, body }
+}

@@ -1,0 +1,47 @@
+//! The operator's command line. `bootstrap` creates a tenant's first admin key, against the
+//! configured DynamoDB table, pepper secret and usage plans (the same variables as the
+//! `keys-issue` function), and prints it once:
+//!
+//! ```sh
+//! cargo run -p latchkey-admin -- bootstrap --tenant acme
+//! ```
+
+use clap::{Parser, Subcommand};
+use latchkey::TenantId;
+use latchkey::manage::{Caller, Role};
+
+#[derive(Parser)]
+#[command(name = "latchkey-admin", about = "Latchkey's operator commands")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Creates an admin key for a tenant and prints it, with its record, as JSON on stdout.
+    Bootstrap {
+        /// The tenant the key administers.
+        #[arg(long)]
+        tenant: String,
+        /// The key's name.
+        #[arg(long, default_value = "bootstrap admin")]
+        name: String,
+        /// The key's tier (its usage plan).
+        #[arg(long, default_value = "internal")]
+        tier: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> Result<(), String> {
+    let Command::Bootstrap { tenant, name, tier } = Cli::parse().command;
+    let tenant: TenantId = tenant.parse().map_err(|e| format!("--tenant: {e}"))?;
+    let function = latchkey_keys::setup::from_env(&[Role::Issue]).await.map_err(|e| e.to_string())?;
+    let issuance = function.issuance.as_ref().expect("the issuing role loads the pepper");
+    let issued =
+        function.service.bootstrap(issuance, &Caller::operator(tenant), name, &tier).await.map_err(|e| e.to_json())?;
+    println!("{}", serde_json::to_string_pretty(&issued).expect("views always serialize"));
+    eprintln!("latchkey-admin: the key is shown this once; store it now");
+    Ok(())
+}
