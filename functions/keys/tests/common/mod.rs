@@ -89,25 +89,8 @@ impl Stack {
             let (store, clock, gateway) =
                 (store.clone(), clock.clone(), ApiGatewayKeys::new(apigateway.clone(), plans.clone()));
             async move {
-                let issuance = match issues {
-                    true => Some(Issuance {
-                        peppers: CachedPepper::load(StaticPepper::new(PEPPER, "v1"), Duration::from_secs(300))
-                            .await
-                            .unwrap(),
-                        profile: KeyProfile::latchkey(),
-                    }),
-                    false => None,
-                };
-                Management {
-                    service: KeyService {
-                        store,
-                        gateway,
-                        clock,
-                        policy: KeyPolicy { tiers: Tiers::default(), max_lifetime: Some(TimeDelta::days(365)) },
-                    },
-                    issuance,
-                    roles,
-                }
+                let issuance = if issues { Some(issuance().await) } else { None };
+                Management { service: KeyService { store, gateway, clock, policy: policy() }, issuance, roles }
             }
         };
         let authorizer = Authorizer::new(Dependencies {
@@ -245,6 +228,14 @@ impl Stack {
         }
     }
 
+    /// The partition key of every item in the table, sorted.
+    pub async fn item_keys(&self) -> Vec<String> {
+        let scan = self.store.client().scan().table_name(self.store.table()).send().await.unwrap();
+        let mut keys: Vec<String> = scan.items().iter().map(|item| item["pk"].as_s().unwrap().clone()).collect();
+        keys.sort();
+        keys
+    }
+
     /// The gateway key's state in moto: (enabled, tiers whose plan holds it); `None` if deleted.
     pub async fn gateway_key(&self, id: &str) -> Option<(bool, Vec<String>)> {
         let key = self.apigateway.get_api_key().api_key(id).send().await.ok()?;
@@ -264,6 +255,17 @@ impl Stack {
         let all = self.apigateway.get_api_keys().limit(500).send().await.unwrap();
         all.items().iter().filter(|key| key.name().is_some_and(|name| key_ids.contains(&name))).count()
     }
+}
+
+/// What the issuing function holds: the tests' pepper and the default key profile.
+pub async fn issuance() -> Issuance<StaticPepper> {
+    let peppers = CachedPepper::load(StaticPepper::new(PEPPER, "v1"), Duration::from_secs(300)).await.unwrap();
+    Issuance { peppers, profile: KeyProfile::latchkey() }
+}
+
+/// The default tiers, and keys that live a year at most.
+pub fn policy() -> KeyPolicy {
+    KeyPolicy { tiers: Tiers::default(), max_lifetime: Some(TimeDelta::days(365)) }
 }
 
 fn answer(status: u16, headers: HashMap<String, String>, body: String) -> Answer {

@@ -1,0 +1,209 @@
+//! API Gateway keys in moto's API Gateway: a key's gateway key follows its tier and its life, and
+//! a create that fails halfway leaves nothing behind.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use common::Stack;
+use latchkey::audit::{AuditEvent, AuditLog};
+use latchkey::gateway::apigateway::ApiGatewayKeys;
+use latchkey::gateway::{DailyUsage, GatewayError, GatewayKeys};
+use latchkey::manage::{Caller, KeyService, Management, ManagementRequest, Role};
+use latchkey::store::dynamo::DynamoKeyStore;
+use latchkey::store::{Cursor, KeyStore, Page, StoreError};
+use latchkey::{AuditId, GatewayKey, KeyChanges, KeyDigest, KeyId, KeyRecord, PepperVersion, TenantId, TierName};
+use latchkey_tests::StaticPepper;
+use serde_json::json;
+
+async fn gateway_key_of(stack: &Stack, tenant: &str, id: &str) -> GatewayKey {
+    let tenant: TenantId = tenant.parse().unwrap();
+    let record = stack.store.get(&tenant, &id.parse().unwrap()).await.unwrap().unwrap();
+    record.gateway_key.expect("every issued key has a gateway key")
+}
+
+#[tokio::test]
+async fn the_gateway_key_follows_tier_and_life() {
+    let stack = Stack::new().await;
+    let admin = stack.bootstrap("acme").await;
+    let created =
+        stack.call(&admin, "POST", "/keys", Some(json!({"name": "metered", "tier": "free"}))).await.expect(201);
+    let id = created["id"].as_str().unwrap();
+    let gateway = gateway_key_of(&stack, "acme", id).await;
+    assert_eq!(stack.gateway_key(&gateway.id).await, Some((true, vec!["free".to_owned()])));
+    // Its value is API Gateway's, not ours, and is what the authorizer hands on for throttling.
+    let value = stack.apigateway.get_api_key().api_key(&gateway.id).include_value(true).send().await.unwrap().value;
+    assert_eq!(value.as_deref(), Some(gateway.value.as_str()));
+    assert_ne!(gateway.value, created["key"].as_str().unwrap());
+    let decision = stack.call(created["key"].as_str().unwrap(), "GET", "/whoami", None).await.expect(200);
+    assert_eq!(decision["tier"], "free");
+
+    // A tier change moves it to the new plan, and only there.
+    stack.call(&admin, "PATCH", &format!("/keys/{id}"), Some(json!({"tier": "starter"}))).await.expect(200);
+    assert_eq!(stack.gateway_key(&gateway.id).await, Some((true, vec!["starter".to_owned()])));
+
+    // A rotation gives the new key a gateway key of its own in the same plan.
+    let rotated = stack.call(&admin, "POST", &format!("/keys/{id}/rotate"), None).await.expect(201);
+    let new_gateway = gateway_key_of(&stack, "acme", rotated["id"].as_str().unwrap()).await;
+    assert_ne!(new_gateway.id, gateway.id);
+    assert_eq!(stack.gateway_key(&new_gateway.id).await, Some((true, vec!["starter".to_owned()])));
+
+    // Revocation disables it and takes it out of every plan; repeating changes nothing.
+    for _ in 0..2 {
+        let answer = stack.call(&admin, "DELETE", &format!("/keys/{}", rotated["id"].as_str().unwrap()), None).await;
+        assert_eq!(answer.status, 204);
+        assert_eq!(stack.gateway_key(&new_gateway.id).await, Some((false, vec![])));
+    }
+    // The bootstrap key sits in the internal tier's plan.
+    let me = stack.call(&admin, "GET", "/whoami", None).await.expect(200);
+    let bootstrap = gateway_key_of(&stack, "acme", me["id"].as_str().unwrap()).await;
+    assert_eq!(stack.gateway_key(&bootstrap.id).await, Some((true, vec!["internal".to_owned()])));
+}
+
+/// The real DynamoDB store, refusing to store any new key: the injected fault, after the
+/// gateway key is made and before the record is written.
+struct RefusesNewKeys(DynamoKeyStore);
+
+impl KeyStore for RefusesNewKeys {
+    async fn insert(&self, _: &KeyRecord) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable("injected: the table refused the write".into()))
+    }
+    async fn find_by_digest(&self, digest: &KeyDigest) -> Result<Option<KeyRecord>, StoreError> {
+        self.0.find_by_digest(digest).await
+    }
+    async fn get(&self, tenant: &TenantId, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        self.0.get(tenant, id).await
+    }
+    async fn list(&self, tenant: &TenantId, limit: u32, after: Option<&Cursor>) -> Result<Page<KeyRecord>, StoreError> {
+        self.0.list(tenant, limit, after).await
+    }
+    async fn revoke(&self, tenant: &TenantId, id: &KeyId, at: DateTime<Utc>) -> Result<KeyRecord, StoreError> {
+        self.0.revoke(tenant, id, at).await
+    }
+    async fn rotate(&self, _: &TenantId, _: &KeyId, _: &KeyRecord, _: DateTime<Utc>) -> Result<KeyRecord, StoreError> {
+        Err(StoreError::Unavailable("injected: the table refused the write".into()))
+    }
+    async fn update(&self, tenant: &TenantId, id: &KeyId, changes: &KeyChanges) -> Result<KeyRecord, StoreError> {
+        self.0.update(tenant, id, changes).await
+    }
+    async fn touch(&self, digest: &KeyDigest, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.0.touch(digest, at).await
+    }
+    async fn rehash(&self, record: &KeyRecord, digest: KeyDigest, version: PepperVersion) -> Result<(), StoreError> {
+        self.0.rehash(record, digest, version).await
+    }
+}
+
+impl AuditLog for RefusesNewKeys {
+    async fn append(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        self.0.append(event).await
+    }
+    async fn events(
+        &self,
+        tenant: &TenantId,
+        limit: u32,
+        before: Option<&Cursor<AuditId>>,
+    ) -> Result<Page<AuditEvent>, StoreError> {
+        self.0.events(tenant, limit, before).await
+    }
+}
+
+#[tokio::test]
+async fn a_create_or_rotation_that_fails_halfway_leaves_nothing() {
+    let stack = Stack::new().await;
+    let admin = stack.bootstrap("acme").await;
+    let existing = stack.call(&admin, "POST", "/keys", Some(json!({"name": "to rotate"}))).await.expect(201);
+    let existing_id = existing["id"].as_str().unwrap();
+    let items_before = stack.item_keys().await;
+
+    // The same table, gateway and pepper, but the table refuses new keys; the gateway keys
+    // made on the way are noted, to be looked for afterwards.
+    let store = DynamoKeyStore::new(stack.store.client().clone(), stack.store.table(), TimeDelta::days(30));
+    let gateway =
+        Noting { inner: ApiGatewayKeys::new(stack.apigateway.clone(), stack.plans.clone()), issued: Mutex::default() };
+    let failing: Management<_, _, StaticPepper> = Management {
+        service: KeyService {
+            store: Arc::new(RefusesNewKeys(store)),
+            gateway,
+            clock: stack.clock.clone(),
+            policy: common::policy(),
+        },
+        issuance: Some(common::issuance().await),
+        roles: &[Role::Issue],
+    };
+    let create = failing.handle(request("POST", "/keys", r#"{"name": "doomed"}"#)).await;
+    assert_eq!((create.status, create.body.unwrap().contains("SERVICE_UNAVAILABLE")), (503, true));
+    let rotate_path = format!("/keys/{existing_id}/rotate");
+    let rotate = failing.handle(request("POST", &rotate_path, "")).await;
+    assert_eq!(rotate.status, 503);
+
+    // Neither a record nor a gateway key remains; the existing key is untouched.
+    let issued = failing.service.gateway.issued.lock().unwrap().clone();
+    assert_eq!(issued.len(), 2, "each attempt made a gateway key first");
+    for id in issued {
+        assert_eq!(stack.gateway_key(&id).await, None, "gateway key {id} was deleted again");
+    }
+    assert_eq!(stack.item_keys().await, items_before, "no item was added");
+    stack.call(existing["key"].as_str().unwrap(), "GET", "/whoami", None).await.expect(200);
+    let unrotated = stack.call(&admin, "GET", &format!("/keys/{existing_id}"), None).await.expect(200);
+    assert!(unrotated.get("replaced_by").is_none());
+}
+
+/// moto's API Gateway, noting the id of every gateway key it issues.
+struct Noting {
+    inner: ApiGatewayKeys,
+    issued: Mutex<Vec<String>>,
+}
+
+impl GatewayKeys for Noting {
+    async fn issue(&self, key_id: &KeyId, tier: &TierName) -> Result<Option<GatewayKey>, GatewayError> {
+        let issued = self.inner.issue(key_id, tier).await?;
+        self.issued.lock().unwrap().extend(issued.iter().map(|key| key.id.clone()));
+        Ok(issued)
+    }
+    async fn change_tier(&self, key: &GatewayKey, from: &TierName, to: &TierName) -> Result<(), GatewayError> {
+        self.inner.change_tier(key, from, to).await
+    }
+    async fn retire(&self, key: &GatewayKey, tier: &TierName) -> Result<(), GatewayError> {
+        self.inner.retire(key, tier).await
+    }
+    async fn delete(&self, key: &GatewayKey) -> Result<(), GatewayError> {
+        self.inner.delete(key).await
+    }
+    async fn usage(
+        &self,
+        key: &GatewayKey,
+        tier: &TierName,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<DailyUsage>, GatewayError> {
+        self.inner.usage(key, tier, from, to).await
+    }
+}
+
+fn request<'r>(
+    method: &'r str,
+    path: &'r str,
+    body: &'r str,
+) -> ManagementRequest<'r, impl Fn(&str) -> Option<&'r str>> {
+    ManagementRequest {
+        method,
+        path,
+        query: |_: &str| None,
+        body: body.as_bytes(),
+        caller: Ok(Caller::operator("acme".parse().unwrap())),
+    }
+}
+
+#[tokio::test]
+async fn a_tier_without_a_usage_plan_makes_no_gateway_key() {
+    let stack = Stack::new().await;
+    let mut plans = stack.plans.clone();
+    plans.remove(&"starter".parse().unwrap());
+    let gateway = ApiGatewayKeys::new(stack.apigateway.clone(), plans);
+    let before = stack.apigateway.get_api_keys().limit(500).send().await.unwrap().items().len();
+    let refused = gateway.issue(&KeyId::generate(), &"starter".parse().unwrap()).await.unwrap_err();
+    assert!(matches!(refused, GatewayError::NoUsagePlan(tier) if tier == "starter"));
+    assert_eq!(stack.apigateway.get_api_keys().limit(500).send().await.unwrap().items().len(), before);
+}
