@@ -137,7 +137,7 @@ impl Stack {
 
     /// A request as the client sends it: through the authorizer, then to the routed function.
     pub async fn request(&self, headers: &[(&str, &str)], method: &str, path: &str, body: Option<&str>) -> Answer {
-        let (path_only, query) = path.split_once('?').unwrap_or((path, ""));
+        let path_only = path.split_once('?').map_or(path, |(path, _)| path);
         let headers: HashMap<&str, &str> = headers.iter().copied().collect();
         let multi: HashMap<&str, Vec<&str>> = headers.iter().map(|(k, v)| (*k, vec![*v])).collect();
         let event = json!({
@@ -163,27 +163,7 @@ impl Stack {
         }
         let mut authorizer = context.clone();
         authorizer["principalId"] = decision["principalId"].clone();
-        let query: HashMap<&str, &str> = query.split('&').filter_map(|pair| pair.split_once('=')).collect();
-        let proxy = json!({
-            "resource": path_only,
-            "path": path_only,
-            "httpMethod": method,
-            "headers": headers,
-            "multiValueHeaders": multi,
-            "queryStringParameters": if query.is_empty() { Value::Null } else { json!(query) },
-            "multiValueQueryStringParameters": if query.is_empty() { Value::Null } else {
-                json!(query.iter().map(|(k, v)| (*k, vec![*v])).collect::<HashMap<_, _>>())
-            },
-            "pathParameters": null,
-            "stageVariables": null,
-            "requestContext": {
-                "resourcePath": path_only, "httpMethod": method, "path": format!("/prod{path_only}"),
-                "stage": "prod", "requestId": unique_name("req"), "accountId": "123456789012",
-                "apiId": "a1b2c3d4e5", "identity": {"sourceIp": "127.0.0.1"}, "authorizer": authorizer,
-            },
-            "body": body,
-            "isBase64Encoded": false,
-        });
+        let proxy = proxy_event(method, path, &headers, body, authorizer);
         self.invoke(&proxy.to_string()).await
     }
 
@@ -266,6 +246,41 @@ pub async fn issuance() -> Issuance<StaticPepper> {
 /// The default tiers, and keys that live a year at most.
 pub fn policy() -> KeyPolicy {
     KeyPolicy { tiers: Tiers::default(), max_lifetime: Some(TimeDelta::days(365)) }
+}
+
+/// An API Gateway REST API proxy event, as the function receives it behind the authorizer.
+pub fn proxy_event(
+    method: &str,
+    path: &str,
+    headers: &HashMap<&str, &str>,
+    body: Option<&str>,
+    authorizer: Value,
+) -> Value {
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    let query: HashMap<&str, &str> = query.split('&').filter_map(|pair| pair.split_once('=')).collect();
+    let multi = |map: &HashMap<&str, &str>| {
+        map.iter().map(|(k, v)| (k.to_string(), vec![v.to_string()])).collect::<HashMap<_, _>>()
+    };
+    let (query_single, query_multi) =
+        if query.is_empty() { (Value::Null, Value::Null) } else { (json!(query), json!(multi(&query))) };
+    json!({
+        "resource": path,
+        "path": path,
+        "httpMethod": method,
+        "headers": headers,
+        "multiValueHeaders": multi(headers),
+        "queryStringParameters": query_single,
+        "multiValueQueryStringParameters": query_multi,
+        "pathParameters": null,
+        "stageVariables": null,
+        "requestContext": {
+            "resourcePath": path, "httpMethod": method, "path": format!("/prod{path}"),
+            "stage": "prod", "requestId": unique_name("req"), "accountId": "123456789012",
+            "apiId": "a1b2c3d4e5", "identity": {"sourceIp": "127.0.0.1"}, "authorizer": authorizer,
+        },
+        "body": body,
+        "isBase64Encoded": false,
+    })
 }
 
 fn answer(status: u16, headers: HashMap<String, String>, body: String) -> Answer {
