@@ -6,18 +6,30 @@ use std::borrow::Cow;
 use std::fmt;
 
 use serde::Deserialize;
-use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 
-#[derive(Debug, Deserialize)]
+/// The event's fields as they arrive; the header maps only as (validated) raw JSON, so that
+/// only the one the decision reads is ever built.
+#[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct AuthorizerEvent<'a> {
+struct RawEvent<'a> {
     #[serde(borrow)]
+    method_arn: Cow<'a, str>,
+    #[serde(borrow, default)]
+    headers: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    multi_value_headers: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    request_context: Option<RequestContext<'a>>,
+}
+
+#[derive(Debug)]
+pub struct AuthorizerEvent<'a> {
     pub method_arn: Cow<'a, str>,
-    #[serde(borrow, default)]
+    /// Every value of `multiValueHeaders` when API Gateway sent it (so repeated headers are all
+    /// seen), else `headers`.
     pub headers: HeaderList<'a>,
-    #[serde(borrow, default)]
-    pub multi_value_headers: HeaderList<'a>,
-    #[serde(borrow, default)]
     pub request_context: Option<RequestContext<'a>>,
 }
 
@@ -25,7 +37,7 @@ pub struct AuthorizerEvent<'a> {
 #[serde(rename_all = "camelCase")]
 pub struct RequestContext<'a> {
     #[serde(borrow, default)]
-    pub request_id: Option<Cow<'a, str>>,
+    request_id: Option<Text<'a>>,
 }
 
 /// Every (name, value) pair of a header map, whether its values are strings (`headers`) or
@@ -35,18 +47,24 @@ pub struct HeaderList<'a>(pub Vec<(Cow<'a, str>, Cow<'a, str>)>);
 
 impl<'a> AuthorizerEvent<'a> {
     pub fn parse(bytes: &'a [u8]) -> Result<Self, serde_json::Error> {
-        serde_json::from_slice(bytes)
+        let raw: RawEvent<'a> = serde_json::from_slice(bytes)?;
+        let header_list = |map: Option<&'a RawValue>| match map {
+            Some(map) => serde_json::from_str::<HeaderList<'a>>(map.get()),
+            None => Ok(HeaderList::default()),
+        };
+        let mut headers = header_list(raw.multi_value_headers)?;
+        if headers.0.is_empty() {
+            headers = header_list(raw.headers)?;
+        }
+        Ok(Self { method_arn: raw.method_arn, headers, request_context: raw.request_context })
     }
 
-    /// The request's headers: every value of `multiValueHeaders` when API Gateway sent it (so
-    /// repeated headers are all seen), else `headers`.
     pub fn header_pairs(&self) -> impl Iterator<Item = (&str, &str)> {
-        let list = if self.multi_value_headers.0.is_empty() { &self.headers } else { &self.multi_value_headers };
-        list.0.iter().map(|(name, value)| (name.as_ref(), value.as_ref()))
+        self.headers.0.iter().map(|(name, value)| (name.as_ref(), value.as_ref()))
     }
 
     pub fn request_id(&self) -> Option<&str> {
-        self.request_context.as_ref()?.request_id.as_deref()
+        self.request_context.as_ref()?.request_id.as_ref().map(|Text(id)| id.as_ref())
     }
 }
 
@@ -78,63 +96,94 @@ impl<'de> Visitor<'de> for HeaderListVisitor {
     }
 
     fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
-        let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(8));
-        while let Some(name) = map.next_key::<Cow<'de, str>>()? {
-            let HeaderValues(values) = map.next_value()?;
-            for value in values {
-                pairs.push((name.clone(), value));
-            }
+        let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(16));
+        while let Some(Text(name)) = map.next_key()? {
+            map.next_value_seed(HeaderValues { name, pairs: &mut pairs })?;
         }
         Ok(HeaderList(pairs))
     }
 }
 
-/// A header's value(s): a string, a list of strings, or null.
-struct HeaderValues<'a>(Vec<Cow<'a, str>>);
+/// A string, borrowed from the event unless JSON escapes forced a copy. (serde's own
+/// `Cow<str>` always copies outside a `#[serde(borrow)]` field.)
+#[derive(Debug)]
+struct Text<'a>(Cow<'a, str>);
 
-impl<'de: 'a, 'a> Deserialize<'de> for HeaderValues<'a> {
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
     fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ValuesVisitor;
+        struct TextVisitor;
 
-        impl<'de> Visitor<'de> for ValuesVisitor {
-            type Value = HeaderValues<'de>;
+        impl<'de> Visitor<'de> for TextVisitor {
+            type Value = Text<'de>;
 
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a header value or a list of them")
+                f.write_str("a string")
             }
 
             fn visit_borrowed_str<E: de::Error>(self, value: &'de str) -> Result<Self::Value, E> {
-                Ok(HeaderValues(vec![Cow::Borrowed(value)]))
+                Ok(Text(Cow::Borrowed(value)))
             }
 
             fn visit_str<E: de::Error>(self, value: &str) -> Result<Self::Value, E> {
-                Ok(HeaderValues(vec![Cow::Owned(value.to_owned())]))
-            }
-
-            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(HeaderValues(Vec::new()))
-            }
-
-            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(HeaderValues(Vec::new()))
-            }
-
-            fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Self::Value, S::Error> {
-                let mut values = Vec::with_capacity(1);
-                while let Some(value) = seq.next_element::<Option<Cow<'de, str>>>()? {
-                    values.extend(value);
-                }
-                Ok(HeaderValues(values))
-            }
-
-            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
-                // Not a header; skip it rather than fail the whole event.
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(HeaderValues(Vec::new()))
+                Ok(Text(Cow::Owned(value.to_owned())))
             }
         }
 
-        deserializer.deserialize_any(ValuesVisitor)
+        deserializer.deserialize_str(TextVisitor)
+    }
+}
+
+/// A header's value(s) (a string, a list of strings, or null), pushed straight onto the list
+/// as (name, value) pairs: no allocation per header.
+struct HeaderValues<'l, 'a> {
+    name: Cow<'a, str>,
+    pairs: &'l mut Vec<(Cow<'a, str>, Cow<'a, str>)>,
+}
+
+impl<'de, 'l> DeserializeSeed<'de> for HeaderValues<'l, 'de> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de, 'l> Visitor<'de> for HeaderValues<'l, 'de> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a header value or a list of them")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, value: &'de str) -> Result<(), E> {
+        self.pairs.push((self.name, Cow::Borrowed(value)));
+        Ok(())
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<(), E> {
+        self.pairs.push((self.name, Cow::Owned(value.to_owned())));
+        Ok(())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<(), S::Error> {
+        while let Some(value) = seq.next_element::<Option<Text<'de>>>()? {
+            self.pairs.extend(value.map(|Text(value)| (self.name.clone(), value)));
+        }
+        Ok(())
+    }
+
+    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<(), M::Error> {
+        // Not a header; skip it rather than fail the whole event.
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(())
     }
 }
 
