@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use latchkey::lookup::find_key;
-use latchkey::pepper::{CachedPepper, PepperProvider};
+use latchkey::pepper::{CachedPepper, PepperProvider, PepperSet};
 use latchkey::store::KeyStore;
-use latchkey::{ApiError, Clock, Credential, KeyProfile, KeyRecord, KeyStatus, extract_credential};
+use latchkey::{ApiError, ApiKey, Clock, Credential, KeyProfile, KeyRecord, KeyStatus, extract_credential};
 
 pub mod cache;
 pub mod event;
@@ -112,7 +112,7 @@ impl<S: KeyStore + 'static, P: PepperProvider> Authorizer<S, P> {
         let record = match self.cache.get(&digest) {
             Some(cached) => cached,
             None => {
-                let found = find_key(&*self.store, &peppers, &key).await.map_err(ApiError::from)?.map(Arc::new);
+                let found = self.find(&peppers, &key).await?.map(Arc::new);
                 self.cache.insert(digest, found.clone());
                 found
             }
@@ -130,6 +130,26 @@ impl<S: KeyStore + 'static, P: PepperProvider> Authorizer<S, P> {
                 Ok(record)
             }
         }
+    }
+
+    /// The stored record of `key`. A cold start fetches only the current pepper: on its first
+    /// miss, the previous pepper is fetched before the miss is believed, so a key from before a
+    /// rotation still verifies (and is rehashed). After that, and after every refresh, the set
+    /// is whole and a miss costs no fetch.
+    async fn find(&self, peppers: &PepperSet, key: &ApiKey) -> Result<Option<KeyRecord>, ApiError> {
+        let found = find_key(&*self.store, peppers, key).await?;
+        if found.is_some() || peppers.previous_known {
+            return Ok(found);
+        }
+        let whole = self.peppers.complete().await.map_err(|error| {
+            tracing::error!(%error, "the previous pepper could not be fetched");
+            ApiError::ServiceUnavailable
+        })?;
+        if whole.previous.is_none() && whole.current.version() == peppers.current.version() {
+            // No rotation: the miss stands, without another read.
+            return Ok(None);
+        }
+        Ok(find_key(&*self.store, &whole, key).await?)
     }
 
     /// One Lambda invocation: event bytes in, response bytes out.

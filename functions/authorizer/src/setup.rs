@@ -96,10 +96,12 @@ pub async fn from_env() -> Result<DeployedAuthorizer, SetupError> {
     let store =
         DynamoKeyStore::new(aws_sdk_dynamodb::Client::new(&sdk), resources.keys_table, settings.record_retention);
 
-    // The three start-up reads run side by side.
+    // The start-up reads run side by side: the current pepper (a previous one, left by a
+    // rotation, is fetched on the first miss: BENCHMARKS.md), the JWT keys, and a first
+    // DynamoDB read that opens the connection.
     let pepper_provider = SecretsManagerPepper::new(secrets.clone(), resources.pepper_secret_id);
     let (peppers, jwt, warmed) = tokio::join!(
-        CachedPepper::load(pepper_provider, settings.pepper_refresh),
+        CachedPepper::load_current(pepper_provider, settings.pepper_refresh),
         jwt_verifier(extra.jwt.as_ref(), &secrets, settings.aws_timeouts.operation),
         store.warm_up(),
     );

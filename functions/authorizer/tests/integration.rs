@@ -3,14 +3,15 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::TimeDelta;
 use common::{dynamo_harness, fixture_keys, harness, now};
-use latchkey::pepper::{PepperProvider, SecretsManagerPepper};
+use latchkey::pepper::{CachedPepper, PepperProvider, SecretsManagerPepper};
 use latchkey::store::KeyStore;
 use latchkey::{KeyProfile, KeyRecord};
-use latchkey_authorizer::HandlerError;
+use latchkey_authorizer::{Authorizer, Dependencies, HandlerError};
 use latchkey_tests::dynamodb_local::DynamoDbLocal;
 use latchkey_tests::{create_secret, dynamodb_client_at, fresh_dynamo_store_with, sdk_config, short_timeouts};
 
@@ -44,6 +45,54 @@ async fn pepper_rotation_end_to_end() {
     harness.store.insert(&record).await.unwrap();
     let headers = [("x-api-key", new_key.expose_secret())];
     assert!(harness.authorizer.authenticate(headers).await.is_ok());
+}
+
+/// A cold start after a rotation fetches only the current pepper; the first key from before
+/// the rotation makes it fetch the previous one, and verifies. Unknown keys then cost no fetch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cold_start_after_a_rotation_still_verifies_old_keys() {
+    let secrets = aws_sdk_secretsmanager::Client::new(&sdk_config().await);
+    let secret = create_secret(&secrets, "pepper-one-0123456789abcdef0123456789ab").await;
+    // Keys seeded under the first pepper, then the secret rotates.
+    let seeded =
+        harness(common::fresh_store().await, SecretsManagerPepper::new(secrets.clone(), &secret), Duration::ZERO).await;
+    secrets
+        .put_secret_value()
+        .secret_id(&secret)
+        .secret_string("pepper-two-0123456789abcdef0123456789ab")
+        .send()
+        .await
+        .unwrap();
+
+    let provider = SecretsManagerPepper::new(secrets.clone(), &secret);
+    let peppers = CachedPepper::load_current(provider, Duration::from_secs(300)).await.unwrap();
+    assert!(!peppers.current().await.previous_known, "the cold start fetched the current pepper only");
+    let cold = Authorizer::new(Dependencies {
+        store: Arc::clone(&seeded.store),
+        peppers,
+        clock: seeded.clock.clone(),
+        profile: KeyProfile::latchkey(),
+        cache_ttl: Duration::ZERO,
+        cache_capacity: 0,
+        jwt: None,
+        session_usage_key: None,
+    });
+    let decide = |name: &'static str| {
+        let cold = &cold;
+        async move {
+            let response = cold.handle_event(&common::fixture(name)).await.unwrap();
+            serde_json::from_slice::<serde_json::Value>(&response).unwrap()
+        }
+    };
+    let allowed = decide("key_x_api_key").await;
+    assert_eq!(allowed["policyDocument"]["Statement"][0]["Effect"], "Allow", "{allowed}");
+    // Moved to the current pepper's digest.
+    let whole = SecretsManagerPepper::new(secrets, &secret).load().await.unwrap();
+    let key = KeyProfile::latchkey().parse(&fixture_keys()["valid"]).unwrap();
+    assert!(seeded.store.find_by_digest(&whole.current.digest(&key)).await.unwrap().is_some());
+    // Unknown and revoked keys are still refused.
+    assert_eq!(decide("unknown").await["context"]["error_code"], "INVALID_API_KEY");
+    assert_eq!(decide("revoked").await["context"]["error_code"], "INVALID_API_KEY");
 }
 
 fn spec() -> latchkey::KeySpec {

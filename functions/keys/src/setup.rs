@@ -76,7 +76,7 @@ pub async fn from_env(roles: &'static [Role]) -> Result<DeployedFunction, SetupE
     let issuance = async {
         let Some(secret) = pepper_secret else { return Ok(None) };
         let provider = SecretsManagerPepper::new(aws_sdk_secretsmanager::Client::new(&sdk), secret);
-        let peppers = CachedPepper::load(provider, settings.pepper_refresh).await?;
+        let peppers = CachedPepper::load_current(provider, settings.pepper_refresh).await?;
         Ok::<_, PepperError>(Some(Issuance { peppers, profile: settings.key_profile.clone() }))
     };
     let (issuance, warmed) = tokio::join!(issuance, store.warm_up());

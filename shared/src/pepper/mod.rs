@@ -57,17 +57,31 @@ impl Pepper {
 pub struct PepperSet {
     pub current: KeyHasher,
     pub previous: Option<KeyHasher>,
+    /// `false` when only the current pepper was fetched: whether a previous one exists is not
+    /// known yet, and `previous` being `None` means nothing.
+    pub previous_known: bool,
 }
 
 impl PepperSet {
     pub fn new(current: &Pepper, previous: Option<&Pepper>) -> Self {
-        Self { current: current.hasher(), previous: previous.map(Pepper::hasher) }
+        Self { current: current.hasher(), previous: previous.map(Pepper::hasher), previous_known: true }
+    }
+
+    /// Only the current pepper; the previous one still to be fetched.
+    pub fn current_only(current: &Pepper) -> Self {
+        Self { current: current.hasher(), previous: None, previous_known: false }
     }
 }
 
 /// Where peppers come from: Secrets Manager in AWS, a 0600 file locally.
 pub trait PepperProvider: Send + Sync {
     fn load(&self) -> impl Future<Output = Result<PepperSet, PepperError>> + Send;
+
+    /// The current pepper, where fetching it alone is cheaper than [`PepperProvider::load`]
+    /// (Secrets Manager: one call instead of two). By default, the whole set.
+    fn load_current(&self) -> impl Future<Output = Result<PepperSet, PepperError>> + Send {
+        self.load()
+    }
 }
 
 /// A provider's answer, fetched once (at cold start) and refreshed after `refresh`, so a
@@ -76,13 +90,42 @@ pub struct CachedPepper<P> {
     provider: P,
     refresh: Duration,
     state: RwLock<(Arc<PepperSet>, Instant)>,
+    /// Held while the previous pepper is fetched, so concurrent misses fetch it once.
+    completing: tokio::sync::Mutex<()>,
 }
 
 impl<P: PepperProvider> CachedPepper<P> {
-    /// Fetches now: a missing, short or unreachable pepper refuses to start.
+    /// Fetches the whole set now: a missing, short or unreachable pepper refuses to start.
     pub async fn load(provider: P, refresh: Duration) -> Result<Self, PepperError> {
         let set = provider.load().await?;
-        Ok(Self { provider, refresh, state: RwLock::new((Arc::new(set), Instant::now())) })
+        Ok(Self::holding(provider, refresh, set))
+    }
+
+    /// Fetches only the current pepper now (refusing to start as [`CachedPepper::load`] does);
+    /// the previous one is fetched by [`CachedPepper::complete`] when first needed, or by the
+    /// first refresh. What a cold start needs: issuing and verifying with the current pepper.
+    pub async fn load_current(provider: P, refresh: Duration) -> Result<Self, PepperError> {
+        let set = provider.load_current().await?;
+        Ok(Self::holding(provider, refresh, set))
+    }
+
+    fn holding(provider: P, refresh: Duration, set: PepperSet) -> Self {
+        let state = RwLock::new((Arc::new(set), Instant::now()));
+        Self { provider, refresh, state, completing: tokio::sync::Mutex::new(()) }
+    }
+
+    /// The whole set, previous pepper included: the cached one if it is whole, else fetched
+    /// now (once, however many callers wait for it). An error means the previous pepper cannot
+    /// be known: the caller must not treat a miss as final.
+    pub async fn complete(&self) -> Result<Arc<PepperSet>, PepperError> {
+        let cached = || Arc::clone(&self.state.read().expect("pepper lock").0);
+        let set = cached();
+        if set.previous_known {
+            return Ok(set);
+        }
+        let _only_one = self.completing.lock().await;
+        let set = cached();
+        if set.previous_known { Ok(set) } else { self.reload().await }
     }
 
     /// The peppers to hash with. Past the refresh interval, fetches again; if that fails the
@@ -116,5 +159,63 @@ impl<P: PepperProvider> CachedPepper<P> {
 
     pub fn provider(&self) -> &P {
         &self.provider
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// A rotated secret: current `two`, previous `one`; counts whole loads and current-only ones.
+    #[derive(Default)]
+    struct Rotated {
+        whole: AtomicUsize,
+        current_only: AtomicUsize,
+    }
+
+    fn pepper(text: &str) -> Pepper {
+        Pepper::new(text.repeat(16).into_bytes(), PepperVersion::new(text), "test").unwrap()
+    }
+
+    impl PepperProvider for Rotated {
+        async fn load(&self) -> Result<PepperSet, PepperError> {
+            self.whole.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Ok(PepperSet::new(&pepper("two"), Some(&pepper("one"))))
+        }
+
+        async fn load_current(&self) -> Result<PepperSet, PepperError> {
+            self.current_only.fetch_add(1, Ordering::SeqCst);
+            Ok(PepperSet::current_only(&pepper("two")))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cold_start_fetches_the_previous_pepper_once_and_only_when_asked() {
+        let cached = Arc::new(CachedPepper::load_current(Rotated::default(), Duration::from_secs(300)).await.unwrap());
+        let set = cached.current().await;
+        assert!(!set.previous_known && set.previous.is_none());
+        assert_eq!(cached.provider().whole.load(Ordering::SeqCst), 0, "nothing more until needed");
+
+        let waiting: Vec<_> = (0..8)
+            .map(|_| {
+                tokio::spawn({
+                    let cached = Arc::clone(&cached);
+                    async move { cached.complete().await.unwrap() }
+                })
+            })
+            .collect();
+        for task in waiting {
+            let whole = task.await.unwrap();
+            assert!(whole.previous_known);
+            assert_eq!(whole.previous.as_ref().unwrap().version(), &PepperVersion::new("one"));
+        }
+        assert_eq!(cached.provider().whole.load(Ordering::SeqCst), 1, "eight waiters, one fetch");
+        assert!(cached.current().await.previous_known, "the whole set is what is cached now");
+        cached.complete().await.unwrap();
+        assert_eq!(cached.provider().whole.load(Ordering::SeqCst), 1);
+        assert_eq!(cached.provider().current_only.load(Ordering::SeqCst), 1);
     }
 }

@@ -56,8 +56,17 @@ pub async fn read_secret(client: &Client, secret_id: &str, stage: &str) -> Resul
 
 impl PepperProvider for SecretsManagerPepper {
     async fn load(&self) -> Result<PepperSet, PepperError> {
-        let (current, previous) = tokio::join!(self.fetch("AWSCURRENT"), self.fetch("AWSPREVIOUS"));
-        let current = current?.ok_or_else(|| PepperError::Missing { secret: self.secret_id.clone() })?;
-        Ok(PepperSet::new(&current, previous?.as_ref()))
+        let (current, previous) = tokio::join!(self.current(), self.fetch("AWSPREVIOUS"));
+        Ok(PepperSet::new(&current?, previous?.as_ref()))
+    }
+
+    async fn load_current(&self) -> Result<PepperSet, PepperError> {
+        Ok(PepperSet::current_only(&self.current().await?))
+    }
+}
+
+impl SecretsManagerPepper {
+    async fn current(&self) -> Result<Pepper, PepperError> {
+        self.fetch("AWSCURRENT").await?.ok_or_else(|| PepperError::Missing { secret: self.secret_id.clone() })
     }
 }
