@@ -161,3 +161,62 @@ impl GatewayKeys for ApiGatewayKeys {
             .collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// moto has no GetUsage; this answers one request with the body API Gateway documents, so the
+    /// real SDK parses it and the mapping to days is what is tested.
+    async fn answering_once(body: &'static str) -> (String, tokio::task::JoinHandle<String>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = format!("http://{}", listener.local_addr().unwrap());
+        let served = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = vec![0; 8192];
+            let read = socket.read(&mut request).await.unwrap();
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            socket.write_all(head.as_bytes()).await.unwrap();
+            socket.write_all(body.as_bytes()).await.unwrap();
+            String::from_utf8_lossy(&request[..read]).into_owned()
+        });
+        (address, served)
+    }
+
+    #[tokio::test]
+    async fn usage_is_one_count_per_day_with_missing_days_as_zero() {
+        let (endpoint, served) = answering_once(
+            r#"{"usagePlanId":"plan-1","startDate":"2026-03-01","endDate":"2026-03-04",
+                "values":{"gw-1":[[12,88],[0,100],[7,93]]}}"#,
+        )
+        .await;
+        let timeouts = crate::config::AwsTimeouts {
+            connect: std::time::Duration::from_secs(2),
+            attempt: std::time::Duration::from_secs(5),
+            operation: std::time::Duration::from_secs(10),
+            max_attempts: 1,
+        };
+        let sdk = crate::aws::load_sdk_config(&timeouts).await;
+        let config = aws_sdk_apigateway::config::Builder::from(&sdk)
+            .region(aws_sdk_apigateway::config::Region::new("eu-west-1"))
+            .credentials_provider(aws_sdk_apigateway::config::Credentials::new("test", "test", None, None, "test"))
+            .endpoint_url(endpoint)
+            .build();
+        let tier: TierName = "free".parse().unwrap();
+        let gateway =
+            ApiGatewayKeys::new(Client::from_conf(config), HashMap::from([(tier.clone(), "plan-1".to_owned())]));
+        let key = GatewayKey { id: "gw-1".into(), value: "v".into() };
+        let day = |d: u32| NaiveDate::from_ymd_opt(2026, 3, d).unwrap();
+        let days = gateway.usage(&key, &tier, day(1), day(4)).await.unwrap();
+        let counts: Vec<(NaiveDate, u64)> = days.iter().map(|d| (d.date, d.requests)).collect();
+        assert_eq!(counts, [(day(1), 12), (day(2), 0), (day(3), 7), (day(4), 0)]);
+        let request = served.await.unwrap();
+        assert!(request.starts_with("GET /usageplans/plan-1/usage?"), "{request}");
+        assert!(request.contains("keyId=gw-1") && request.contains("startDate=2026-03-01"), "{request}");
+    }
+}
