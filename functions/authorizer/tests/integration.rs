@@ -23,13 +23,7 @@ async fn pepper_rotation_end_to_end() {
     let harness = harness(store, SecretsManagerPepper::new(secrets.clone(), &secret), Duration::ZERO).await;
     assert_eq!(harness.effect("key_x_api_key").await, "Allow");
 
-    secrets
-        .put_secret_value()
-        .secret_id(&secret)
-        .secret_string("pepper-two-0123456789abcdef0123456789ab")
-        .send()
-        .await
-        .unwrap();
+    rotate(&secrets, &secret).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     // Hashed under the old pepper, the key still works, and is moved to the new one.
@@ -56,13 +50,7 @@ async fn a_cold_start_after_a_rotation_still_verifies_old_keys() {
     // Keys seeded under the first pepper, then the secret rotates.
     let seeded =
         harness(common::fresh_store().await, SecretsManagerPepper::new(secrets.clone(), &secret), Duration::ZERO).await;
-    secrets
-        .put_secret_value()
-        .secret_id(&secret)
-        .secret_string("pepper-two-0123456789abcdef0123456789ab")
-        .send()
-        .await
-        .unwrap();
+    rotate(&secrets, &secret).await;
 
     let provider = SecretsManagerPepper::new(secrets.clone(), &secret);
     let peppers = CachedPepper::load_current(provider, Duration::from_secs(300)).await.unwrap();
@@ -93,6 +81,12 @@ async fn a_cold_start_after_a_rotation_still_verifies_old_keys() {
     // Unknown and revoked keys are still refused.
     assert_eq!(decide("unknown").await["context"]["error_code"], "INVALID_API_KEY");
     assert_eq!(decide("revoked").await["context"]["error_code"], "INVALID_API_KEY");
+}
+
+/// A new value for the secret: the old one becomes `AWSPREVIOUS`.
+async fn rotate(secrets: &aws_sdk_secretsmanager::Client, secret: &str) {
+    let new_value = "pepper-two-0123456789abcdef0123456789ab";
+    secrets.put_secret_value().secret_id(secret).secret_string(new_value).send().await.unwrap();
 }
 
 fn spec() -> latchkey::KeySpec {

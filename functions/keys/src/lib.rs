@@ -20,6 +20,17 @@ use latchkey::manage::{Caller, Management, ManagementRequest, Reply};
 use latchkey::pepper::PepperProvider;
 use latchkey::store::KeyStore;
 
+/// A function's `main`: logging, the cold start for `roles`, then the Lambda runtime.
+pub async fn run(roles: &'static [latchkey::manage::Role]) -> Result<(), lambda_http::Error> {
+    latchkey::aws::init_logging();
+    let function = setup::from_env(roles).await?;
+    let function = &function;
+    lambda_http::run(lambda_http::service_fn(move |request| async move {
+        Ok::<_, std::convert::Infallible>(respond(function, request).await)
+    }))
+    .await
+}
+
 /// Answers one API Gateway (REST, proxy integration) request.
 pub async fn respond<S, G, P>(function: &Management<S, G, P>, request: Request) -> Response<Body>
 where

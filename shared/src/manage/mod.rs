@@ -67,10 +67,7 @@ impl<S: KeyStore + AuditLog, G: GatewayKeys> KeyService<S, G> {
             datasource_id: None,
             replaces: None,
         };
-        let (key, record) =
-            self.issue(issuance, spec, now, |record| async move { self.store.insert(&record).await }).await?;
-        self.audit(caller, AuditAction::KeyCreate, &record.id, now).await;
-        Ok(IssuedKey::new(&key, &record, now))
+        self.insert(issuance, caller, spec, now).await
     }
 
     /// The operator's first admin key for a tenant (`bootstrap`): admin, read and write, no
@@ -98,10 +95,7 @@ impl<S: KeyStore + AuditLog, G: GatewayKeys> KeyService<S, G> {
             datasource_id: None,
             replaces: None,
         };
-        let (key, record) =
-            self.issue(issuance, spec, now, |record| async move { self.store.insert(&record).await }).await?;
-        self.audit(caller, AuditAction::KeyCreate, &record.id, now).await;
-        Ok(IssuedKey::new(&key, &record, now))
+        self.insert(issuance, caller, spec, now).await
     }
 
     /// `GET /keys/{id}`.
@@ -280,6 +274,20 @@ impl<S: KeyStore + AuditLog, G: GatewayKeys> KeyService<S, G> {
         caller.require(Permission::Admin)?;
         let Page { items, next_cursor } = self.store.events(&caller.tenant, query.limit, query.cursor.as_ref()).await?;
         Ok(AuditPage { events: items, next_cursor })
+    }
+
+    /// Issues and stores a new key (create, bootstrap), and audits it.
+    async fn insert<P: PepperProvider>(
+        &self,
+        issuance: &Issuance<P>,
+        caller: &Caller,
+        spec: KeySpec,
+        now: DateTime<Utc>,
+    ) -> Result<IssuedKey, ApiError> {
+        let (key, record) =
+            self.issue(issuance, spec, now, |record| async move { self.store.insert(&record).await }).await?;
+        self.audit(caller, AuditAction::KeyCreate, &record.id, now).await;
+        Ok(IssuedKey::new(&key, &record, now))
     }
 
     /// A tenant's key by the id in the path; malformed, missing and foreign ids are alike.

@@ -143,6 +143,40 @@ impl DynamoKeyStore {
         Err(StoreError::Conflict("the key is being changed concurrently; try again"))
     }
 
+    /// Up to `limit + 1` items of one partition of the tenant index, past `from` in `order`:
+    /// one more than asked tells whether another page follows, without an empty last page.
+    async fn index_page(
+        &self,
+        partition: String,
+        limit: u32,
+        from: Option<String>,
+        order: Order,
+    ) -> Result<Vec<Item>, StoreError> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(schema::TENANT_INDEX)
+            .scan_index_forward(order == Order::Oldest)
+            .limit(limit as i32 + 1)
+            .expression_attribute_names("#tenant", schema::TENANT_INDEX_PARTITION_KEY)
+            .expression_attribute_values(":tenant", AttributeValue::S(partition));
+        let query = match from {
+            Some(id) => {
+                let condition = match order {
+                    Order::Oldest => "#tenant = :tenant AND #id > :from",
+                    Order::Newest => "#tenant = :tenant AND #id < :from",
+                };
+                query
+                    .key_condition_expression(condition)
+                    .expression_attribute_names("#id", schema::TENANT_INDEX_SORT_KEY)
+                    .expression_attribute_values(":from", AttributeValue::S(id))
+            }
+            None => query.key_condition_expression("#tenant = :tenant"),
+        };
+        Ok(query.send().await.map_err(unavailable)?.items.unwrap_or_default())
+    }
+
     async fn transact(&self, items: Vec<TransactWriteItem>, on_condition: StoreError) -> Result<(), StoreError> {
         let result = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
         result.map(|_| ()).map_err(|error| {
@@ -160,6 +194,13 @@ impl DynamoKeyStore {
             }
         })
     }
+}
+
+/// The order of a page of the tenant index: keys oldest first, audit events newest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Order {
+    Oldest,
+    Newest,
 }
 
 fn id_item(record: &KeyRecord) -> Item {
@@ -228,24 +269,9 @@ impl KeyStore for DynamoKeyStore {
 
     async fn list(&self, tenant: &TenantId, limit: u32, after: Option<&Cursor>) -> Result<Page<KeyRecord>, StoreError> {
         let limit = limit.clamp(1, super::MAX_PAGE_SIZE);
-        let mut query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(schema::TENANT_INDEX)
-            // One more than asked tells whether another page follows, without an empty last page.
-            .limit(limit as i32 + 1)
-            .expression_attribute_names("#tenant", schema::TENANT_INDEX_PARTITION_KEY)
-            .expression_attribute_values(":tenant", AttributeValue::S(tenant.to_string()));
-        query = match after {
-            Some(cursor) => query
-                .key_condition_expression("#tenant = :tenant AND #id > :after")
-                .expression_attribute_names("#id", schema::TENANT_INDEX_SORT_KEY)
-                .expression_attribute_values(":after", AttributeValue::S(cursor.id().to_string())),
-            None => query.key_condition_expression("#tenant = :tenant"),
-        };
-        let output = query.send().await.map_err(unavailable)?;
-        let items = output.items.unwrap_or_default().into_iter().map(from_item).collect::<Result<Vec<_>, _>>()?;
+        let from = after.map(|cursor| cursor.id().to_string());
+        let items = self.index_page(tenant.to_string(), limit, from, Order::Oldest).await?;
+        let items = items.into_iter().map(from_item).collect::<Result<Vec<_>, _>>()?;
         Ok(Page::from_lookahead(items, limit as usize, |record| &record.id))
     }
 
@@ -371,26 +397,9 @@ impl AuditLog for DynamoKeyStore {
         before: Option<&Cursor<AuditId>>,
     ) -> Result<Page<AuditEvent>, StoreError> {
         let limit = limit.clamp(1, super::MAX_PAGE_SIZE);
-        let mut query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(schema::TENANT_INDEX)
-            .scan_index_forward(false)
-            .limit(limit as i32 + 1)
-            .expression_attribute_names("#tenant", schema::TENANT_INDEX_PARTITION_KEY)
-            .expression_attribute_values(":tenant", AttributeValue::S(audit_partition(tenant)));
-        query = match before {
-            Some(cursor) => query
-                .key_condition_expression("#tenant = :tenant AND #id < :before")
-                .expression_attribute_names("#id", schema::TENANT_INDEX_SORT_KEY)
-                .expression_attribute_values(":before", AttributeValue::S(cursor.id().to_string())),
-            None => query.key_condition_expression("#tenant = :tenant"),
-        };
-        let output = query.send().await.map_err(unavailable)?;
-        let events = output
-            .items
-            .unwrap_or_default()
+        let from = before.map(|cursor| cursor.id().to_string());
+        let items = self.index_page(audit_partition(tenant), limit, from, Order::Newest).await?;
+        let events = items
             .into_iter()
             .map(|mut item| {
                 let event =

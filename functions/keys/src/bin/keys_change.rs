@@ -1,14 +1,6 @@
-//! `keys-change`: update and revoke. Wires the runtime; see the library.
-
-use latchkey::manage::Role;
+//! `keys-change`: update and revoke.
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    latchkey::aws::init_logging();
-    let function = latchkey_keys::setup::from_env(&[Role::Change]).await?;
-    let function = &function;
-    lambda_http::run(lambda_http::service_fn(move |request| async move {
-        Ok::<_, std::convert::Infallible>(latchkey_keys::respond(function, request).await)
-    }))
-    .await
+    latchkey_keys::run(&[latchkey::manage::Role::Change]).await
 }

@@ -1,14 +1,6 @@
-//! `keys-read`: list, get, usage, whoami, audit. Wires the runtime; see the library.
-
-use latchkey::manage::Role;
+//! `keys-read`: list, get, usage, whoami, audit.
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    latchkey::aws::init_logging();
-    let function = latchkey_keys::setup::from_env(&[Role::Read]).await?;
-    let function = &function;
-    lambda_http::run(lambda_http::service_fn(move |request| async move {
-        Ok::<_, std::convert::Infallible>(latchkey_keys::respond(function, request).await)
-    }))
-    .await
+    latchkey_keys::run(&[latchkey::manage::Role::Read]).await
 }
