@@ -14,6 +14,7 @@ pub mod digest;
 pub mod error;
 pub mod gateway;
 pub mod ids;
+pub mod ingest;
 pub mod key;
 pub mod lookup;
 pub mod manage;

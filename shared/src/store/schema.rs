@@ -16,6 +16,27 @@
 //! `ttl` (epoch seconds) only garbage-collects: expiry is enforced in code on every read.
 
 pub const PARTITION_KEY: &str = "pk";
+
+/// The records table (ingest), a second table: its write volume is of another order than the
+/// keys', and it has its own capacity and retention. Each record is one item:
+/// - `pk = "ds#<datasource id>#<shard>"`: a datasource's records spread over
+///   [`crate::ingest::SHARDS`] partitions by identity, so one busy datasource is not one hot
+///   partition;
+/// - `sk = "rec#<identity digest>"`: written conditionally on not existing, which is what makes a
+///   retried record a duplicate instead of a second copy;
+/// - `seq`, the record's [`crate::ingest::Sequence`], sort key of the local index `by_sequence`:
+///   each shard is read in order there, and the shards are merged.
+pub const RECORDS_SORT_KEY: &str = "sk";
+pub const RECORDS_SEQUENCE_INDEX: &str = "by_sequence";
+pub const RECORDS_SEQUENCE_KEY: &str = "seq";
+
+pub fn records_pk(datasource: &crate::DatasourceId, shard: u8) -> String {
+    format!("ds#{datasource}#{shard}")
+}
+
+pub fn record_sk(identity_digest: &str) -> String {
+    format!("rec#{identity_digest}")
+}
 pub const TTL_ATTRIBUTE: &str = "ttl";
 pub const TENANT_INDEX: &str = "by_tenant";
 pub const TENANT_INDEX_PARTITION_KEY: &str = "tenant_id";
@@ -42,8 +63,8 @@ pub fn audit_partition(tenant: &crate::TenantId) -> String {
 mod create {
     use aws_sdk_dynamodb::Client;
     use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
-        ScalarAttributeType, TableStatus, TimeToLiveSpecification,
+        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, LocalSecondaryIndex,
+        Projection, ProjectionType, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
     };
 
     use super::*;
@@ -70,7 +91,7 @@ mod create {
             .projection(Projection::builder().projection_type(ProjectionType::All).build())
             .build()
             .map_err(|e| e.to_string())?;
-        let created = client
+        let request = client
             .create_table()
             .table_name(name)
             .billing_mode(BillingMode::PayPerRequest)
@@ -78,10 +99,39 @@ mod create {
             .attribute_definitions(string_attribute(TENANT_INDEX_PARTITION_KEY))
             .attribute_definitions(string_attribute(TENANT_INDEX_SORT_KEY))
             .key_schema(key(PARTITION_KEY, KeyType::Hash))
-            .global_secondary_indexes(index)
-            .send()
-            .await;
-        match created {
+            .global_secondary_indexes(index);
+        create_and_wait(client, name, request).await
+    }
+
+    /// Creates the records table (on demand, TTL on `ttl`, the `by_sequence` local index) unless
+    /// it exists, and waits until it is active.
+    pub async fn create_records_table(client: &Client, name: &str) -> Result<(), String> {
+        let index = LocalSecondaryIndex::builder()
+            .index_name(RECORDS_SEQUENCE_INDEX)
+            .key_schema(key(PARTITION_KEY, KeyType::Hash))
+            .key_schema(key(RECORDS_SEQUENCE_KEY, KeyType::Range))
+            .projection(Projection::builder().projection_type(ProjectionType::All).build())
+            .build()
+            .map_err(|e| e.to_string())?;
+        let request = client
+            .create_table()
+            .table_name(name)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(string_attribute(PARTITION_KEY))
+            .attribute_definitions(string_attribute(RECORDS_SORT_KEY))
+            .attribute_definitions(string_attribute(RECORDS_SEQUENCE_KEY))
+            .key_schema(key(PARTITION_KEY, KeyType::Hash))
+            .key_schema(key(RECORDS_SORT_KEY, KeyType::Range))
+            .local_secondary_indexes(index);
+        create_and_wait(client, name, request).await
+    }
+
+    async fn create_and_wait(
+        client: &Client,
+        name: &str,
+        request: aws_sdk_dynamodb::operation::create_table::builders::CreateTableFluentBuilder,
+    ) -> Result<(), String> {
+        match request.send().await {
             Ok(_) => {}
             // Already there (a retried create whose first attempt timed out, or a second run of
             // the local tooling): wait for it like a new one.
@@ -113,4 +163,4 @@ mod create {
 }
 
 #[cfg(feature = "aws")]
-pub use create::create_keys_table;
+pub use create::{create_keys_table, create_records_table};

@@ -1,0 +1,178 @@
+//! [`RecordStore`] on DynamoDB: the records table of [`crate::store::schema`].
+//!
+//! Each record is one conditional `PutItem` (`attribute_not_exists`), up to
+//! [`WRITES_IN_FLIGHT`] at a time. `BatchWriteItem` would take 25 records a call but cannot be
+//! conditional, and the condition is what turns a retry into a reported duplicate instead of a
+//! second copy. Throttling and transient faults are retried by the SDK (exponential backoff with
+//! jitter, `LATCHKEY_AWS_MAX_ATTEMPTS` attempts); a record still not written is `Failed`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use chrono::{DateTime, Utc};
+use serde_json::value::RawValue;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use super::{NewRecord, PutOutcome, RecordStore, SHARDS, Sequence, StoredRecord};
+use crate::DatasourceId;
+use crate::store::schema::{self, RECORDS_SEQUENCE_INDEX, RECORDS_SEQUENCE_KEY, record_sk, records_pk};
+use crate::store::{Cursor, MAX_PAGE_SIZE, Page, StoreError};
+
+/// Conditional writes of one request in flight at once.
+pub const WRITES_IN_FLIGHT: usize = 32;
+
+type Item = HashMap<String, AttributeValue>;
+
+#[derive(Debug, Clone)]
+pub struct DynamoRecordStore {
+    client: Client,
+    table: Arc<str>,
+}
+
+impl DynamoRecordStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into().into() }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+}
+
+fn item(datasource: &DatasourceId, record: &NewRecord) -> Item {
+    let sequence = &record.sequence;
+    HashMap::from([
+        (schema::PARTITION_KEY.to_owned(), AttributeValue::S(records_pk(datasource, record.identity.shard()))),
+        (schema::RECORDS_SORT_KEY.to_owned(), AttributeValue::S(record_sk(&record.identity.digest))),
+        (RECORDS_SEQUENCE_KEY.to_owned(), AttributeValue::S(sequence.to_string())),
+        ("id".to_owned(), AttributeValue::S(record.identity.id.clone())),
+        ("received_at".to_owned(), AttributeValue::S(crate::error::format_time(sequence.received_at()))),
+        ("data".to_owned(), AttributeValue::S(record.data.get().to_owned())),
+    ])
+}
+
+async fn put_one(client: Client, table: Arc<str>, item: Item) -> PutOutcome {
+    let sequence = item.get(RECORDS_SEQUENCE_KEY).cloned();
+    let result = client
+        .put_item()
+        .table_name(&*table)
+        .set_item(Some(item))
+        .condition_expression("attribute_not_exists(#pk)")
+        .expression_attribute_names("#pk", schema::PARTITION_KEY)
+        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+        .send()
+        .await;
+    match result {
+        Ok(_) => PutOutcome::Stored,
+        Err(error) => match error.as_service_error() {
+            Some(PutItemError::ConditionalCheckFailedException(failed)) => {
+                // The same sequence means the item is this very write, from an attempt whose
+                // answer was lost and which the SDK retried: stored now, not a duplicate.
+                let existing = failed.item().and_then(|item| item.get(RECORDS_SEQUENCE_KEY));
+                if existing.is_some() && existing == sequence.as_ref() {
+                    PutOutcome::Stored
+                } else {
+                    PutOutcome::Duplicate
+                }
+            }
+            _ => PutOutcome::Failed(DisplayErrorContext(&error).to_string()),
+        },
+    }
+}
+
+fn stored_record(item: &Item) -> Result<StoredRecord, StoreError> {
+    let text = |name: &str| {
+        item.get(name)
+            .and_then(|value| value.as_s().ok())
+            .ok_or_else(|| StoreError::Corrupt(format!("a record item lacks `{name}`")))
+    };
+    let sequence: Sequence =
+        text(RECORDS_SEQUENCE_KEY)?.parse().map_err(|_| StoreError::Corrupt("bad sequence".into()))?;
+    let data = RawValue::from_string(text("data")?.clone()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(StoredRecord { id: text("id")?.clone(), received_at: sequence.received_at(), sequence, data })
+}
+
+impl RecordStore for DynamoRecordStore {
+    async fn put(&self, datasource: &DatasourceId, records: &[NewRecord]) -> Vec<PutOutcome> {
+        let permits = Arc::new(Semaphore::new(WRITES_IN_FLIGHT));
+        let mut writes = JoinSet::new();
+        for (index, record) in records.iter().enumerate() {
+            let (client, table, item, permits) =
+                (self.client.clone(), Arc::clone(&self.table), item(datasource, record), Arc::clone(&permits));
+            writes.spawn(async move {
+                let _permit = permits.acquire_owned().await.expect("the semaphore is never closed");
+                (index, put_one(client, table, item).await)
+            });
+        }
+        let mut outcomes = vec![PutOutcome::Failed("not attempted".into()); records.len()];
+        while let Some(joined) = writes.join_next().await {
+            match joined {
+                Ok((index, outcome)) => outcomes[index] = outcome,
+                // A panicked write leaves its record `Failed`: reported, never assumed stored.
+                Err(error) => tracing::error!(%error, "a record write task failed"),
+            }
+        }
+        outcomes
+    }
+
+    async fn list(
+        &self,
+        datasource: &DatasourceId,
+        since: Option<DateTime<Utc>>,
+        limit: u32,
+        after: Option<&Cursor<Sequence>>,
+    ) -> Result<Page<StoredRecord>, StoreError> {
+        let limit = limit.clamp(1, MAX_PAGE_SIZE);
+        // Strictly after the cursor, or at or after `since`, whichever is later.
+        let floor = since.map(Sequence::floor);
+        let (condition, from) = match (after.map(Cursor::id), floor) {
+            (Some(after), Some(floor)) if floor > *after => ("#pk = :pk AND #seq >= :from", Some(floor)),
+            (Some(after), _) => ("#pk = :pk AND #seq > :from", Some(after.clone())),
+            (None, Some(floor)) => ("#pk = :pk AND #seq >= :from", Some(floor)),
+            (None, None) => ("#pk = :pk", None),
+        };
+        // One query per shard, side by side; each returns its first `limit + 1` in order, so the
+        // merged first `limit + 1` are the datasource's.
+        let mut queries = JoinSet::new();
+        for shard in 0..SHARDS {
+            let mut values = HashMap::from([(":pk".to_owned(), AttributeValue::S(records_pk(datasource, shard)))]);
+            let mut names = HashMap::from([("#pk".to_owned(), schema::PARTITION_KEY.to_owned())]);
+            if let Some(from) = &from {
+                values.insert(":from".to_owned(), AttributeValue::S(from.to_string()));
+                names.insert("#seq".to_owned(), RECORDS_SEQUENCE_KEY.to_owned());
+            }
+            let query = self
+                .client
+                .query()
+                .table_name(&*self.table)
+                .index_name(RECORDS_SEQUENCE_INDEX)
+                .key_condition_expression(condition)
+                .set_expression_attribute_names(Some(names))
+                .set_expression_attribute_values(Some(values))
+                .consistent_read(true)
+                .limit(limit as i32 + 1);
+            queries.spawn(async move { query.send().await });
+        }
+        let mut records = Vec::new();
+        while let Some(joined) = queries.join_next().await {
+            let output = joined
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?
+                .map_err(|e| StoreError::Unavailable(DisplayErrorContext(&e).to_string()))?;
+            for item in output.items() {
+                records.push(stored_record(item)?);
+            }
+        }
+        records.sort_by(|a, b| a.sequence.cmp(&b.sequence));
+        records.truncate(limit as usize + 1);
+        Ok(Page::from_lookahead(records, limit as usize, |record| &record.sequence))
+    }
+}

@@ -1,0 +1,130 @@
+//! The DynamoDB record store against DynamoDB Local: records stored in order across shards,
+//! retries reported as duplicates and never stored twice, pagination exactly once, `since`.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use latchkey::DatasourceId;
+use latchkey::ingest::body::prepare;
+use latchkey::ingest::dynamo::DynamoRecordStore;
+use latchkey::ingest::{PutOutcome, RecordStore, StoredRecord};
+use latchkey::store::Cursor;
+use latchkey::store::schema::create_records_table;
+use latchkey_tests::{sdk_config, unique_name};
+
+async fn fresh_store() -> DynamoRecordStore {
+    let client = aws_sdk_dynamodb::Client::new(&sdk_config().await);
+    let table = unique_name("records");
+    create_records_table(&client, &table).await.unwrap_or_else(|e| panic!("creating {table}: {e}"));
+    DynamoRecordStore::new(client, table)
+}
+
+fn at(seconds: i64) -> DateTime<Utc> {
+    "2030-01-01T00:00:00Z".parse::<DateTime<Utc>>().unwrap() + TimeDelta::seconds(seconds)
+}
+
+fn batch(count: usize, start: usize) -> String {
+    let records: Vec<String> = (start..start + count).map(|n| format!(r#"{{"n": {n}}}"#)).collect();
+    format!(r#"{{"records": [{}]}}"#, records.join(","))
+}
+
+async fn put(
+    store: &DynamoRecordStore,
+    ds: &DatasourceId,
+    body: &str,
+    key: Option<&str>,
+    when: i64,
+) -> Vec<PutOutcome> {
+    let prepared = prepare(body.as_bytes(), key, at(when), rand_request()).unwrap();
+    assert!(prepared.rejected.is_empty());
+    let records: Vec<_> = prepared.records.into_iter().map(|(_, record)| record).collect();
+    store.put(ds, &records).await
+}
+
+fn rand_request() -> u64 {
+    uuid::Uuid::now_v7().as_u64_pair().1
+}
+
+async fn all(
+    store: &DynamoRecordStore,
+    ds: &DatasourceId,
+    limit: u32,
+    since: Option<DateTime<Utc>>,
+) -> Vec<StoredRecord> {
+    let mut records = Vec::new();
+    let mut cursor: Option<Cursor<latchkey::ingest::Sequence>> = None;
+    loop {
+        let page = store.list(ds, since, limit, cursor.as_ref()).await.unwrap();
+        assert!(page.items.len() <= limit as usize);
+        records.extend(page.items);
+        match page.next_cursor {
+            Some(next) => cursor = Some(Cursor::decode(&next).unwrap()),
+            None => return records,
+        }
+    }
+}
+
+fn numbers(records: &[StoredRecord]) -> Vec<u64> {
+    records
+        .iter()
+        .map(|r| serde_json::from_str::<serde_json::Value>(r.data.get()).unwrap()["n"].as_u64().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn records_come_back_in_order_and_exactly_once() {
+    let store = fresh_store().await;
+    let ds = DatasourceId::generate();
+    // Three requests, a second apart: 300 records over eight shards.
+    for (i, when) in [0, 1, 2].into_iter().enumerate() {
+        let outcomes = put(&store, &ds, &batch(100, i * 100), None, when).await;
+        assert!(outcomes.iter().all(|o| *o == PutOutcome::Stored), "{outcomes:?}");
+    }
+    for limit in [1, 7, 100] {
+        let records = all(&store, &ds, limit, None).await;
+        assert_eq!(numbers(&records), (0..300).collect::<Vec<u64>>(), "limit {limit}");
+    }
+    // `since` starts at a receive time.
+    let from_second = all(&store, &ds, 50, Some(at(1))).await;
+    assert_eq!(numbers(&from_second), (100..300).collect::<Vec<u64>>());
+    assert_eq!(from_second[0].received_at, at(1));
+    // Another datasource sees nothing of these.
+    assert!(all(&store, &DatasourceId::generate(), 10, None).await.is_empty());
+}
+
+#[tokio::test]
+async fn retries_are_duplicates_never_copies() {
+    let store = fresh_store().await;
+    let ds = DatasourceId::generate();
+    let first = put(&store, &ds, &batch(30, 0), Some("req-1"), 0).await;
+    assert!(first.iter().all(|o| *o == PutOutcome::Stored));
+    // The same request again, later (a client retry): every record a duplicate.
+    let again = put(&store, &ds, &batch(30, 0), Some("req-1"), 5).await;
+    assert!(again.iter().all(|o| *o == PutOutcome::Duplicate), "{again:?}");
+    // Client ids deduplicate across requests and keys.
+    let with_ids = r#"{"records": [{"id": "a", "n": 100}, {"id": "b", "n": 101}]}"#;
+    assert!(put(&store, &ds, with_ids, Some("req-2"), 6).await.iter().all(|o| *o == PutOutcome::Stored));
+    let overlap = r#"{"records": [{"id": "b", "n": 101}, {"id": "c", "n": 102}]}"#;
+    assert_eq!(put(&store, &ds, overlap, None, 7).await, [PutOutcome::Duplicate, PutOutcome::Stored]);
+    // Without an idempotency key or ids, a resend is new records.
+    assert!(put(&store, &ds, &batch(2, 200), None, 8).await.iter().all(|o| *o == PutOutcome::Stored));
+    assert!(put(&store, &ds, &batch(2, 200), None, 9).await.iter().all(|o| *o == PutOutcome::Stored));
+
+    let records = all(&store, &ds, 100, None).await;
+    assert_eq!(records.len(), 30 + 3 + 4);
+    let ids: HashSet<&str> = records.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids.len(), records.len(), "no record twice");
+    // The first write's receive time stands.
+    assert!(records[..30].iter().all(|r| r.received_at == at(0)));
+}
+
+#[tokio::test]
+async fn an_unreachable_table_fails_each_record_without_panicking() {
+    let store = DynamoRecordStore::new(
+        latchkey_tests::dynamodb_client_at("http://127.0.0.1:9", latchkey_tests::short_timeouts()).await,
+        "nowhere",
+    );
+    let outcomes = put(&store, &DatasourceId::generate(), &batch(3, 0), None, 0).await;
+    assert!(outcomes.iter().all(|o| matches!(o, PutOutcome::Failed(_))), "{outcomes:?}");
+    assert!(store.list(&DatasourceId::generate(), None, 10, None).await.is_err());
+}
