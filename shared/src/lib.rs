@@ -16,6 +16,8 @@ pub mod gateway;
 pub mod ids;
 pub mod ingest;
 pub mod key;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 pub mod lookup;
 pub mod manage;
 pub mod pepper;

@@ -13,6 +13,7 @@ use latchkey::config::AwsTimeouts;
 use latchkey::store::dynamo::DynamoKeyStore;
 use latchkey::store::schema::create_keys_table;
 
+pub mod api_gateway;
 pub mod cargo_lambda;
 pub mod dynamodb_local;
 

@@ -11,12 +11,10 @@
 
 pub mod setup;
 
-use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
-use latchkey::ApiError;
 use latchkey::audit::AuditLog;
 use latchkey::gateway::GatewayKeys;
-use latchkey::manage::{Caller, Management, ManagementRequest, Reply};
+use latchkey::manage::{Management, ManagementRequest};
 use latchkey::pepper::PepperProvider;
 use latchkey::store::KeyStore;
 
@@ -46,37 +44,8 @@ where
             path: request.raw_http_path(),
             query: |name: &str| query.and_then(|q| q.first(name)),
             body: request.body().as_ref(),
-            caller: caller(&request),
+            caller: latchkey::lambda::caller(&request),
         })
         .await;
-    into_response(reply)
-}
-
-/// The caller from the authorizer's context (REST API: `requestContext.authorizer`).
-fn caller(request: &Request) -> Result<Caller, ApiError> {
-    match request.request_context_ref() {
-        Some(RequestContext::ApiGatewayV1(context)) => Caller::from_authorizer_context(
-            |name| context.authorizer.fields.get(name).and_then(|value| value.as_str()),
-            context.request_id.clone(),
-        ),
-        _ => {
-            tracing::error!("not an API Gateway REST API request: no authorizer context");
-            Err(ApiError::Internal)
-        }
-    }
-}
-
-fn into_response(reply: Reply) -> Response<Body> {
-    let mut response = Response::builder().status(reply.status);
-    for (name, value) in &reply.headers {
-        response = response.header(*name, value);
-    }
-    let body = match reply.body {
-        Some(json) => {
-            response = response.header("content-type", "application/json");
-            Body::Text(json)
-        }
-        None => Body::Empty,
-    };
-    response.body(body).expect("status and headers are valid")
+    latchkey::lambda::response(reply)
 }

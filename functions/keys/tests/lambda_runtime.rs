@@ -6,7 +6,8 @@ mod common;
 
 use std::collections::HashMap;
 
-use common::{Stack, proxy_event};
+use common::Stack;
+use latchkey_tests::api_gateway::proxy_event;
 use latchkey_tests::cargo_lambda::Watch;
 use serde_json::{Value, json};
 

@@ -46,6 +46,16 @@ impl DynamoRecordStore {
     pub fn table(&self) -> &str {
         &self.table
     }
+
+    /// One read, to open the connection during the cold start rather than on the first request.
+    pub async fn warm_up(&self) -> Result<(), StoreError> {
+        let key = HashMap::from([
+            (schema::PARTITION_KEY.to_owned(), AttributeValue::S("warm-up".into())),
+            (schema::RECORDS_SORT_KEY.to_owned(), AttributeValue::S("warm-up".into())),
+        ]);
+        let read = self.client.get_item().table_name(&*self.table).set_key(Some(key)).send().await;
+        read.map(drop).map_err(|e| StoreError::Unavailable(DisplayErrorContext(&e).to_string()))
+    }
 }
 
 fn item(datasource: &DatasourceId, record: &NewRecord) -> Item {

@@ -12,6 +12,7 @@
 pub mod body;
 #[cfg(feature = "aws")]
 pub mod dynamo;
+pub mod service;
 
 use std::fmt;
 use std::future::Future;

@@ -1,6 +1,6 @@
 //! Who is calling a management route, as the authorizer established it.
 
-use crate::{ApiError, KeyId, Permission, Permissions, TenantId};
+use crate::{ApiError, DatasourceId, KeyId, Permission, Permissions, TenantId};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Actor {
@@ -17,6 +17,8 @@ pub struct Caller {
     pub actor: Actor,
     pub tenant: TenantId,
     pub permissions: Permissions,
+    /// The datasource an ingest key is scoped to.
+    pub datasource: Option<DatasourceId>,
     /// The API Gateway request id, carried into audit events.
     pub request_id: Option<String>,
 }
@@ -52,6 +54,7 @@ impl Caller {
             actor,
             tenant: required("tenant_id")?.parse().map_err(|_| unreadable("tenant_id"))?,
             permissions: Permissions::from_csv(required("permissions")?).map_err(|_| unreadable("permissions"))?,
+            datasource: field("datasource_id").map(str::parse).transpose().map_err(|_| unreadable("datasource_id"))?,
             request_id,
         })
     }
@@ -62,6 +65,7 @@ impl Caller {
             actor: Actor::Operator,
             tenant,
             permissions: [Permission::Admin].into_iter().collect(),
+            datasource: None,
             request_id: None,
         }
     }

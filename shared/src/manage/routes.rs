@@ -82,7 +82,7 @@ pub struct Reply {
 }
 
 impl Reply {
-    fn json<T: Serialize>(status: u16, value: &T) -> Self {
+    pub(crate) fn json<T: Serialize>(status: u16, value: &T) -> Self {
         let body = serde_json::to_string(value).expect("views always serialize");
         Self { status, headers: Vec::new(), body: Some(body) }
     }

@@ -17,11 +17,12 @@ use latchkey::pepper::CachedPepper;
 use latchkey::store::dynamo::DynamoKeyStore;
 use latchkey::{KeyProfile, ManualClock, TenantId, TierName, Tiers};
 use latchkey_authorizer::{Authorizer, Dependencies};
+use latchkey_tests::api_gateway;
+pub use latchkey_tests::api_gateway::Answer;
 use latchkey_tests::{StaticPepper, unique_name};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 pub const PEPPER: &[u8] = b"key-management-tests-pepper-0123456789abcdef";
-const METHOD_ARN: &str = "arn:aws:execute-api:eu-west-1:123456789012:a1b2c3d4e5/prod/GET/whoami";
 
 pub type Function = Management<DynamoKeyStore, ApiGatewayKeys, StaticPepper>;
 
@@ -41,32 +42,6 @@ pub struct Stack {
     pub read: Function,
     pub issue: Function,
     pub change: Function,
-}
-
-/// What the client receives.
-#[derive(Debug, Clone)]
-pub struct Answer {
-    pub status: u16,
-    pub headers: HashMap<String, String>,
-    pub body: Value,
-}
-
-impl Answer {
-    pub fn code(&self) -> &str {
-        self.body["error"]["code"].as_str().unwrap_or("")
-    }
-
-    #[track_caller]
-    pub fn expect(self, status: u16) -> Value {
-        assert_eq!(self.status, status, "unexpected answer: {}", self.body);
-        self.body
-    }
-
-    #[track_caller]
-    pub fn expect_error(&self, status: u16, code: &str) {
-        assert_eq!((self.status, self.code()), (status, code), "unexpected answer: {}", self.body);
-        assert_eq!(self.body["success"], false);
-    }
 }
 
 impl Stack {
@@ -137,34 +112,9 @@ impl Stack {
 
     /// A request as the client sends it: through the authorizer, then to the routed function.
     pub async fn request(&self, headers: &[(&str, &str)], method: &str, path: &str, body: Option<&str>) -> Answer {
-        let path_only = path.split_once('?').map_or(path, |(path, _)| path);
-        let headers: HashMap<&str, &str> = headers.iter().copied().collect();
-        let multi: HashMap<&str, Vec<&str>> = headers.iter().map(|(k, v)| (*k, vec![*v])).collect();
-        let event = json!({
-            "type": "REQUEST",
-            "methodArn": METHOD_ARN,
-            "resource": path_only,
-            "path": path_only,
-            "httpMethod": method,
-            "headers": headers,
-            "multiValueHeaders": multi,
-            "requestContext": {"requestId": "authz-req", "stage": "prod", "httpMethod": method, "path": path_only},
-        });
-        let decision = match self.authorizer.handle_event(event.to_string().as_bytes()).await {
-            Ok(bytes) => serde_json::from_slice::<Value>(&bytes).unwrap(),
-            // The authorizer failed: API Gateway answers 5xx, rendered as SERVICE_UNAVAILABLE.
-            Err(_) => return answer(503, HashMap::new(), latchkey::ApiError::ServiceUnavailable.to_json()),
-        };
-        let context = &decision["context"];
-        if decision["policyDocument"]["Statement"][0]["Effect"] != "Allow" {
-            // The ACCESS_DENIED gateway response: the status and body the authorizer chose.
-            let status = context["error_status"].as_str().unwrap().parse().unwrap();
-            return answer(status, HashMap::new(), context["error_body"].as_str().unwrap().to_owned());
-        }
-        let mut authorizer = context.clone();
-        authorizer["principalId"] = decision["principalId"].clone();
-        let proxy = proxy_event(method, path, &headers, body, authorizer);
-        self.invoke(&proxy.to_string()).await
+        let authorize = |event: Vec<u8>| async move { self.authorizer.handle_event(&event).await.map_err(drop) };
+        api_gateway::request(authorize, |event| async move { self.invoke(&event).await }, headers, method, path, body)
+            .await
     }
 
     /// Sends a proxy event to the function the template routes its method and path to.
@@ -178,12 +128,7 @@ impl Stack {
             // Reads, and paths no function serves (which answer 404/405 wherever they land).
             _ => &self.read,
         };
-        let response = latchkey_keys::respond(function, request).await;
-        let status = response.status().as_u16();
-        let headers =
-            response.headers().iter().map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap().to_owned())).collect();
-        let body = String::from_utf8(response.body().to_vec()).unwrap();
-        answer(status, headers, body)
+        Answer::of(latchkey_keys::respond(function, request).await)
     }
 
     /// Every item of the table, as text.
@@ -246,44 +191,4 @@ pub async fn issuance() -> Issuance<StaticPepper> {
 /// The default tiers, and keys that live a year at most.
 pub fn policy() -> KeyPolicy {
     KeyPolicy { tiers: Tiers::default(), max_lifetime: Some(TimeDelta::days(365)) }
-}
-
-/// An API Gateway REST API proxy event, as the function receives it behind the authorizer.
-pub fn proxy_event(
-    method: &str,
-    path: &str,
-    headers: &HashMap<&str, &str>,
-    body: Option<&str>,
-    authorizer: Value,
-) -> Value {
-    let (path, query) = path.split_once('?').unwrap_or((path, ""));
-    let query: HashMap<&str, &str> = query.split('&').filter_map(|pair| pair.split_once('=')).collect();
-    let multi = |map: &HashMap<&str, &str>| {
-        map.iter().map(|(k, v)| (k.to_string(), vec![v.to_string()])).collect::<HashMap<_, _>>()
-    };
-    let (query_single, query_multi) =
-        if query.is_empty() { (Value::Null, Value::Null) } else { (json!(query), json!(multi(&query))) };
-    json!({
-        "resource": path,
-        "path": path,
-        "httpMethod": method,
-        "headers": headers,
-        "multiValueHeaders": multi(headers),
-        "queryStringParameters": query_single,
-        "multiValueQueryStringParameters": query_multi,
-        "pathParameters": null,
-        "stageVariables": null,
-        "requestContext": {
-            "resourcePath": path, "httpMethod": method, "path": format!("/prod{path}"),
-            "stage": "prod", "requestId": unique_name("req"), "accountId": "123456789012",
-            "apiId": "a1b2c3d4e5", "identity": {"sourceIp": "127.0.0.1"}, "authorizer": authorizer,
-        },
-        "body": body,
-        "isBase64Encoded": false,
-    })
-}
-
-fn answer(status: u16, headers: HashMap<String, String>, body: String) -> Answer {
-    let body = if body.is_empty() { Value::Null } else { serde_json::from_str(&body).expect("bodies are JSON") };
-    Answer { status, headers, body }
 }

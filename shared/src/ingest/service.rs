@@ -1,0 +1,86 @@
+//! `POST /ingest`: a request's records checked, stored, and answered for one by one.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::json;
+
+use super::body::{Rejection, prepare};
+use super::{NewRecord, PutOutcome, RecordStore};
+use crate::manage::{Caller, Reply};
+use crate::{ApiError, Clock, Permission};
+
+/// The ingest function's dependencies.
+pub struct IngestService<R> {
+    pub records: Arc<R>,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// `202`: what became of each record.
+#[derive(Debug, Serialize)]
+pub struct IngestAnswer {
+    pub accepted: usize,
+    pub duplicates: usize,
+    pub rejected: Vec<Rejection>,
+}
+
+impl<R: RecordStore> IngestService<R> {
+    /// `202 {accepted, duplicates, rejected}`; `503` naming every record not stored when the
+    /// store failed some (those reported accepted are durable; the client sends the rest again
+    /// with the same identities).
+    pub async fn ingest(&self, caller: Result<Caller, ApiError>, idempotency_key: Option<&str>, body: &[u8]) -> Reply {
+        match self.try_ingest(caller, idempotency_key, body).await {
+            Ok(reply) => reply,
+            Err(error) => Reply::error(&error),
+        }
+    }
+
+    async fn try_ingest(
+        &self,
+        caller: Result<Caller, ApiError>,
+        idempotency_key: Option<&str>,
+        body: &[u8],
+    ) -> Result<Reply, ApiError> {
+        let caller = caller?;
+        caller.require(Permission::Ingest)?;
+        let Some(datasource) = &caller.datasource else {
+            tracing::error!("an ingest key without a datasource in the authorizer context");
+            return Err(ApiError::Internal);
+        };
+        let request = uuid::Uuid::now_v7().as_u64_pair().1;
+        let prepared = prepare(body, idempotency_key, self.clock.now(), request)?;
+        let (indices, records): (Vec<usize>, Vec<NewRecord>) = prepared.records.into_iter().unzip();
+        let outcomes = self.records.put(datasource, &records).await;
+        let mut answer = IngestAnswer { accepted: 0, duplicates: 0, rejected: prepared.rejected };
+        let mut not_stored = Vec::new();
+        for (index, outcome) in indices.into_iter().zip(outcomes) {
+            match outcome {
+                PutOutcome::Stored => answer.accepted += 1,
+                PutOutcome::Duplicate => answer.duplicates += 1,
+                PutOutcome::Failed(cause) => {
+                    tracing::warn!(%datasource, index, %cause, "record not stored");
+                    not_stored.push(index);
+                }
+            }
+        }
+        tracing::info!(%datasource, accepted = answer.accepted, duplicates = answer.duplicates,
+            rejected = answer.rejected.len(), not_stored = not_stored.len(), "ingest");
+        if not_stored.is_empty() {
+            return Ok(Reply::json(202, &answer));
+        }
+        let error = ApiError::ServiceUnavailable;
+        let body = json!({
+            "success": false,
+            "error": {"code": error.code(), "message": "Some records could not be stored; send them again",
+                      "details": {"not_stored": not_stored}},
+            "accepted": answer.accepted,
+            "duplicates": answer.duplicates,
+            "rejected": answer.rejected,
+        });
+        Ok(Reply {
+            status: error.status(),
+            headers: vec![("retry-after", "1".to_owned())],
+            body: Some(body.to_string()),
+        })
+    }
+}
