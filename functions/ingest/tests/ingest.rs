@@ -19,6 +19,7 @@ use latchkey::store::{Cursor, KeyStore, Page, StoreError};
 use latchkey::{DatasourceId, KeyProfile, KeyRecord, KeySpec, ManualClock, Permission};
 use latchkey_authorizer::{Authorizer, Dependencies};
 use latchkey_tests::api_gateway::{self, Answer};
+use latchkey_tests::dynamodb_local::DynamoDbLocal;
 use latchkey_tests::{StaticPepper, sdk_config, unique_name};
 use serde_json::{Value, json};
 
@@ -31,7 +32,6 @@ fn start() -> DateTime<Utc> {
 struct Stack<R> {
     authorizer: Authorizer<DynamoKeyStore, StaticPepper>,
     keys: Arc<DynamoKeyStore>,
-    records: DynamoRecordStore,
     ingest: IngestService<R>,
     clock: Arc<ManualClock>,
 }
@@ -71,7 +71,7 @@ impl<R: RecordStore> Stack<R> {
         let mut all = Vec::new();
         let mut cursor = None;
         loop {
-            let page = self.records.list(datasource, None, 100, cursor.as_ref()).await.unwrap();
+            let page = self.ingest.records.list(datasource, None, 100, cursor.as_ref()).await.unwrap();
             all.extend(page.items);
             match page.next_cursor {
                 Some(next) => cursor = Some(Cursor::decode(&next).unwrap()),
@@ -98,8 +98,8 @@ async fn stack_with<R: RecordStore>(wrap: impl FnOnce(DynamoRecordStore) -> R) -
         jwt: None,
         session_usage_key: None,
     });
-    let ingest = IngestService { records: Arc::new(wrap(records.clone())), clock: clock.clone() };
-    Stack { authorizer, keys, records, ingest, clock }
+    let ingest = IngestService { records: Arc::new(wrap(records)), clock: clock.clone() };
+    Stack { authorizer, keys, ingest, clock }
 }
 
 async fn stack() -> Stack<DynamoRecordStore> {
@@ -327,4 +327,61 @@ async fn under_injected_faults_every_acknowledged_record_is_stored_exactly_once(
     assert_eq!(numbers.len(), sent as usize, "0 lost, 0 duplicated");
     assert_eq!(numbers, (0..sent).collect::<Vec<u64>>());
     assert_eq!(acknowledged.len(), sent as usize);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamodb_stopped_mid_run_then_restarted_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = DynamoDbLocal::free_port();
+    let mut engine = DynamoDbLocal::start_persistent_on(port, dir.path()).await;
+    let client = latchkey_tests::dynamodb_client_at(&engine.endpoint(), latchkey_tests::short_timeouts()).await;
+    let table = unique_name("records");
+    create_records_table(&client, &table).await.unwrap();
+    let records = DynamoRecordStore::new(client, table);
+    let stack = stack_with(|_| records.clone()).await;
+    let datasource = DatasourceId::generate();
+    let (key, _) = stack.key(&[Permission::Ingest], Some(&datasource)).await;
+    let send = |batch: u64| {
+        let body = json!({"records": (0..10).map(|i| json!({"n": batch * 10 + i})).collect::<Vec<_>>()}).to_string();
+        let idempotency = format!("batch-{batch}");
+        let key = key.clone();
+        let stack = &stack;
+        async move { stack.post(&[("x-api-key", key.as_str()), ("Idempotency-Key", idempotency.as_str())], &body).await }
+    };
+
+    for batch in 0..3 {
+        assert_eq!(send(batch).await.expect(202)["accepted"], 10);
+    }
+    engine.stop().await;
+    // Down: every record of these requests is reported not stored; nothing panics.
+    for batch in 3..6 {
+        let answer = send(batch).await;
+        answer.expect_error(503, "SERVICE_UNAVAILABLE");
+        assert_eq!(answer.body["error"]["details"]["not_stored"].as_array().unwrap().len(), 10);
+        assert_eq!(answer.headers["retry-after"], "1");
+    }
+    // Back on the same port and data: the client's retries go through; the first batches stay.
+    let _engine = DynamoDbLocal::start_persistent_on(port, dir.path()).await;
+    for batch in 3..6 {
+        let mut answer = send(batch).await;
+        for _ in 0..20 {
+            if answer.status == 202 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            answer = send(batch).await;
+        }
+        assert_eq!(answer.expect(202)["accepted"], 10);
+    }
+    for batch in 0..6 {
+        assert_eq!(send(batch).await.expect(202)["duplicates"], 10, "batch {batch} again");
+    }
+    let mut numbers: Vec<u64> = stack
+        .stored(&datasource)
+        .await
+        .iter()
+        .map(|r| serde_json::from_str::<Value>(r.data.get()).unwrap()["n"].as_u64().unwrap())
+        .collect();
+    numbers.sort_unstable();
+    assert_eq!(numbers, (0..60).collect::<Vec<u64>>(), "0 lost, 0 duplicated");
 }
