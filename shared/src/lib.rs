@@ -10,6 +10,7 @@ pub mod audit;
 pub mod clock;
 pub mod config;
 pub mod credential;
+pub mod datasource;
 pub mod digest;
 pub mod error;
 pub mod gateway;

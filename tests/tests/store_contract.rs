@@ -6,9 +6,11 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use latchkey::datasource::{Datasource, DatasourceStore};
 use latchkey::store::{Cursor, KeyStore, StoreError};
 use latchkey::{
-    ApiKey, KeyChanges, KeyHasher, KeyProfile, KeyRecord, KeySpec, KeyStatus, PepperVersion, Permission, TenantId,
+    ApiKey, DatasourceId, KeyChanges, KeyHasher, KeyProfile, KeyRecord, KeySpec, KeyStatus, PepperVersion, Permission,
+    TenantId,
 };
 
 /// A fixed clock far in the future: DynamoDB Local deletes items whose TTL has passed in real
@@ -277,6 +279,55 @@ async fn many_parallel_inserts_lose_nothing(store: impl KeyStore + 'static) {
 }
 
 /// The contract suite for one store: one `#[tokio::test]` per case, each on a fresh store.
+async fn datasources_are_a_tenants_own(store: impl DatasourceStore) {
+    let owner = tenant("a");
+    let datasource = |name: &str| Datasource {
+        id: DatasourceId::generate(),
+        tenant_id: owner.clone(),
+        name: name.to_owned(),
+        created_at: now(),
+        key_id: latchkey::KeyId::generate(),
+    };
+    let first = datasource("sensors");
+    store.insert_datasource(&first).await.unwrap();
+    assert!(matches!(store.insert_datasource(&first).await, Err(StoreError::AlreadyExists)));
+    assert_eq!(store.get_datasource(&owner, &first.id).await.unwrap().as_ref(), Some(&first));
+    let stranger = tenant("b");
+    assert_eq!(store.get_datasource(&stranger, &first.id).await.unwrap(), None);
+
+    let mut all = vec![first.clone()];
+    for n in 0..4 {
+        let next = datasource(&format!("ds {n}"));
+        store.insert_datasource(&next).await.unwrap();
+        all.push(next);
+    }
+    let mut listed = Vec::new();
+    let mut cursor: Option<Cursor<DatasourceId>> = None;
+    loop {
+        let page = store.list_datasources(&owner, 2, cursor.as_ref()).await.unwrap();
+        assert!(page.items.len() <= 2);
+        listed.extend(page.items);
+        match page.next_cursor {
+            Some(next) => cursor = Some(Cursor::decode(&next).unwrap()),
+            None => break,
+        }
+    }
+    assert_eq!(listed, all, "each once, in creation order");
+    assert!(store.list_datasources(&stranger, 10, None).await.unwrap().items.is_empty());
+
+    let new_key = latchkey::KeyId::generate();
+    store.set_datasource_key(&owner, &first.id, &new_key).await.unwrap();
+    assert_eq!(store.get_datasource(&owner, &first.id).await.unwrap().unwrap().key_id, new_key);
+    assert!(matches!(store.set_datasource_key(&stranger, &first.id, &new_key).await, Err(StoreError::NotFound)));
+
+    // Another tenant's delete changes nothing; the owner's removes it; again is fine.
+    store.delete_datasource(&stranger, &first.id).await.unwrap();
+    assert!(store.get_datasource(&owner, &first.id).await.unwrap().is_some());
+    store.delete_datasource(&owner, &first.id).await.unwrap();
+    store.delete_datasource(&owner, &first.id).await.unwrap();
+    assert_eq!(store.get_datasource(&owner, &first.id).await.unwrap(), None);
+}
+
 macro_rules! contract {
     ($store_module:ident, $make:expr) => {
         contract!(@cases $store_module, $make, [
@@ -289,6 +340,7 @@ macro_rules! contract {
             rehash_moves_once_and_never_loses_a_revocation,
             touch_records_last_use_without_bumping_the_revision,
             many_parallel_inserts_lose_nothing,
+            datasources_are_a_tenants_own,
         ]);
     };
     (@cases $store_module:ident, $make:expr, [$($case:ident),* $(,)?]) => {

@@ -14,6 +14,8 @@ use super::{Cursor, KeyStore, Page, StoreError};
 use crate::audit::{AuditEvent, AuditLog};
 use crate::{AuditId, KeyChanges, KeyDigest, KeyId, KeyRecord, PepperVersion, TenantId};
 
+mod datasources;
+
 type Item = HashMap<String, AttributeValue>;
 
 /// How often a read-modify-write retries after losing a race before answering `Conflict`.

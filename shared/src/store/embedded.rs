@@ -24,6 +24,8 @@ const TENANT_KEYS: TableDefinition<&str, ()> = TableDefinition::new("keys_by_ten
 /// `"{tenant}#{event id}"` → the audit event as JSON.
 const AUDIT: TableDefinition<&str, &str> = TableDefinition::new("audit_by_tenant");
 
+mod datasources;
+
 #[derive(Clone)]
 pub struct EmbeddedKeyStore {
     db: Arc<Database>,
@@ -110,6 +112,7 @@ impl EmbeddedKeyStore {
         let txn = db.begin_write().map_err(unavailable)?;
         Tables::open(&txn)?;
         txn.open_table(AUDIT).map_err(unavailable)?;
+        txn.open_table(datasources::DATASOURCES).map_err(unavailable)?;
         txn.commit().map_err(unavailable)?;
         Ok(Self { db: Arc::new(db) })
     }

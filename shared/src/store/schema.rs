@@ -13,6 +13,11 @@
 //!   `event`. Its `tenant_id` is never a tenant's (tenant ids cannot contain `#`), so the same
 //!   `by_tenant` index lists a tenant's audit trail without mixing it into its keys.
 //!
+//! And one item per datasource:
+//! - `pk = "datasource#<id>"`, `owner = <tenant>`, `tenant_id = "datasources#<tenant>"`,
+//!   `id = <datasource id>`, the datasource in `datasource`: read by id with one consistent
+//!   `GetItem`, listed through `by_tenant` like the audit trail.
+//!
 //! `ttl` (epoch seconds) only garbage-collects: expiry is enforced in code on every read.
 
 pub const PARTITION_KEY: &str = "pk";
@@ -52,6 +57,15 @@ pub fn id_pk(id: &crate::KeyId) -> String {
 
 pub fn audit_pk(id: &crate::AuditId) -> String {
     format!("audit#{id}")
+}
+
+pub fn datasource_pk(id: &crate::DatasourceId) -> String {
+    format!("datasource#{id}")
+}
+
+/// The `by_tenant` partition of a tenant's datasources.
+pub fn datasource_partition(tenant: &crate::TenantId) -> String {
+    format!("datasources#{tenant}")
 }
 
 /// The `by_tenant` partition of a tenant's audit events.
