@@ -128,3 +128,30 @@ async fn an_unreachable_table_fails_each_record_without_panicking() {
     assert!(outcomes.iter().all(|o| matches!(o, PutOutcome::Failed(_))), "{outcomes:?}");
     assert!(store.list(&DatasourceId::generate(), None, 10, None).await.is_err());
 }
+
+#[tokio::test]
+async fn deleting_a_datasources_records_goes_in_bounded_steps() {
+    let store = fresh_store().await;
+    let (ds, other) = (DatasourceId::generate(), DatasourceId::generate());
+    for n in 0..3 {
+        put(&store, &ds, &batch(100, n * 100), None, n as i64).await;
+    }
+    put(&store, &other, &batch(5, 0), None, 0).await;
+    let mut total = 0;
+    let mut calls = 0;
+    loop {
+        let step = store.delete_records(&ds, 120).await.unwrap();
+        assert!(step.deleted <= 120);
+        total += step.deleted;
+        calls += 1;
+        if !step.remaining {
+            break;
+        }
+        assert!(calls < 10);
+    }
+    assert_eq!(total, 300);
+    assert!(calls >= 3, "the budget bounds each call");
+    assert!(all(&store, &ds, 100, None).await.is_empty());
+    assert_eq!(all(&store, &other, 100, None).await.len(), 5, "another datasource keeps its records");
+    assert_eq!(store.delete_records(&ds, 120).await.unwrap().deleted, 0);
+}

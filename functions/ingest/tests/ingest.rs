@@ -11,7 +11,9 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use latchkey::ingest::dynamo::DynamoRecordStore;
 use latchkey::ingest::service::IngestService;
-use latchkey::ingest::{MAX_RECORD_BYTES, MAX_RECORDS, NewRecord, PutOutcome, RecordStore, Sequence, StoredRecord};
+use latchkey::ingest::{
+    MAX_RECORD_BYTES, MAX_RECORDS, NewRecord, PutOutcome, RecordStore, RecordsDeleted, Sequence, StoredRecord,
+};
 use latchkey::pepper::CachedPepper;
 use latchkey::store::dynamo::DynamoKeyStore;
 use latchkey::store::schema::create_records_table;
@@ -269,6 +271,10 @@ impl RecordStore for Flaky {
         after: Option<&Cursor<Sequence>>,
     ) -> Result<Page<StoredRecord>, StoreError> {
         self.inner.list(datasource, since, limit, after).await
+    }
+
+    async fn delete_records(&self, datasource: &DatasourceId, budget: u32) -> Result<RecordsDeleted, StoreError> {
+        self.inner.delete_records(datasource, budget).await
     }
 }
 

@@ -12,13 +12,14 @@ use std::sync::Arc;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, ReturnValuesOnConditionCheckFailure, WriteRequest};
 use chrono::{DateTime, Utc};
+use rand::TryRngCore;
 use serde_json::value::RawValue;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::{NewRecord, PutOutcome, RecordStore, SHARDS, Sequence, StoredRecord};
+use super::{NewRecord, PutOutcome, RecordStore, RecordsDeleted, SHARDS, Sequence, StoredRecord};
 use crate::DatasourceId;
 use crate::store::schema::{self, RECORDS_SEQUENCE_INDEX, RECORDS_SEQUENCE_KEY, record_sk, records_pk};
 use crate::store::{Cursor, MAX_PAGE_SIZE, Page, StoreError};
@@ -184,5 +185,81 @@ impl RecordStore for DynamoRecordStore {
         records.sort_by(|a, b| a.sequence.cmp(&b.sequence));
         records.truncate(limit as usize + 1);
         Ok(Page::from_lookahead(records, limit as usize, |record| &record.sequence))
+    }
+
+    async fn delete_records(&self, datasource: &DatasourceId, budget: u32) -> Result<RecordsDeleted, StoreError> {
+        let mut deleted = 0u64;
+        for shard in 0..SHARDS {
+            loop {
+                let left = u64::from(budget).saturating_sub(deleted);
+                if left == 0 {
+                    return Ok(RecordsDeleted { deleted, remaining: true });
+                }
+                let page = self
+                    .client
+                    .query()
+                    .table_name(&*self.table)
+                    .key_condition_expression("#pk = :pk")
+                    .expression_attribute_names("#pk", schema::PARTITION_KEY)
+                    .expression_attribute_names("#sk", schema::RECORDS_SORT_KEY)
+                    .expression_attribute_values(":pk", AttributeValue::S(records_pk(datasource, shard)))
+                    .projection_expression("#pk, #sk")
+                    .limit(left.min(1_000) as i32)
+                    .send()
+                    .await
+                    .map_err(|e| StoreError::Unavailable(DisplayErrorContext(&e).to_string()))?;
+                let keys = page.items.unwrap_or_default();
+                if keys.is_empty() {
+                    break;
+                }
+                for chunk in keys.chunks(25) {
+                    self.delete_batch(chunk.to_vec()).await?;
+                    deleted += chunk.len() as u64;
+                }
+            }
+        }
+        Ok(RecordsDeleted { deleted, remaining: false })
+    }
+}
+
+/// Attempts of one `BatchWriteItem` whose items come back unprocessed (throttling).
+const BATCH_ATTEMPTS: u32 = 6;
+
+impl DynamoRecordStore {
+    /// Deletes up to 25 items, sending the unprocessed ones again with exponential backoff and
+    /// full jitter, a bounded number of times.
+    async fn delete_batch(&self, keys: Vec<Item>) -> Result<(), StoreError> {
+        let mut pending: Vec<WriteRequest> = keys
+            .into_iter()
+            .map(|key| {
+                let delete = DeleteRequest::builder()
+                    .set_key(Some(key))
+                    .build()
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                Ok(WriteRequest::builder().delete_request(delete).build())
+            })
+            .collect::<Result<_, StoreError>>()?;
+        for attempt in 0..BATCH_ATTEMPTS {
+            if attempt > 0 {
+                let ceiling = 50u64 << attempt.min(6);
+                let jitter = rand::rngs::OsRng.try_next_u64().unwrap_or(0) % ceiling;
+                tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
+            }
+            let output = self
+                .client
+                .batch_write_item()
+                .request_items(self.table.to_string(), pending)
+                .send()
+                .await
+                .map_err(|e| StoreError::Unavailable(DisplayErrorContext(&e).to_string()))?;
+            pending = output.unprocessed_items.and_then(|mut left| left.remove(&*self.table)).unwrap_or_default();
+            if pending.is_empty() {
+                return Ok(());
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "{} deletes still unprocessed after {BATCH_ATTEMPTS} attempts",
+            pending.len()
+        )))
     }
 }

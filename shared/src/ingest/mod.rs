@@ -182,6 +182,22 @@ pub trait RecordStore: Send + Sync {
         limit: u32,
         after: Option<&Cursor<Sequence>>,
     ) -> impl Future<Output = Result<Page<StoredRecord>, StoreError>> + Send;
+
+    /// Deletes up to `budget` of the datasource's records (a datasource's delete; called again
+    /// until none remain).
+    fn delete_records(
+        &self,
+        datasource: &DatasourceId,
+        budget: u32,
+    ) -> impl Future<Output = Result<RecordsDeleted, StoreError>> + Send;
+}
+
+/// What one [`RecordStore::delete_records`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RecordsDeleted {
+    pub deleted: u64,
+    /// Records are left (the budget ran out): delete again.
+    pub remaining: bool,
 }
 
 #[cfg(test)]
