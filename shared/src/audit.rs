@@ -20,6 +20,12 @@ pub enum AuditAction {
     KeyRotate,
     #[serde(rename = "key.revoke")]
     KeyRevoke,
+    #[serde(rename = "datasource.create")]
+    DatasourceCreate,
+    #[serde(rename = "datasource.regenerate_key")]
+    DatasourceRegenerateKey,
+    #[serde(rename = "datasource.delete")]
+    DatasourceDelete,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,7 +35,7 @@ pub struct AuditEvent {
     /// Who: a key id (`key_…`), a JWT subject (`jwt:…`), or `bootstrap`.
     pub actor: String,
     pub action: AuditAction,
-    /// The resource acted on (a key id).
+    /// The resource acted on (a key id or a datasource id).
     pub target: String,
     pub at: DateTime<Utc>,
     /// The API Gateway request id, to join the event with the access and function logs.

@@ -13,7 +13,9 @@ pub mod setup;
 
 use lambda_http::{Body, Request, RequestExt, Response};
 use latchkey::audit::AuditLog;
+use latchkey::datasource::DatasourceStore;
 use latchkey::gateway::GatewayKeys;
+use latchkey::ingest::RecordStore;
 use latchkey::manage::{Management, ManagementRequest};
 use latchkey::pepper::PepperProvider;
 use latchkey::store::KeyStore;
@@ -30,11 +32,12 @@ pub async fn run(roles: &'static [latchkey::manage::Role]) -> Result<(), lambda_
 }
 
 /// Answers one API Gateway (REST, proxy integration) request.
-pub async fn respond<S, G, P>(function: &Management<S, G, P>, request: Request) -> Response<Body>
+pub async fn respond<S, G, P, R>(function: &Management<S, G, P, R>, request: Request) -> Response<Body>
 where
-    S: KeyStore + AuditLog,
+    S: KeyStore + AuditLog + DatasourceStore,
     G: GatewayKeys,
     P: PepperProvider,
+    R: RecordStore,
 {
     let query = request.query_string_parameters_ref();
     let reply = function

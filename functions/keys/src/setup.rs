@@ -9,12 +9,13 @@ use chrono::TimeDelta;
 use latchkey::SystemClock;
 use latchkey::config::{ConfigError, Env, Settings};
 use latchkey::gateway::apigateway::ApiGatewayKeys;
+use latchkey::ingest::dynamo::DynamoRecordStore;
 use latchkey::manage::{Issuance, KeyPolicy, KeyService, Management, Role};
 use latchkey::pepper::{CachedPepper, PepperError, SecretsManagerPepper};
 use latchkey::store::dynamo::DynamoKeyStore;
 use latchkey::{TierName, Tiers};
 
-pub type DeployedFunction = Management<DynamoKeyStore, ApiGatewayKeys, SecretsManagerPepper>;
+pub type DeployedFunction = Management<DynamoKeyStore, ApiGatewayKeys, SecretsManagerPepper, DynamoRecordStore>;
 
 /// Key management settings on top of [`Settings`].
 #[derive(Debug, Clone, PartialEq)]
@@ -27,6 +28,10 @@ pub struct KeysSettings {
     pub audit_retention: TimeDelta,
     /// `LATCHKEY_USAGE_PLANS`: `tier=usage-plan-id,...`, one for every configured tier.
     pub usage_plans: HashMap<TierName, String>,
+    /// `LATCHKEY_RECORDS_TABLE`: the datasources' records (read and change roles).
+    pub records_table: Option<String>,
+    /// `LATCHKEY_INGEST_TIER` (default: the default tier): the tier of datasources' ingest keys.
+    pub ingest_tier: TierName,
 }
 
 impl KeysSettings {
@@ -46,6 +51,13 @@ impl KeysSettings {
             max_lifetime,
             audit_retention: TimeDelta::days(env.number_or("LATCHKEY_AUDIT_RETENTION_DAYS", 365, 1..=3650)? as i64),
             usage_plans,
+            records_table: env.get("LATCHKEY_RECORDS_TABLE"),
+            ingest_tier: env.parse_or("LATCHKEY_INGEST_TIER", tiers.default_tier().clone(), |text| {
+                text.parse::<TierName>()
+                    .ok()
+                    .filter(|tier| tiers.get(tier).is_some())
+                    .ok_or_else(|| format!("no tier `{text}` is configured"))
+            })?,
         })
     }
 }
@@ -68,11 +80,19 @@ pub async fn from_env(roles: &'static [Role]) -> Result<DeployedFunction, SetupE
     let issues = roles.contains(&Role::Issue);
     // Read before any I/O, so a missing variable is reported as such.
     let pepper_secret = if issues { Some(env.required("LATCHKEY_PEPPER_SECRET_ID")?) } else { None };
+    let reads_records = roles.iter().any(|role| *role != Role::Issue);
+    if reads_records && keys.records_table.is_none() {
+        return Err(ConfigError::Missing { var: "LATCHKEY_RECORDS_TABLE" }.into());
+    }
 
     let sdk = latchkey::aws::load_sdk_config(&settings.aws_timeouts).await;
     let store = DynamoKeyStore::new(aws_sdk_dynamodb::Client::new(&sdk), keys.keys_table, settings.record_retention)
         .with_audit_retention(keys.audit_retention);
     let gateway = ApiGatewayKeys::new(aws_sdk_apigateway::Client::new(&sdk), keys.usage_plans);
+    let records = keys
+        .records_table
+        .filter(|_| reads_records)
+        .map(|table| Arc::new(DynamoRecordStore::new(aws_sdk_dynamodb::Client::new(&sdk), table)));
     let issuance = async {
         let Some(secret) = pepper_secret else { return Ok(None) };
         let provider = SecretsManagerPepper::new(aws_sdk_secretsmanager::Client::new(&sdk), secret);
@@ -89,6 +109,8 @@ pub async fn from_env(roles: &'static [Role]) -> Result<DeployedFunction, SetupE
             policy: KeyPolicy { tiers: settings.tiers, max_lifetime: keys.max_lifetime },
         },
         issuance: issuance?,
+        records,
+        ingest_tier: keys.ingest_tier,
         roles,
     })
 }

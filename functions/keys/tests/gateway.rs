@@ -8,12 +8,16 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use common::Stack;
 use latchkey::audit::{AuditEvent, AuditLog};
+use latchkey::datasource::{Datasource, DatasourceStore};
 use latchkey::gateway::apigateway::ApiGatewayKeys;
 use latchkey::gateway::{DailyUsage, GatewayError, GatewayKeys};
+use latchkey::ingest::dynamo::DynamoRecordStore;
 use latchkey::manage::{Caller, KeyService, Management, ManagementRequest, Role};
 use latchkey::store::dynamo::DynamoKeyStore;
 use latchkey::store::{Cursor, KeyStore, Page, StoreError};
-use latchkey::{AuditId, GatewayKey, KeyChanges, KeyDigest, KeyId, KeyRecord, PepperVersion, TenantId, TierName};
+use latchkey::{
+    AuditId, DatasourceId, GatewayKey, KeyChanges, KeyDigest, KeyId, KeyRecord, PepperVersion, TenantId, TierName,
+};
 use latchkey_tests::StaticPepper;
 use serde_json::json;
 
@@ -95,6 +99,29 @@ impl KeyStore for RefusesNewKeys {
     }
 }
 
+impl DatasourceStore for RefusesNewKeys {
+    async fn insert_datasource(&self, datasource: &Datasource) -> Result<(), StoreError> {
+        self.0.insert_datasource(datasource).await
+    }
+    async fn get_datasource(&self, tenant: &TenantId, id: &DatasourceId) -> Result<Option<Datasource>, StoreError> {
+        self.0.get_datasource(tenant, id).await
+    }
+    async fn list_datasources(
+        &self,
+        tenant: &TenantId,
+        limit: u32,
+        after: Option<&Cursor<DatasourceId>>,
+    ) -> Result<Page<Datasource>, StoreError> {
+        self.0.list_datasources(tenant, limit, after).await
+    }
+    async fn set_datasource_key(&self, tenant: &TenantId, id: &DatasourceId, key: &KeyId) -> Result<(), StoreError> {
+        self.0.set_datasource_key(tenant, id, key).await
+    }
+    async fn delete_datasource(&self, tenant: &TenantId, id: &DatasourceId) -> Result<(), StoreError> {
+        self.0.delete_datasource(tenant, id).await
+    }
+}
+
 impl AuditLog for RefusesNewKeys {
     async fn append(&self, event: &AuditEvent) -> Result<(), StoreError> {
         self.0.append(event).await
@@ -122,7 +149,7 @@ async fn a_create_or_rotation_that_fails_halfway_leaves_nothing() {
     let store = DynamoKeyStore::new(stack.store.client().clone(), stack.store.table(), TimeDelta::days(30));
     let gateway =
         Noting { inner: ApiGatewayKeys::new(stack.apigateway.clone(), stack.plans.clone()), issued: Mutex::default() };
-    let failing: Management<_, _, StaticPepper> = Management {
+    let failing: Management<_, _, StaticPepper, DynamoRecordStore> = Management {
         service: KeyService {
             store: Arc::new(RefusesNewKeys(store)),
             gateway,
@@ -130,6 +157,8 @@ async fn a_create_or_rotation_that_fails_halfway_leaves_nothing() {
             policy: common::policy(),
         },
         issuance: Some(common::issuance().await),
+        records: None,
+        ingest_tier: "free".parse().unwrap(),
         roles: &[Role::Issue],
     };
     let create = failing.handle(request("POST", "/keys", r#"{"name": "doomed"}"#)).await;

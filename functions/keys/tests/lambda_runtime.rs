@@ -22,6 +22,7 @@ async fn keys_read_answers_through_the_lambda_runtime() {
     let watch = Watch::start(&[
         ("LATCHKEY_KEYS_TABLE", stack.store.table().to_owned()),
         ("LATCHKEY_USAGE_PLANS", plans.join(",")),
+        ("LATCHKEY_RECORDS_TABLE", stack.records.table().to_owned()),
         ("RUST_LOG", "info".to_owned()),
     ])
     .await;

@@ -6,6 +6,7 @@
 //! tenant's key is `NOT_FOUND`, exactly like a missing one. Every mutation appends an audit event.
 
 pub mod caller;
+pub mod datasources;
 pub mod input;
 pub mod routes;
 pub mod view;
@@ -276,8 +277,8 @@ impl<S: KeyStore + AuditLog, G: GatewayKeys> KeyService<S, G> {
         Ok(AuditPage { events: items, next_cursor })
     }
 
-    /// Issues and stores a new key (create, bootstrap), and audits it.
-    async fn insert<P: PepperProvider>(
+    /// Issues and stores a new key (create, bootstrap, a datasource's), and audits it.
+    pub(crate) async fn insert<P: PepperProvider>(
         &self,
         issuance: &Issuance<P>,
         caller: &Caller,
@@ -327,7 +328,13 @@ impl<S: KeyStore + AuditLog, G: GatewayKeys> KeyService<S, G> {
 
     /// Appends an audit event. The mutation has happened by now, so a failure to record it does
     /// not fail the request; the event goes to the error log in full instead, to be replayed.
-    async fn audit(&self, caller: &Caller, action: AuditAction, target: &KeyId, at: DateTime<Utc>) {
+    pub(crate) async fn audit(
+        &self,
+        caller: &Caller,
+        action: AuditAction,
+        target: &impl std::fmt::Display,
+        at: DateTime<Utc>,
+    ) {
         let event = AuditEvent {
             id: AuditId::generate(),
             tenant_id: caller.tenant.clone(),

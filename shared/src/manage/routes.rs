@@ -4,13 +4,18 @@
 
 use serde::Serialize;
 
+use std::sync::Arc;
+
+use super::datasources::Datasources;
 use super::input::{PageQuery, parse_body, status_filter};
 use super::{Caller, Issuance, KeyService};
 use crate::audit::AuditLog;
+use crate::datasource::DatasourceStore;
 use crate::gateway::GatewayKeys;
+use crate::ingest::{RecordStore, Sequence};
 use crate::pepper::PepperProvider;
 use crate::store::KeyStore;
-use crate::{ApiError, AuditId};
+use crate::{ApiError, AuditId, DatasourceId, TierName};
 
 /// A route of the management API; key ids are as they appear in the path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,16 +29,24 @@ pub enum Route<'p> {
     KeyUsage(&'p str),
     Whoami,
     Audit,
+    CreateDatasource,
+    ListDatasources,
+    GetDatasource(&'p str),
+    DeleteDatasource(&'p str),
+    RegenerateDatasourceKey(&'p str),
+    ListRecords(&'p str),
 }
 
 /// The three management functions, split so that each holds only the permissions it needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
-    /// list, get, usage, whoami, audit: reads the table and usage counts; writes nothing.
+    /// list, get, usage, whoami, audit, datasources and their records: reads; writes nothing.
     Read,
-    /// create, rotate: the only role that reads the pepper and creates API Gateway keys.
+    /// create, rotate, datasource create and regenerate-key: the only role that reads the
+    /// pepper and creates API Gateway keys.
     Issue,
-    /// update, revoke: changes records and moves or disables API Gateway keys.
+    /// update, revoke, datasource delete: changes records, moves or disables API Gateway keys,
+    /// deletes a datasource's records.
     Change,
 }
 
@@ -57,6 +70,16 @@ impl<'p> Route<'p> {
             (["whoami"], "GET") => (&[], Some(Route::Whoami)),
             (["audit"], "GET") => (&[], Some(Route::Audit)),
             (["keys", _, "usage"] | ["whoami"] | ["audit"], _) => (&["GET"], None),
+            (["datasources"], "POST") => (&[], Some(Route::CreateDatasource)),
+            (["datasources"], "GET") => (&[], Some(Route::ListDatasources)),
+            (["datasources"], _) => (&["GET", "POST"], None),
+            (["datasources", id], "GET") => (&[], Some(Route::GetDatasource(id))),
+            (["datasources", id], "DELETE") => (&[], Some(Route::DeleteDatasource(id))),
+            (["datasources", _], _) => (&["GET", "DELETE"], None),
+            (["datasources", id, "regenerate-key"], "POST") => (&[], Some(Route::RegenerateDatasourceKey(id))),
+            (["datasources", _, "regenerate-key"], _) => (&["POST"], None),
+            (["datasources", id, "records"], "GET") => (&[], Some(Route::ListRecords(id))),
+            (["datasources", _, "records"], _) => (&["GET"], None),
             _ => return Err(ApiError::NotFound),
         };
         route.ok_or(ApiError::MethodNotAllowed { allowed })
@@ -64,9 +87,18 @@ impl<'p> Route<'p> {
 
     pub fn role(self) -> Role {
         match self {
-            Route::ListKeys | Route::GetKey(_) | Route::KeyUsage(_) | Route::Whoami | Route::Audit => Role::Read,
-            Route::CreateKey | Route::RotateKey(_) => Role::Issue,
-            Route::UpdateKey(_) | Route::RevokeKey(_) => Role::Change,
+            Route::ListKeys
+            | Route::GetKey(_)
+            | Route::KeyUsage(_)
+            | Route::Whoami
+            | Route::Audit
+            | Route::ListDatasources
+            | Route::GetDatasource(_)
+            | Route::ListRecords(_) => Role::Read,
+            Route::CreateKey | Route::RotateKey(_) | Route::CreateDatasource | Route::RegenerateDatasourceKey(_) => {
+                Role::Issue
+            }
+            Route::UpdateKey(_) | Route::RevokeKey(_) | Route::DeleteDatasource(_) => Role::Change,
         }
     }
 }
@@ -114,15 +146,25 @@ pub struct ManagementRequest<'r, Q> {
     pub caller: Result<Caller, ApiError>,
 }
 
-/// A management function: the key service, the issuing dependencies where it issues keys, and
-/// the roles whose routes it serves.
-pub struct Management<S, G, P> {
+/// A management function: the key service, the issuing dependencies where it issues keys, the
+/// datasources' records, and the roles whose routes it serves.
+pub struct Management<S, G, P, R> {
     pub service: KeyService<S, G>,
     pub issuance: Option<Issuance<P>>,
+    /// The records table; the issuing function has none.
+    pub records: Option<Arc<R>>,
+    /// The tier of datasources' ingest keys.
+    pub ingest_tier: TierName,
     pub roles: &'static [Role],
 }
 
-impl<S: KeyStore + AuditLog, G: GatewayKeys, P: PepperProvider> Management<S, G, P> {
+impl<S, G, P, R> Management<S, G, P, R>
+where
+    S: KeyStore + AuditLog + DatasourceStore,
+    G: GatewayKeys,
+    P: PepperProvider,
+    R: RecordStore,
+{
     pub async fn handle<'r, Q: Fn(&str) -> Option<&'r str>>(&self, request: ManagementRequest<'r, Q>) -> Reply {
         match self.dispatch(request).await {
             Ok(reply) => reply,
@@ -147,6 +189,8 @@ impl<S: KeyStore + AuditLog, G: GatewayKeys, P: PepperProvider> Management<S, G,
         }
         let caller = request.caller?;
         let service = &self.service;
+        let datasources =
+            Datasources { keys: service, records: self.records.as_deref(), ingest_tier: &self.ingest_tier };
         let query = request.query;
         let body = request.body;
         Ok(match route {
@@ -170,6 +214,26 @@ impl<S: KeyStore + AuditLog, G: GatewayKeys, P: PepperProvider> Management<S, G,
             Route::Audit => {
                 let page = PageQuery::<AuditId>::parse(query("limit"), query("cursor"))?;
                 Reply::json(200, &service.audit_events(&caller, page).await?)
+            }
+            Route::CreateDatasource => {
+                Reply::json(201, &datasources.create(self.issuance()?, &caller, parse_body(body)?).await?)
+            }
+            Route::ListDatasources => {
+                let page = PageQuery::<DatasourceId>::parse(query("limit"), query("cursor"))?;
+                Reply::json(200, &datasources.list(&caller, page).await?)
+            }
+            Route::GetDatasource(id) => Reply::json(200, &datasources.get(&caller, id).await?),
+            Route::DeleteDatasource(id) => {
+                let deleted = datasources.delete(&caller, id).await?;
+                Reply::json(if deleted.deleted { 200 } else { 202 }, &deleted)
+            }
+            Route::RegenerateDatasourceKey(id) => {
+                let body = parse_body(body)?;
+                Reply::json(201, &datasources.regenerate_key(self.issuance()?, &caller, id, body).await?)
+            }
+            Route::ListRecords(id) => {
+                let page = PageQuery::<Sequence>::parse(query("limit"), query("cursor"))?;
+                Reply::json(200, &datasources.records(&caller, id, query("since"), page).await?)
             }
         })
     }
@@ -207,7 +271,17 @@ mod tests {
         assert_eq!(Route::parse("DELETE", "/whoami"), Err(ApiError::MethodNotAllowed { allowed: &["GET"] }));
         assert_eq!(Route::parse("GET", "/"), Err(ApiError::NotFound));
         assert_eq!(Route::parse("GET", "/keys/key_1/other"), Err(ApiError::NotFound));
-        assert_eq!(Route::parse("GET", "/datasources"), Err(ApiError::NotFound));
+        assert_eq!(Route::parse("GET", "/datasources"), Ok(Route::ListDatasources));
+        assert_eq!(
+            Route::parse("POST", "/datasources/ds_1/regenerate-key"),
+            Ok(Route::RegenerateDatasourceKey("ds_1"))
+        );
+        assert_eq!(Route::parse("GET", "/datasources/ds_1/records"), Ok(Route::ListRecords("ds_1")));
+        assert_eq!(
+            Route::parse("PATCH", "/datasources/ds_1"),
+            Err(ApiError::MethodNotAllowed { allowed: &["GET", "DELETE"] })
+        );
+        assert_eq!(Route::parse("POST", "/ingest"), Err(ApiError::NotFound));
 
         let reply = Reply::error(&ApiError::MethodNotAllowed { allowed: &["GET", "POST"] });
         assert_eq!((reply.status, reply.headers), (405, vec![("allow", "GET, POST".to_owned())]));

@@ -12,9 +12,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use latchkey::gateway::apigateway::ApiGatewayKeys;
+use latchkey::ingest::dynamo::DynamoRecordStore;
+use latchkey::ingest::service::IngestService;
 use latchkey::manage::{Caller, Issuance, KeyPolicy, KeyService, Management, Role, Route};
 use latchkey::pepper::CachedPepper;
 use latchkey::store::dynamo::DynamoKeyStore;
+use latchkey::store::schema::create_records_table;
 use latchkey::{KeyProfile, ManualClock, TenantId, TierName, Tiers};
 use latchkey_authorizer::{Authorizer, Dependencies};
 use latchkey_tests::api_gateway;
@@ -24,7 +27,7 @@ use serde_json::Value;
 
 pub const PEPPER: &[u8] = b"key-management-tests-pepper-0123456789abcdef";
 
-pub type Function = Management<DynamoKeyStore, ApiGatewayKeys, StaticPepper>;
+pub type Function = Management<DynamoKeyStore, ApiGatewayKeys, StaticPepper, DynamoRecordStore>;
 
 /// The records' clock starts here. DynamoDB Local deletes items whose TTL has passed in real
 /// time, so test time stays ahead of the wall clock.
@@ -34,6 +37,9 @@ pub fn start() -> DateTime<Utc> {
 
 pub struct Stack {
     pub store: Arc<DynamoKeyStore>,
+    pub records: Arc<DynamoRecordStore>,
+    /// The ingest function, over the same records.
+    pub ingest: IngestService<DynamoRecordStore>,
     pub apigateway: aws_sdk_apigateway::Client,
     /// Tier → the usage plan made for this stack in moto.
     pub plans: HashMap<TierName, String>,
@@ -58,14 +64,19 @@ impl Stack {
             let plan = apigateway.create_usage_plan().name(unique_name(tier.name.as_str())).send().await.unwrap();
             plans.insert(tier.name.clone(), plan.id.unwrap());
         }
+        let records_table = unique_name("records");
+        create_records_table(store.client(), &records_table).await.unwrap();
+        let records = Arc::new(DynamoRecordStore::new(store.client().clone(), records_table));
         let store = Arc::new(store);
         let clock = Arc::new(ManualClock::new(start()));
         let function = |roles: &'static [Role], issues: bool| {
             let (store, clock, gateway) =
                 (store.clone(), clock.clone(), ApiGatewayKeys::new(apigateway.clone(), plans.clone()));
+            let records = (!issues).then(|| records.clone());
             async move {
                 let issuance = if issues { Some(issuance().await) } else { None };
-                Management { service: KeyService { store, gateway, clock, policy: policy() }, issuance, roles }
+                let service = KeyService { store, gateway, clock, policy: policy() };
+                Management { service, issuance, records, ingest_tier: "free".parse().unwrap(), roles }
             }
         };
         let authorizer = Authorizer::new(Dependencies {
@@ -80,6 +91,8 @@ impl Stack {
             session_usage_key: None,
         });
         Self {
+            ingest: IngestService { records: records.clone(), clock: clock.clone() },
+            records: records.clone(),
             read: function(&[Role::Read], false).await,
             issue: function(&[Role::Issue], true).await,
             change: function(&[Role::Change], false).await,
@@ -120,6 +133,9 @@ impl Stack {
     /// Sends a proxy event to the function the template routes its method and path to.
     pub async fn invoke(&self, event: &str) -> Answer {
         let request = lambda_http::request::from_str(event).expect("a REST API proxy event");
+        if lambda_http::RequestExt::raw_http_path(&request) == "/ingest" {
+            return Answer::of(latchkey_ingest::respond(&self.ingest, request).await);
+        }
         let function = match Route::parse(request.method().as_str(), lambda_http::RequestExt::raw_http_path(&request))
             .map(Route::role)
         {
