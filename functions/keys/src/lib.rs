@@ -1,13 +1,13 @@
-//! The key management functions behind `/keys`, `/whoami` and `/audit`. The operations and the
+//! The management functions behind `/keys`, `/datasources`, `/whoami` and `/audit`. The operations and the
 //! routing are the domain's ([`latchkey::manage`]); this crate turns a `lambda_http` request into a
 //! [`ManagementRequest`] and the [`Reply`] back into a response, and builds each function from its
 //! environment. The three binaries differ only in the [`Role`]s they serve:
 //!
 //! | function | routes | reads the pepper | API Gateway keys |
 //! |---|---|---|---|
-//! | `keys-read` | `GET /keys`, `GET /keys/{id}`, `GET /keys/{id}/usage`, `GET /whoami`, `GET /audit` | no | usage counts only |
-//! | `keys-issue` | `POST /keys`, `POST /keys/{id}/rotate` | yes | creates (and deletes on failure) |
-//! | `keys-change` | `PATCH /keys/{id}`, `DELETE /keys/{id}` | no | moves between plans, disables |
+//! | `keys-read` | `GET /keys`, `GET /keys/{id}`, `GET /keys/{id}/usage`, `GET /whoami`, `GET /audit`, `GET /datasources`, `GET /datasources/{id}`, `GET /datasources/{id}/records` | no | usage counts only |
+//! | `keys-issue` | `POST /keys`, `POST /keys/{id}/rotate`, `POST /datasources`, `POST /datasources/{id}/regenerate-key` | yes | creates (and deletes on failure) |
+//! | `keys-change` | `PATCH /keys/{id}`, `DELETE /keys/{id}`, `DELETE /datasources/{id}` | no | moves between plans, disables |
 
 pub mod setup;
 
