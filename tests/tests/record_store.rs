@@ -1,5 +1,6 @@
-//! The DynamoDB record store against DynamoDB Local: records stored in order across shards,
-//! retries reported as duplicates and never stored twice, pagination exactly once, `since`.
+//! The record store contract, against DynamoDB Local and the embedded (redb) store: records
+//! stored in order (across shards in DynamoDB), retries reported as duplicates and never stored
+//! twice, pagination exactly once, `since`, bounded deletes.
 
 use std::collections::HashSet;
 
@@ -12,7 +13,7 @@ use latchkey::store::Cursor;
 use latchkey::store::schema::create_records_table;
 use latchkey_tests::{sdk_config, unique_name};
 
-async fn fresh_store() -> DynamoRecordStore {
+async fn fresh_dynamo() -> DynamoRecordStore {
     let client = aws_sdk_dynamodb::Client::new(&sdk_config().await);
     let table = unique_name("records");
     create_records_table(&client, &table).await.unwrap_or_else(|e| panic!("creating {table}: {e}"));
@@ -29,7 +30,7 @@ fn batch(count: usize, start: usize) -> String {
 }
 
 async fn put(
-    store: &DynamoRecordStore,
+    store: &impl RecordStore,
     ds: &DatasourceId,
     body: &str,
     key: Option<&str>,
@@ -46,7 +47,7 @@ fn rand_request() -> u64 {
 }
 
 async fn all(
-    store: &DynamoRecordStore,
+    store: &impl RecordStore,
     ds: &DatasourceId,
     limit: u32,
     since: Option<DateTime<Utc>>,
@@ -71,9 +72,7 @@ fn numbers(records: &[StoredRecord]) -> Vec<u64> {
         .collect()
 }
 
-#[tokio::test]
-async fn records_come_back_in_order_and_exactly_once() {
-    let store = fresh_store().await;
+async fn records_come_back_in_order_and_exactly_once(store: impl RecordStore) {
     let ds = DatasourceId::generate();
     // Three requests, a second apart: 300 records over eight shards.
     for (i, when) in [0, 1, 2].into_iter().enumerate() {
@@ -92,9 +91,7 @@ async fn records_come_back_in_order_and_exactly_once() {
     assert!(all(&store, &DatasourceId::generate(), 10, None).await.is_empty());
 }
 
-#[tokio::test]
-async fn retries_are_duplicates_never_copies() {
-    let store = fresh_store().await;
+async fn retries_are_duplicates_never_copies(store: impl RecordStore) {
     let ds = DatasourceId::generate();
     let first = put(&store, &ds, &batch(30, 0), Some("req-1"), 0).await;
     assert!(first.iter().all(|o| *o == PutOutcome::Stored));
@@ -129,9 +126,7 @@ async fn an_unreachable_table_fails_each_record_without_panicking() {
     assert!(store.list(&DatasourceId::generate(), None, 10, None).await.is_err());
 }
 
-#[tokio::test]
-async fn deleting_a_datasources_records_goes_in_bounded_steps() {
-    let store = fresh_store().await;
+async fn deleting_a_datasources_records_goes_in_bounded_steps(store: impl RecordStore) {
     let (ds, other) = (DatasourceId::generate(), DatasourceId::generate());
     for n in 0..3 {
         put(&store, &ds, &batch(100, n * 100), None, n as i64).await;
@@ -155,3 +150,30 @@ async fn deleting_a_datasources_records_goes_in_bounded_steps() {
     assert_eq!(all(&store, &other, 100, None).await.len(), 5, "another datasource keeps its records");
     assert_eq!(store.delete_records(&ds, 120).await.unwrap().deleted, 0);
 }
+
+macro_rules! contract {
+    ($store_module:ident, $make:expr) => {
+        mod $store_module {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn records_come_back_in_order_and_exactly_once() {
+                super::records_come_back_in_order_and_exactly_once($make).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn retries_are_duplicates_never_copies() {
+                super::retries_are_duplicates_never_copies($make).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn deleting_a_datasources_records_goes_in_bounded_steps() {
+                super::deleting_a_datasources_records_goes_in_bounded_steps($make).await;
+            }
+        }
+    };
+}
+
+contract!(dynamodb, super::fresh_dynamo().await);
+contract!(embedded, {
+    let file = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(latchkey_tests::unique_name("records") + ".redb");
+    latchkey::store::embedded::EmbeddedKeyStore::open(&file).unwrap()
+});

@@ -25,6 +25,7 @@ const TENANT_KEYS: TableDefinition<&str, ()> = TableDefinition::new("keys_by_ten
 const AUDIT: TableDefinition<&str, &str> = TableDefinition::new("audit_by_tenant");
 
 mod datasources;
+mod records;
 
 #[derive(Clone)]
 pub struct EmbeddedKeyStore {
@@ -113,6 +114,8 @@ impl EmbeddedKeyStore {
         Tables::open(&txn)?;
         txn.open_table(AUDIT).map_err(unavailable)?;
         txn.open_table(datasources::DATASOURCES).map_err(unavailable)?;
+        txn.open_table(records::RECORDS_BY_SEQUENCE).map_err(unavailable)?;
+        txn.open_table(records::RECORD_IDENTITIES).map_err(unavailable)?;
         txn.commit().map_err(unavailable)?;
         Ok(Self { db: Arc::new(db) })
     }
