@@ -29,13 +29,7 @@ fn batch(count: usize, start: usize) -> String {
     format!(r#"{{"records": [{}]}}"#, records.join(","))
 }
 
-async fn put(
-    store: &impl RecordStore,
-    ds: &DatasourceId,
-    body: &str,
-    key: Option<&str>,
-    when: i64,
-) -> Vec<PutOutcome> {
+async fn put(store: &impl RecordStore, ds: &DatasourceId, body: &str, key: Option<&str>, when: i64) -> Vec<PutOutcome> {
     let prepared = prepare(body.as_bytes(), key, at(when), rand_request()).unwrap();
     assert!(prepared.rejected.is_empty());
     let records: Vec<_> = prepared.records.into_iter().map(|(_, record)| record).collect();
