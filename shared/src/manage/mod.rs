@@ -18,7 +18,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 pub use caller::{Actor, Caller};
 pub use input::KeyPolicy;
 use input::{CreateKeyBody, PageQuery, RotateKeyBody, UpdateKeyBody};
-pub use routes::{Management, ManagementRequest, Reply, Role, Route};
+pub use routes::{Management, ManagementRequest, ROUTES, Reply, Role, Route};
 use view::{AuditPage, Identity, IssuedKey, KeyList, KeyUsage, KeyView};
 
 use crate::audit::{AuditAction, AuditEvent, AuditLog};

@@ -37,6 +37,26 @@ pub enum Route<'p> {
     ListRecords(&'p str),
 }
 
+/// Every management route as API Gateway names it (method, resource path) and the role that
+/// serves it: what the template wires and the tests check against.
+pub const ROUTES: &[(&str, &str, Role)] = &[
+    ("POST", "/keys", Role::Issue),
+    ("GET", "/keys", Role::Read),
+    ("GET", "/keys/{id}", Role::Read),
+    ("PATCH", "/keys/{id}", Role::Change),
+    ("DELETE", "/keys/{id}", Role::Change),
+    ("POST", "/keys/{id}/rotate", Role::Issue),
+    ("GET", "/keys/{id}/usage", Role::Read),
+    ("GET", "/whoami", Role::Read),
+    ("GET", "/audit", Role::Read),
+    ("POST", "/datasources", Role::Issue),
+    ("GET", "/datasources", Role::Read),
+    ("GET", "/datasources/{id}", Role::Read),
+    ("DELETE", "/datasources/{id}", Role::Change),
+    ("POST", "/datasources/{id}/regenerate-key", Role::Issue),
+    ("GET", "/datasources/{id}/records", Role::Read),
+];
+
 /// The three management functions, split so that each holds only the permissions it needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -249,6 +269,15 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_route_table_is_the_router() {
+        for (method, path, role) in ROUTES {
+            let concrete = path.replace("{id}", "x_1");
+            let route = Route::parse(method, &concrete).unwrap_or_else(|e| panic!("{method} {path}: {e:?}"));
+            assert_eq!(route.role(), *role, "{method} {path}");
+        }
+    }
 
     #[test]
     fn routes_and_their_methods() {
