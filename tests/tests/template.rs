@@ -1,7 +1,8 @@
-//! `template.yaml` against the code: every function binary is deployed and every deployed binary
-//! exists; every route is wired to the function of its role (and the ingest route to `ingest`);
-//! the reading function has no write action; the authorizer has no identity source and no
-//! caching. (cfn-lint and `sam validate --lint` check the template itself, in `infra/test`.)
+//! `template.yaml` and `openapi.yaml` against the code: every function binary is deployed and
+//! every deployed binary exists; every route is wired to the function of its role (and the ingest
+//! route to `ingest`); the reading function has no write action; the authorizer has no identity
+//! source and no caching; the OpenAPI document has exactly the routes the router serves.
+//! (cfn-lint and `sam validate --lint` check the template itself, in `infra/test`.)
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -127,4 +128,32 @@ fn the_authorizer_has_no_identity_source_and_no_caching() {
         let plan = format!("{}=${{", tier.name);
         assert!(template.contains(&plan), "tier {} has no usage plan in LATCHKEY_USAGE_PLANS", tier.name);
     }
+}
+
+/// (method, path) of every operation in `openapi.yaml`.
+fn openapi_operations() -> BTreeSet<(String, String)> {
+    let text = std::fs::read_to_string(root().join("openapi.yaml")).unwrap();
+    let paths = &text[text.find("\npaths:\n").unwrap()..text.find("\ncomponents:\n").unwrap()];
+    let mut operations = BTreeSet::new();
+    let mut path = None;
+    for line in paths.lines() {
+        if let Some(p) = line.strip_prefix("  ").and_then(|l| l.strip_suffix(':')).filter(|p| p.starts_with('/')) {
+            path = Some(p.to_owned());
+        } else if let Some(method) = line.strip_prefix("    ").and_then(|l| l.strip_suffix(':'))
+            && ["get", "post", "put", "patch", "delete"].contains(&method)
+        {
+            operations.insert((method.to_uppercase(), path.clone().expect("a method under a path")));
+        }
+    }
+    operations
+}
+
+#[test]
+fn openapi_describes_exactly_the_routes() {
+    let routes: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|(method, path, _)| (method.to_string(), path.to_string()))
+        .chain([("POST".to_owned(), "/ingest".to_owned())])
+        .collect();
+    assert_eq!(openapi_operations(), routes);
 }
