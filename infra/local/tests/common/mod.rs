@@ -1,0 +1,74 @@
+//! A local API of a test's own: in process, on a free port, on a data directory of the test's.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::sync::Arc;
+
+use latchkey::config::Env;
+use latchkey_local::LocalConfig;
+use reqwest::{Client, Method, Response};
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+pub struct Running {
+    pub base: String,
+    stop: Option<oneshot::Sender<()>>,
+    served: tokio::task::JoinHandle<std::io::Result<()>>,
+    pub admin_key: Option<String>,
+}
+
+impl Running {
+    pub async fn start(dir: &Path) -> Self {
+        let admin_file = dir.join("admin-key");
+        let (data, file) = (dir.join("data").display().to_string(), admin_file.display().to_string());
+        let env = Env::from_fn(move |name| match name {
+            "LATCHKEY_DATA_DIR" => Some(data.clone()),
+            "LATCHKEY_ADMIN_KEY_FILE" => Some(file.clone()),
+            // Revocation is then visible at once (it takes the cache TTL otherwise, as deployed).
+            "LATCHKEY_CACHE_TTL_SECONDS" => Some("0".to_owned()),
+            _ => None,
+        });
+        let config = LocalConfig::from_env(&env).unwrap();
+        // A stopped instance's background tasks let go of the file a moment after it stops.
+        let mut opened = latchkey_local::open(&config, latchkey_local::system_clock()).await;
+        for _ in 0..50 {
+            if opened.is_ok() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            opened = latchkey_local::open(&config, latchkey_local::system_clock()).await;
+        }
+        let (api, admin_key) = opened.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = oneshot::channel();
+        let served = tokio::spawn(latchkey_local::serve(listener, Arc::new(api), async {
+            let _ = stopped.await;
+        }));
+        Self { base, stop: Some(stop), served, admin_key }
+    }
+
+    pub async fn stop(mut self) {
+        self.stop.take().unwrap().send(()).unwrap();
+        self.served.await.unwrap().unwrap();
+    }
+
+    pub async fn call(&self, key: Option<&str>, method: Method, path: &str, body: Option<Value>) -> (u16, Response) {
+        let mut request = Client::new().request(method, format!("{}{path}", self.base));
+        if let Some(key) = key {
+            request = request.header("x-api-key", key);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        (response.status().as_u16(), response)
+    }
+
+    pub async fn json(&self, key: Option<&str>, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let (status, response) = self.call(key, method, path, body).await;
+        let text = response.text().await.unwrap();
+        (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() })
+    }
+}
