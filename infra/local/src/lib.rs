@@ -15,11 +15,16 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, Response, StatusCode, Uri};
+use latchkey::audit::AuditLog;
 use latchkey::config::{ConfigError, Env, Settings};
+use latchkey::datasource::DatasourceStore;
 use latchkey::gateway::NoGateway;
+use latchkey::ingest::RecordStore;
+use latchkey::ingest::dynamo::DynamoRecordStore;
 use latchkey::ingest::service::IngestService;
 use latchkey::manage::{Caller, Issuance, KeyPolicy, KeyService, Management, ManagementRequest, Reply, Role};
 use latchkey::pepper::{CachedPepper, FilePepper, PepperError};
+use latchkey::store::dynamo::DynamoKeyStore;
 use latchkey::store::embedded::EmbeddedKeyStore;
 use latchkey::store::{KeyStore, StoreError};
 use latchkey::{ApiError, Clock, SystemClock, TenantId};
@@ -39,6 +44,8 @@ pub struct LocalConfig {
     pub addr: String,
     pub data_dir: PathBuf,
     pub admin_key_file: Option<PathBuf>,
+    /// `LATCHKEY_KEYS_TABLE` and `LATCHKEY_RECORDS_TABLE`: for `--store dynamodb` only.
+    pub tables: Option<(String, String)>,
     pub settings: Settings,
 }
 
@@ -48,6 +55,7 @@ impl LocalConfig {
             addr: env.get("LATCHKEY_ADDR").unwrap_or_else(|| "127.0.0.1:3000".to_owned()),
             data_dir: env.get("LATCHKEY_DATA_DIR").unwrap_or_else(|| ".latchkey".to_owned()).into(),
             admin_key_file: env.get("LATCHKEY_ADMIN_KEY_FILE").map(PathBuf::from),
+            tables: env.get("LATCHKEY_KEYS_TABLE").zip(env.get("LATCHKEY_RECORDS_TABLE")),
             settings: Settings::from_env(env)?,
         })
     }
@@ -67,22 +75,64 @@ pub enum LocalError {
     Bootstrap(ApiError),
 }
 
-/// Everything one request needs.
-pub struct LocalApi {
-    authorizer: Authorizer<EmbeddedKeyStore, FilePepper>,
-    management: Management<EmbeddedKeyStore, NoGateway, FilePepper, EmbeddedKeyStore>,
-    ingest: IngestService<EmbeddedKeyStore>,
+/// Everything one request needs: the keys store `S`, the records store `R`.
+pub struct LocalApi<S, R> {
+    authorizer: Authorizer<S, FilePepper>,
+    management: Management<S, NoGateway, FilePepper, R>,
+    ingest: IngestService<R>,
     limits: RateLimits,
 }
 
-/// Opens (or creates) the store and pepper in the data directory. On an empty store, makes tenant
-/// `default`'s admin key and returns it (to be shown once).
-pub async fn open(config: &LocalConfig, clock: Arc<dyn Clock>) -> Result<(LocalApi, Option<String>), LocalError> {
+/// The local API on the embedded store: one redb file in the data directory.
+pub type EmbeddedApi = LocalApi<EmbeddedKeyStore, EmbeddedKeyStore>;
+/// The local API on DynamoDB (Local or AWS): the tables named by `LATCHKEY_KEYS_TABLE` and
+/// `LATCHKEY_RECORDS_TABLE`, endpoints from the AWS SDK's variables.
+pub type DynamoApi = LocalApi<DynamoKeyStore, DynamoRecordStore>;
+
+/// Opens (or creates) the embedded store and the pepper in the data directory. On an empty
+/// store, makes tenant `default`'s admin key and returns it (to be shown once).
+pub async fn open(config: &LocalConfig, clock: Arc<dyn Clock>) -> Result<(EmbeddedApi, Option<String>), LocalError> {
+    create_data_dir(config).await?;
+    let store = Arc::new(EmbeddedKeyStore::open(&config.data_dir.join("latchkey.redb"))?);
+    assemble(config, clock, Arc::clone(&store), store).await
+}
+
+/// The same on DynamoDB. The pepper is still the data directory's file, so keys made by a
+/// deployed stack (under its Secrets Manager pepper) do not verify here.
+pub async fn open_dynamodb(
+    config: &LocalConfig,
+    clock: Arc<dyn Clock>,
+) -> Result<(DynamoApi, Option<String>), LocalError> {
+    create_data_dir(config).await?;
+    let (keys_table, records_table) =
+        config.tables.clone().ok_or(ConfigError::Missing { var: "LATCHKEY_KEYS_TABLE and LATCHKEY_RECORDS_TABLE" })?;
+    let sdk = latchkey::aws::load_sdk_config(&config.settings.aws_timeouts).await;
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    let keys = DynamoKeyStore::new(client.clone(), keys_table, config.settings.record_retention);
+    let records = DynamoRecordStore::new(client, records_table);
+    assemble(config, clock, Arc::new(keys), Arc::new(records)).await
+}
+
+async fn create_data_dir(config: &LocalConfig) -> Result<(), LocalError> {
+    let dir = &config.data_dir;
+    tokio::fs::create_dir_all(dir)
+        .await
+        .map_err(|cause| LocalError::DataDir { dir: dir.display().to_string(), cause: cause.to_string() })
+}
+
+async fn assemble<S, R>(
+    config: &LocalConfig,
+    clock: Arc<dyn Clock>,
+    store: Arc<S>,
+    records: Arc<R>,
+) -> Result<(LocalApi<S, R>, Option<String>), LocalError>
+where
+    S: KeyStore + AuditLog + DatasourceStore + 'static,
+    R: RecordStore,
+{
     let dir = &config.data_dir;
     let data_dir_error =
         |cause: std::io::Error| LocalError::DataDir { dir: dir.display().to_string(), cause: cause.to_string() };
-    tokio::fs::create_dir_all(dir).await.map_err(data_dir_error)?;
-    let store = Arc::new(EmbeddedKeyStore::open(&dir.join("latchkey.redb"))?);
     let pepper = || FilePepper::new(dir.join("pepper"));
     let settings = &config.settings;
     let authorizer = Authorizer::new(Dependencies {
@@ -106,14 +156,14 @@ pub async fn open(config: &LocalConfig, clock: Arc<dyn Clock>) -> Result<(LocalA
             peppers: CachedPepper::load(pepper(), settings.pepper_refresh).await?,
             profile: settings.key_profile.clone(),
         }),
-        records: Some(Arc::clone(&store)),
+        records: Some(Arc::clone(&records)),
         ingest_tier: settings.tiers.default_tier().clone(),
         roles: &[Role::Read, Role::Issue, Role::Change],
     };
     let api = LocalApi {
         authorizer,
         management,
-        ingest: IngestService { records: Arc::clone(&store), clock },
+        ingest: IngestService { records, clock },
         limits: RateLimits::new(&settings.tiers),
     };
     let admin_key = api.bootstrap_if_empty().await?;
@@ -135,7 +185,11 @@ async fn write_secret_file(path: &std::path::Path, text: &str) -> std::io::Resul
     .await?
 }
 
-impl LocalApi {
+impl<S, R> LocalApi<S, R>
+where
+    S: KeyStore + AuditLog + DatasourceStore + 'static,
+    R: RecordStore,
+{
     async fn bootstrap_if_empty(&self) -> Result<Option<String>, LocalError> {
         let tenant: TenantId = DEFAULT_TENANT.parse().expect("a valid tenant id");
         let service = &self.management.service;
@@ -215,17 +269,25 @@ fn authorizer_event(method: &Method, path: &str, headers: &HeaderMap, request_id
 }
 
 /// The HTTP side: every path and method to [`LocalApi::answer`].
-pub fn router(api: Arc<LocalApi>) -> axum::Router {
+pub fn router<S, R>(api: Arc<LocalApi<S, R>>) -> axum::Router
+where
+    S: KeyStore + AuditLog + DatasourceStore + 'static,
+    R: RecordStore + 'static,
+{
     axum::Router::new().fallback(handle).layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BYTES)).with_state(api)
 }
 
-async fn handle(
-    State(api): State<Arc<LocalApi>>,
+async fn handle<S, R>(
+    State(api): State<Arc<LocalApi<S, R>>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
-) -> Response<Body> {
+) -> Response<Body>
+where
+    S: KeyStore + AuditLog + DatasourceStore + 'static,
+    R: RecordStore + 'static,
+{
     let reply = api.answer(&method, &uri, &headers, &body).await;
     let mut response =
         Response::builder().status(StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
@@ -240,11 +302,15 @@ async fn handle(
 }
 
 /// Serves until `shutdown` resolves; requests in flight are finished first.
-pub async fn serve(
+pub async fn serve<S, R>(
     listener: tokio::net::TcpListener,
-    api: Arc<LocalApi>,
+    api: Arc<LocalApi<S, R>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    S: KeyStore + AuditLog + DatasourceStore + 'static,
+    R: RecordStore + 'static,
+{
     axum::serve(listener, router(api)).with_graceful_shutdown(shutdown).await
 }
 

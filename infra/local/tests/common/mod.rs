@@ -20,6 +20,11 @@ pub struct Running {
 
 impl Running {
     pub async fn start(dir: &Path) -> Self {
+        Self::start_with(dir, None).await
+    }
+
+    /// On DynamoDB when `tables` (keys, records) are given, else on the embedded store.
+    pub async fn start_with(dir: &Path, tables: Option<(String, String)>) -> Self {
         let admin_file = dir.join("admin-key");
         let (data, file) = (dir.join("data").display().to_string(), admin_file.display().to_string());
         let env = Env::from_fn(move |name| match name {
@@ -29,7 +34,13 @@ impl Running {
             "LATCHKEY_CACHE_TTL_SECONDS" => Some("0".to_owned()),
             _ => None,
         });
-        let config = LocalConfig::from_env(&env).unwrap();
+        let mut config = LocalConfig::from_env(&env).unwrap();
+        config.tables = tables;
+        if config.tables.is_some() {
+            let (api, admin_key) =
+                latchkey_local::open_dynamodb(&config, latchkey_local::system_clock()).await.unwrap();
+            return Self::serving(Arc::new(api), admin_key).await;
+        }
         // A stopped instance's background tasks let go of the file a moment after it stops.
         let mut opened = latchkey_local::open(&config, latchkey_local::system_clock()).await;
         for _ in 0..50 {
@@ -40,10 +51,18 @@ impl Running {
             opened = latchkey_local::open(&config, latchkey_local::system_clock()).await;
         }
         let (api, admin_key) = opened.unwrap();
+        Self::serving(Arc::new(api), admin_key).await
+    }
+
+    async fn serving<S, R>(api: Arc<latchkey_local::LocalApi<S, R>>, admin_key: Option<String>) -> Self
+    where
+        S: latchkey::store::KeyStore + latchkey::audit::AuditLog + latchkey::datasource::DatasourceStore + 'static,
+        R: latchkey::ingest::RecordStore + 'static,
+    {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel();
-        let served = tokio::spawn(latchkey_local::serve(listener, Arc::new(api), async {
+        let served = tokio::spawn(latchkey_local::serve(listener, api, async {
             let _ = stopped.await;
         }));
         Self { base, stop: Some(stop), served, admin_key }
