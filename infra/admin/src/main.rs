@@ -5,6 +5,10 @@
 //! ```sh
 //! cargo run -p latchkey-admin -- bootstrap --tenant acme
 //! ```
+//!
+//! `init-local` prepares the local engines for `cargo lambda watch` (see its module).
+
+mod init_local;
 
 use clap::{Parser, Subcommand};
 use latchkey::TenantId;
@@ -31,11 +35,20 @@ enum Command {
         #[arg(long, default_value = "internal")]
         tier: String,
     },
+    /// Makes the tables, pepper secret and usage plans in the local engines, and prints the
+    /// functions' environment (an env file for `cargo lambda watch`).
+    InitLocal,
 }
 
 #[tokio::main]
 async fn main() -> Result<(), String> {
-    let Command::Bootstrap { tenant, name, tier } = Cli::parse().command;
+    let (tenant, name, tier) = match Cli::parse().command {
+        Command::Bootstrap { tenant, name, tier } => (tenant, name, tier),
+        Command::InitLocal => {
+            println!("{}", init_local::run().await?);
+            return Ok(());
+        }
+    };
     let tenant: TenantId = tenant.parse().map_err(|e| format!("--tenant: {e}"))?;
     let function = latchkey_keys::setup::from_env(&[Role::Issue]).await.map_err(|e| e.to_string())?;
     let issuance = function.issuance.as_ref().expect("the issuing role loads the pepper");

@@ -161,14 +161,20 @@ mod create {
                     .enabled(true)
                     .build()
                     .map_err(|e| e.to_string())?;
-                client
-                    .update_time_to_live()
-                    .table_name(name)
-                    .time_to_live_specification(ttl)
-                    .send()
-                    .await
-                    .map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())?;
-                return Ok(());
+                let enabled =
+                    client.update_time_to_live().table_name(name).time_to_live_specification(ttl).send().await;
+                return match enabled {
+                    Ok(_) => Ok(()),
+                    // An existing table (a second run): TTL is on already, as wanted.
+                    Err(e)
+                        if e.as_service_error()
+                            .and_then(|e| e.meta().message())
+                            .is_some_and(|m| m.contains("already enabled")) =>
+                    {
+                        Ok(())
+                    }
+                    Err(e) => Err(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()),
+                };
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
