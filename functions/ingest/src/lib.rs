@@ -5,10 +5,8 @@
 pub mod setup;
 
 use lambda_http::{Body, Request, RequestExt, Response};
-use latchkey::ApiError;
 use latchkey::ingest::RecordStore;
 use latchkey::ingest::service::IngestService;
-use latchkey::manage::Reply;
 
 /// The function's `main`: logging, the cold start, then the Lambda runtime.
 pub async fn run() -> Result<(), lambda_http::Error> {
@@ -23,14 +21,9 @@ pub async fn run() -> Result<(), lambda_http::Error> {
 
 /// Answers one API Gateway (REST, proxy integration) request.
 pub async fn respond<R: RecordStore>(service: &IngestService<R>, request: Request) -> Response<Body> {
-    let path = request.raw_http_path();
-    let reply = match (request.method().as_str(), path.strip_suffix('/').unwrap_or(path)) {
-        ("POST", "/ingest") => {
-            let key = latchkey::lambda::header(&request, "idempotency-key");
-            service.ingest(latchkey::lambda::caller(&request), key, request.body().as_ref()).await
-        }
-        (_, "/ingest") => Reply::error(&ApiError::MethodNotAllowed { allowed: &["POST"] }),
-        _ => Reply::error(&ApiError::NotFound),
-    };
+    let key = latchkey::lambda::header(&request, "idempotency-key");
+    let caller = latchkey::lambda::caller(&request);
+    let reply =
+        service.handle(request.method().as_str(), request.raw_http_path(), caller, key, request.body().as_ref()).await;
     latchkey::lambda::response(reply)
 }

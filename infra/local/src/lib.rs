@@ -228,11 +228,8 @@ where
             uri.query().map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
         let trimmed = path.strip_suffix('/').unwrap_or(path);
         if trimmed == "/ingest" {
-            if method != Method::POST {
-                return Reply::error(&ApiError::MethodNotAllowed { allowed: &["POST"] });
-            }
             let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok());
-            return self.ingest.ingest(caller, key, body).await;
+            return self.ingest.handle(method.as_str(), path, caller, key, body).await;
         }
         let request = ManagementRequest {
             method: method.as_str(),

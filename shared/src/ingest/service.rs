@@ -35,6 +35,24 @@ pub struct IngestAnswer {
 }
 
 impl<R: RecordStore> IngestService<R> {
+    /// A request to `/ingest` (a trailing slash tolerated) with any method: `405` for another
+    /// method than `POST`, `404` for another path. Both the function and the local API route
+    /// through here.
+    pub async fn handle(
+        &self,
+        method: &str,
+        path: &str,
+        caller: Result<Caller, ApiError>,
+        idempotency_key: Option<&str>,
+        body: &[u8],
+    ) -> Reply {
+        match (method, path.strip_suffix('/').unwrap_or(path)) {
+            ("POST", "/ingest") => self.ingest(caller, idempotency_key, body).await,
+            (_, "/ingest") => Reply::error(&ApiError::MethodNotAllowed { allowed: &["POST"] }),
+            _ => Reply::error(&ApiError::NotFound),
+        }
+    }
+
     /// `202 {accepted, duplicates, rejected}`; `503` naming every record not stored when the
     /// store failed some (those reported accepted are durable; the client sends the rest again
     /// with the same identities).

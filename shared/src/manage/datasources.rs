@@ -202,16 +202,18 @@ impl<S: KeyStore + AuditLog + DatasourceStore, G: GatewayKeys, R: RecordStore> D
         // in its grace period included); the ones before are dead already.
         let now = self.keys.clock.now();
         let mut keys_revoked = 0;
-        let mut next = Some(self.current_key(caller, &datasource).await?.id);
+        let mut next = Some(self.current_key(caller, &datasource).await?);
         for _ in 0..MAX_KEY_HOPS {
-            let Some(key_id) = next.take() else { break };
-            let Some(record) = self.keys.store.get(&caller.tenant, &key_id).await? else { break };
+            let Some(record) = next.take() else { break };
             if keys_revoked > 0 && record.status(now) != KeyStatus::Active {
                 break;
             }
-            self.keys.revoke(caller, key_id.as_str()).await?;
+            self.keys.revoke(caller, record.id.as_str()).await?;
             keys_revoked += 1;
-            next = record.replaces;
+            next = match &record.replaces {
+                Some(older) => self.keys.store.get(&caller.tenant, older).await?,
+                None => None,
+            };
         }
         let step = self.record_store()?.delete_records(&datasource.id, DELETE_BUDGET).await?;
         if !step.remaining {
