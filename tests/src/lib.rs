@@ -16,6 +16,7 @@ use latchkey::store::schema::create_keys_table;
 pub mod api_gateway;
 pub mod cargo_lambda;
 pub mod dynamodb_local;
+pub mod openapi;
 
 const START_HINT: &str =
     "start the local engines first: `source <(infra/local-aws/start)` or run the README's test command, `infra/test`";

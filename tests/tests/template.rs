@@ -130,24 +130,6 @@ fn the_authorizer_has_no_identity_source_and_no_caching() {
     }
 }
 
-/// (method, path) of every operation in `openapi.yaml`.
-fn openapi_operations() -> BTreeSet<(String, String)> {
-    let text = std::fs::read_to_string(root().join("openapi.yaml")).unwrap();
-    let paths = &text[text.find("\npaths:\n").unwrap()..text.find("\ncomponents:\n").unwrap()];
-    let mut operations = BTreeSet::new();
-    let mut path = None;
-    for line in paths.lines() {
-        if let Some(p) = line.strip_prefix("  ").and_then(|l| l.strip_suffix(':')).filter(|p| p.starts_with('/')) {
-            path = Some(p.to_owned());
-        } else if let Some(method) = line.strip_prefix("    ").and_then(|l| l.strip_suffix(':'))
-            && ["get", "post", "put", "patch", "delete"].contains(&method)
-        {
-            operations.insert((method.to_uppercase(), path.clone().expect("a method under a path")));
-        }
-    }
-    operations
-}
-
 #[test]
 fn openapi_describes_exactly_the_routes() {
     let routes: BTreeSet<(String, String)> = ROUTES
@@ -155,5 +137,5 @@ fn openapi_describes_exactly_the_routes() {
         .map(|(method, path, _)| (method.to_string(), path.to_string()))
         .chain([("POST".to_owned(), "/ingest".to_owned())])
         .collect();
-    assert_eq!(openapi_operations(), routes);
+    assert_eq!(latchkey_tests::openapi::OpenApi::load().operations(), routes);
 }

@@ -19,7 +19,7 @@ pub use caller::{Actor, Caller};
 pub use input::KeyPolicy;
 use input::{CreateKeyBody, PageQuery, RotateKeyBody, UpdateKeyBody};
 pub use routes::{Management, ManagementRequest, ROUTES, Reply, Role, Route};
-use view::{AuditPage, Identity, IssuedKey, KeyList, KeyUsage, KeyView};
+use view::{AuditPage, Identity, IssuedKey, KeyList, KeyUsage, KeyView, Subject};
 
 use crate::audit::{AuditAction, AuditEvent, AuditLog};
 use crate::gateway::GatewayKeys;
@@ -257,17 +257,18 @@ impl<S: KeyStore + AuditLog, G: GatewayKeys> KeyService<S, G> {
 
     /// `GET /whoami`: any valid key or session.
     pub async fn whoami(&self, caller: &Caller) -> Result<Identity, ApiError> {
-        let (auth_type, principal, key) = match &caller.actor {
+        let session = || Subject::Session { tenant_id: caller.tenant.clone(), permissions: caller.permissions };
+        let (auth_type, principal, subject) = match &caller.actor {
             Actor::Key(id) => {
                 // The authorizer verified this key moments ago; gone now means revoked and
                 // collected in between, which is the answer a dead key gets.
                 let record = self.store.get(&caller.tenant, id).await?.ok_or(ApiError::InvalidApiKey)?;
-                ("api_key", id.to_string(), Some(KeyView::of(&record, self.clock.now())))
+                ("api_key", id.to_string(), Subject::Key(Box::new(KeyView::of(&record, self.clock.now()))))
             }
-            Actor::Session { subject } => ("jwt", subject.clone(), None),
-            Actor::Operator => ("operator", "operator".to_owned(), None),
+            Actor::Session { subject } => ("jwt", subject.clone(), session()),
+            Actor::Operator => ("operator", "operator".to_owned(), session()),
         };
-        Ok(Identity { auth_type, principal, tenant_id: caller.tenant.clone(), permissions: caller.permissions, key })
+        Ok(Identity { auth_type, principal, subject })
     }
 
     /// `GET /audit?limit&cursor`: newest first.

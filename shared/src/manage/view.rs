@@ -98,11 +98,17 @@ pub struct KeyUsage {
 pub struct Identity {
     pub auth_type: &'static str,
     pub principal: String,
-    pub tenant_id: TenantId,
-    pub permissions: Permissions,
-    /// The calling key's own record, for a key; absent for a session.
-    #[serde(skip_serializing_if = "Option::is_none", flatten)]
-    pub key: Option<KeyView>,
+    #[serde(flatten)]
+    pub subject: Subject,
+}
+
+/// Who the caller is beyond its principal. A key's record already carries `tenant_id` and
+/// `permissions`, so a key's answer is its record alone (one object, no field twice).
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Subject {
+    Key(Box<KeyView>),
+    Session { tenant_id: TenantId, permissions: Permissions },
 }
 
 #[derive(Debug, Serialize)]
