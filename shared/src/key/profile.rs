@@ -144,16 +144,23 @@ impl KeyProfile {
     /// # Panics
     /// If the operating system cannot supply randomness: no key is better than a weak one.
     pub fn generate(&self) -> ApiKey {
-        let mut bytes = zeroize::Zeroizing::new(vec![0u8; self.random_hex_len().div_ceil(2)]);
-        OsRng.try_fill_bytes(&mut bytes).expect("the OS random number generator failed");
+        // On the stack and wiped after: the random bytes and their hex are the key.
+        let mut bytes = zeroize::Zeroizing::new([0u8; MAX_BODY_LEN / 2]);
+        let mut random_hex = zeroize::Zeroizing::new([0u8; MAX_BODY_LEN]);
+        let hex_len = self.random_hex_len();
+        let bytes = &mut bytes[..hex_len.div_ceil(2)];
+        OsRng.try_fill_bytes(bytes).expect("the OS random number generator failed");
+        let random_hex = &mut random_hex[..bytes.len() * 2];
+        hex::encode_to_slice(&*bytes, random_hex).expect("twice as many hex digits as bytes");
         let mut key = String::with_capacity(self.key_len());
         key.push_str(&self.prefix);
         key.push('_');
-        let random_hex = zeroize::Zeroizing::new(hex::encode(&*bytes));
-        key.push_str(&random_hex[..self.random_hex_len()]);
+        key.push_str(std::str::from_utf8(&random_hex[..hex_len]).expect("hex is ASCII"));
         if self.checksum {
             let crc = crc32fast::hash(key.as_bytes());
-            key.push_str(&format!("{crc:08x}"));
+            let mut crc_hex = [0u8; CHECKSUM_HEX_LEN];
+            hex::encode_to_slice(crc.to_be_bytes(), &mut crc_hex).expect("8 hex digits for 4 bytes");
+            key.push_str(std::str::from_utf8(&crc_hex).expect("hex is ASCII"));
         }
         debug_assert!(self.check(&key).is_ok());
         ApiKey::from_checked(key, self.prefix.len())
