@@ -9,7 +9,9 @@ use serde::Deserialize;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use super::{Identity, MAX_BODY_BYTES, MAX_ID_CHARS, MAX_RECORD_BYTES, MAX_RECORDS, NewRecord, Sequence};
+use super::{
+    Identity, MAX_BODY_BYTES, MAX_ID_CHARS, MAX_RECORD_BYTES, MAX_RECORD_DEPTH, MAX_RECORDS, NewRecord, Sequence,
+};
 use crate::ApiError;
 
 /// A record refused on its own; the others of the request are stored.
@@ -100,6 +102,12 @@ fn check_record(item: &RawValue) -> Result<Option<String>, ApiError> {
     if item.get().len() > MAX_RECORD_BYTES {
         return Err(ApiError::PayloadTooLarge { limit_bytes: MAX_RECORD_BYTES });
     }
+    if nesting_depth(item.get()) > MAX_RECORD_DEPTH {
+        return Err(ApiError::validation(
+            "records",
+            format!("a record may nest objects and arrays {MAX_RECORD_DEPTH} deep at most"),
+        ));
+    }
     let RecordId { id } =
         serde_json::from_str(item.get()).map_err(|e| ApiError::validation("records", e.to_string()))?;
     let Some(id) = id else { return Ok(None) };
@@ -108,6 +116,28 @@ fn check_record(item: &RawValue) -> Result<Option<String>, ApiError> {
         return Err(ApiError::validation("id", format!("must be 1 to {MAX_ID_CHARS} printable ASCII characters")));
     }
     Ok(Some(id))
+}
+
+/// The deepest nesting of objects and arrays in JSON already known to be valid. serde_json
+/// checks a raw value's syntax without a depth limit, so the limit is counted here.
+fn nesting_depth(json: &str) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for byte in json.bytes() {
+        match (in_string, escaped, byte) {
+            (true, true, _) => escaped = false,
+            (true, false, b'\\') => escaped = true,
+            (true, false, b'"') => in_string = false,
+            (true, false, _) => {}
+            (false, _, b'"') => in_string = true,
+            (false, _, b'{' | b'[') => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            (false, _, b'}' | b']') => depth -= 1,
+            (false, _, _) => {}
+        }
+    }
+    deepest
 }
 
 fn check_idempotency_key(key: &str) -> Result<&str, ApiError> {
@@ -176,6 +206,24 @@ mod tests {
             prepare(&huge, None, now(), 1).unwrap_err(),
             ApiError::PayloadTooLarge { limit_bytes: MAX_BODY_BYTES }
         );
+    }
+
+    #[test]
+    fn a_record_nested_past_the_limit_is_rejected_alone() {
+        let nested = |depth: usize| format!("{{\"a\": {}1{}}}", "[".repeat(depth - 1), "]".repeat(depth - 1));
+        // Brackets inside strings, escaped quotes included, are not nesting.
+        let decoy = format!(r#"{{"s": "\"{}", "t": [1]}}"#, "[".repeat(100));
+        let body =
+            format!(r#"{{"records": [{}, {}, {decoy}]}}"#, nested(MAX_RECORD_DEPTH), nested(MAX_RECORD_DEPTH + 1));
+        let batch = prepared(&body, None).unwrap();
+        let stored: Vec<usize> = batch.records.iter().map(|(i, _)| *i).collect();
+        assert_eq!(stored, [0, 2]);
+        assert_eq!(batch.rejected.len(), 1);
+        assert_eq!((batch.rejected[0].index, batch.rejected[0].code), (1, "VALIDATION_ERROR"));
+        assert!(batch.rejected[0].message.contains("32 deep"), "{}", batch.rejected[0].message);
+        // Far past it: no stack is spent on depth.
+        let abyss = format!("{{\"a\": {}{}}}", "[".repeat(150_000), "]".repeat(150_000));
+        assert!(prepared(&abyss, None).unwrap().rejected[0].message.contains("deep"));
     }
 
     #[test]

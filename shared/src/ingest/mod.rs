@@ -33,6 +33,10 @@ pub const MAX_RECORDS: usize = 500;
 /// One record's size as sent (its JSON): DynamoDB's 400 KB item limit, less room for the keys
 /// and attributes stored beside it.
 pub const MAX_RECORD_BYTES: usize = 350_000;
+/// How deep a record's objects and arrays may nest (the record itself is level 1): DynamoDB's
+/// own limit for a document, so a record stays storable as a document, and readable by
+/// recursive parsers that stop at a depth (serde_json stops at 128).
+pub const MAX_RECORD_DEPTH: usize = 32;
 /// A client's record `id` and an `Idempotency-Key`: printable ASCII, this long at most.
 pub const MAX_ID_CHARS: usize = 128;
 /// How many partitions a datasource's records are spread over, by identity: one DynamoDB
