@@ -15,8 +15,12 @@ use latchkey::store::schema::create_keys_table;
 
 pub mod api_gateway;
 pub mod cargo_lambda;
+mod counting;
 pub mod dynamodb_local;
 pub mod openapi;
+pub mod slow_proxy;
+
+pub use counting::CountingStore;
 
 const START_HINT: &str =
     "start the local engines first: `source <(infra/local-aws/start)` or run the README's test command, `infra/test`";

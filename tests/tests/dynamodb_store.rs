@@ -137,6 +137,34 @@ async fn a_silent_server_times_out() {
     assert!(elapsed >= short_timeouts().attempt && elapsed < Duration::from_secs(5), "{elapsed:?}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_dynamodb_ends_at_the_configured_timeout_and_recovers() {
+    let upstream = latchkey_tests::required_env("AWS_ENDPOINT_URL_DYNAMODB");
+    let upstream = upstream.trim_start_matches("http://").parse().unwrap();
+    let proxy = latchkey_tests::slow_proxy::SlowProxy::start(upstream).await;
+    let client = dynamodb_client_at(&proxy.endpoint(), short_timeouts()).await;
+    let store = fresh_dynamo_store_with(client, TimeDelta::days(1)).await;
+    let key_record = record(None);
+    store.insert(&key_record).await.unwrap();
+
+    // Slow, but within the attempt timeout (500 ms): answered.
+    proxy.set_delay(Duration::from_millis(150));
+    assert_eq!(store.find_by_digest(&key_record.digest).await.unwrap().as_ref(), Some(&key_record));
+
+    // Slower than the operation allows (1.5 s over two attempts): a typed error, on time.
+    proxy.set_delay(Duration::from_secs(3));
+    let started = Instant::now();
+    let result = tokio::time::timeout(Duration::from_secs(10), store.find_by_digest(&key_record.digest)).await;
+    let result = result.expect("bounded by the configured timeouts, never a hang");
+    assert!(matches!(result, Err(StoreError::Unavailable(_))), "{result:?}");
+    let elapsed = started.elapsed();
+    assert!(elapsed >= short_timeouts().attempt && elapsed < Duration::from_secs(3), "{elapsed:?}");
+
+    // Fast again: the same client answers, without being rebuilt.
+    proxy.set_delay(Duration::ZERO);
+    assert_eq!(store.find_by_digest(&key_record.digest).await.unwrap(), Some(key_record));
+}
+
 #[tokio::test]
 async fn dynamodb_stopped_then_restarted() {
     let mut engine = DynamoDbLocal::start().await;

@@ -2,16 +2,15 @@
 //! against DynamoDB Local.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use aws_sdk_secretsmanager::Client as SecretsClient;
 use chrono::{DateTime, TimeDelta, Utc};
 use latchkey::lookup::find_key;
 use latchkey::pepper::{CachedPepper, PepperError, PepperProvider, SecretsManagerPepper};
-use latchkey::store::{Cursor, KeyStore, Page, StoreError};
-use latchkey::{KeyChanges, KeyDigest, KeyId, KeyProfile, KeyRecord, KeySpec, PepperVersion, TenantId};
-use latchkey_tests::{create_secret, fresh_dynamo_store, sdk_config, short_timeouts};
+use latchkey::store::KeyStore;
+use latchkey::{KeyProfile, KeyRecord, KeySpec, TenantId};
+use latchkey_tests::{CountingStore, create_secret, fresh_dynamo_store, sdk_config, short_timeouts};
 
 const PEPPER_V1: &str = "first-pepper-0123456789abcdefghijklmnop";
 const PEPPER_V2: &str = "second-pepper-0123456789abcdefghijklmno";
@@ -39,69 +38,6 @@ fn now() -> DateTime<Utc> {
     "2100-01-01T00:00:00Z".parse().unwrap()
 }
 
-/// Counts the store calls verification makes.
-struct Counting<S> {
-    inner: S,
-    finds: AtomicUsize,
-    rehashes: AtomicUsize,
-}
-
-impl<S> Counting<S> {
-    fn new(inner: S) -> Self {
-        Self { inner, finds: AtomicUsize::new(0), rehashes: AtomicUsize::new(0) }
-    }
-
-    fn take(&self) -> (usize, usize) {
-        (self.finds.swap(0, Ordering::SeqCst), self.rehashes.swap(0, Ordering::SeqCst))
-    }
-}
-
-impl<S: KeyStore> KeyStore for Counting<S> {
-    async fn insert(&self, record: &KeyRecord) -> Result<(), StoreError> {
-        self.inner.insert(record).await
-    }
-
-    async fn find_by_digest(&self, digest: &KeyDigest) -> Result<Option<KeyRecord>, StoreError> {
-        self.finds.fetch_add(1, Ordering::SeqCst);
-        self.inner.find_by_digest(digest).await
-    }
-
-    async fn get(&self, tenant: &TenantId, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
-        self.inner.get(tenant, id).await
-    }
-
-    async fn list(&self, tenant: &TenantId, limit: u32, after: Option<&Cursor>) -> Result<Page<KeyRecord>, StoreError> {
-        self.inner.list(tenant, limit, after).await
-    }
-
-    async fn revoke(&self, tenant: &TenantId, id: &KeyId, at: DateTime<Utc>) -> Result<KeyRecord, StoreError> {
-        self.inner.revoke(tenant, id, at).await
-    }
-
-    async fn update(&self, tenant: &TenantId, id: &KeyId, changes: &KeyChanges) -> Result<KeyRecord, StoreError> {
-        self.inner.update(tenant, id, changes).await
-    }
-
-    async fn rotate(
-        &self,
-        tenant: &TenantId,
-        id: &KeyId,
-        replacement: &KeyRecord,
-        old_expires_at: DateTime<Utc>,
-    ) -> Result<KeyRecord, StoreError> {
-        self.inner.rotate(tenant, id, replacement, old_expires_at).await
-    }
-
-    async fn touch(&self, digest: &KeyDigest, at: DateTime<Utc>) -> Result<(), StoreError> {
-        self.inner.touch(digest, at).await
-    }
-
-    async fn rehash(&self, record: &KeyRecord, digest: KeyDigest, version: PepperVersion) -> Result<(), StoreError> {
-        self.rehashes.fetch_add(1, Ordering::SeqCst);
-        self.inner.rehash(record, digest, version).await
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_survive_a_pepper_rotation_and_are_rehashed_exactly_once() {
     let client = secrets().await;
@@ -110,7 +46,7 @@ async fn keys_survive_a_pepper_rotation_and_are_rehashed_exactly_once() {
     let before = provider.load().await.unwrap();
     assert!(before.previous.is_none(), "no previous version before the first rotation");
 
-    let store = Arc::new(Counting::new(fresh_dynamo_store(TimeDelta::days(1)).await));
+    let store = Arc::new(CountingStore::new(fresh_dynamo_store(TimeDelta::days(1)).await));
     let profile = KeyProfile::latchkey();
     let (key, record) = KeyRecord::issue(&profile, &before.current, spec(), now());
     store.insert(&record).await.unwrap();

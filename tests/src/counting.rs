@@ -1,0 +1,73 @@
+//! A key store that counts verification's calls, for tests that assert how many reads a path
+//! makes (none for a malformed key, one per unknown key with the negative cache).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use chrono::{DateTime, Utc};
+use latchkey::store::{Cursor, KeyStore, Page, StoreError};
+use latchkey::{KeyChanges, KeyDigest, KeyId, KeyRecord, PepperVersion, TenantId};
+
+/// A key store that counts the calls verification makes, around a real one.
+pub struct CountingStore<S> {
+    pub inner: S,
+    /// `find_by_digest` calls: verification's reads.
+    pub finds: AtomicUsize,
+    pub rehashes: AtomicUsize,
+}
+
+impl<S> CountingStore<S> {
+    pub fn new(inner: S) -> Self {
+        Self { inner, finds: AtomicUsize::new(0), rehashes: AtomicUsize::new(0) }
+    }
+
+    /// (finds, rehashes) since the last take.
+    pub fn take(&self) -> (usize, usize) {
+        (self.finds.swap(0, Ordering::SeqCst), self.rehashes.swap(0, Ordering::SeqCst))
+    }
+}
+
+impl<S: KeyStore> KeyStore for CountingStore<S> {
+    async fn insert(&self, record: &KeyRecord) -> Result<(), StoreError> {
+        self.inner.insert(record).await
+    }
+
+    async fn find_by_digest(&self, digest: &KeyDigest) -> Result<Option<KeyRecord>, StoreError> {
+        self.finds.fetch_add(1, Ordering::SeqCst);
+        self.inner.find_by_digest(digest).await
+    }
+
+    async fn get(&self, tenant: &TenantId, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        self.inner.get(tenant, id).await
+    }
+
+    async fn list(&self, tenant: &TenantId, limit: u32, after: Option<&Cursor>) -> Result<Page<KeyRecord>, StoreError> {
+        self.inner.list(tenant, limit, after).await
+    }
+
+    async fn revoke(&self, tenant: &TenantId, id: &KeyId, at: DateTime<Utc>) -> Result<KeyRecord, StoreError> {
+        self.inner.revoke(tenant, id, at).await
+    }
+
+    async fn update(&self, tenant: &TenantId, id: &KeyId, changes: &KeyChanges) -> Result<KeyRecord, StoreError> {
+        self.inner.update(tenant, id, changes).await
+    }
+
+    async fn rotate(
+        &self,
+        tenant: &TenantId,
+        id: &KeyId,
+        replacement: &KeyRecord,
+        old_expires_at: DateTime<Utc>,
+    ) -> Result<KeyRecord, StoreError> {
+        self.inner.rotate(tenant, id, replacement, old_expires_at).await
+    }
+
+    async fn touch(&self, digest: &KeyDigest, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.inner.touch(digest, at).await
+    }
+
+    async fn rehash(&self, record: &KeyRecord, digest: KeyDigest, version: PepperVersion) -> Result<(), StoreError> {
+        self.rehashes.fetch_add(1, Ordering::SeqCst);
+        self.inner.rehash(record, digest, version).await
+    }
+}
