@@ -74,7 +74,7 @@ async fn dynamodb_killed_under_load_then_restarted() {
         task.await.unwrap();
     }
 
-    let answers = answers.lock().unwrap();
+    let answers = std::mem::take(&mut *answers.lock().unwrap());
     let before = answers.iter().filter(|(sent, status, _)| *sent < stopped && *status == 200).count();
     assert!(before > 0, "the load ran before the outage");
     let down: Vec<_> = answers.iter().filter(|(sent, _, _)| *sent > stopped && *sent < restarting).collect();
@@ -89,6 +89,5 @@ async fn dynamodb_killed_under_load_then_restarted() {
         );
     }
     assert!(recovered, "200 again after the restart, from the same process");
-    drop(answers);
     api.stop().await;
 }
