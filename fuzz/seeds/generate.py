@@ -2,7 +2,7 @@
 """Writes the fuzz targets' hand-made seeds into fuzz/corpus/<target>/seed-*: realistic inputs (the
 authorizer's fixture events and their headers, keys of every profile, ingest bodies as the tests
 send them) and the edges the parsers check. `infra/fuzz` and the long runs start from these plus
-what earlier runs kept; run it again after changing it, then minimize (see BENCHMARKS.md, Fuzzing).
+what earlier runs kept (added by `infra/fuzz --merge`). Run it again after changing it:
     python3 fuzz/seeds/generate.py
 """
 import json, os, zlib
