@@ -37,7 +37,9 @@ pub fn response(reply: Reply) -> Response<Body> {
     response.body(body).expect("status and headers are valid")
 }
 
-/// A header's value, if it is present and text.
-pub fn header<'r>(request: &'r Request, name: &str) -> Option<&'r str> {
-    request.headers().get(name).and_then(|value| value.to_str().ok())
+/// A header's value, if it is present. Bytes that are not visible ASCII are kept (lossily, as
+/// UTF-8) so that the value's validation refuses them: dropped, a malformed `Idempotency-Key`
+/// would count as absent and a retry would store its records twice.
+pub fn header<'r>(request: &'r Request, name: &str) -> Option<std::borrow::Cow<'r, str>> {
+    request.headers().get(name).map(|value| String::from_utf8_lossy(value.as_bytes()))
 }

@@ -21,7 +21,7 @@ struct RawEvent<'a> {
     #[serde(borrow, default)]
     multi_value_headers: Option<&'a RawValue>,
     #[serde(borrow, default)]
-    request_context: Option<RequestContext<'a>>,
+    request_context: Option<&'a RawValue>,
 }
 
 #[derive(Debug)]
@@ -47,7 +47,18 @@ pub struct HeaderList<'a>(pub Vec<(Cow<'a, str>, Cow<'a, str>)>);
 
 impl<'a> AuthorizerEvent<'a> {
     pub fn parse(bytes: &'a [u8]) -> Result<Self, serde_json::Error> {
+        // serde's derived structs also read a JSON array, by position; an event is an object.
+        let object = |json: &[u8]| json.trim_ascii_start().first() == Some(&b'{');
+        if !object(bytes) {
+            return Err(de::Error::custom("an authorizer event is a JSON object"));
+        }
         let raw: RawEvent<'a> = serde_json::from_slice(bytes)?;
+        let request_context = match raw.request_context {
+            Some(context) if context.get() == "null" => None,
+            Some(context) if object(context.get().as_bytes()) => Some(serde_json::from_str(context.get())?),
+            Some(_) => return Err(de::Error::custom("requestContext is a JSON object")),
+            None => None,
+        };
         let header_list = |map: Option<&'a RawValue>| match map {
             Some(map) => serde_json::from_str::<HeaderList<'a>>(map.get()),
             None => Ok(HeaderList::default()),
@@ -56,7 +67,7 @@ impl<'a> AuthorizerEvent<'a> {
         if headers.0.is_empty() {
             headers = header_list(raw.headers)?;
         }
-        Ok(Self { method_arn: raw.method_arn, headers, request_context: raw.request_context })
+        Ok(Self { method_arn: raw.method_arn, headers, request_context })
     }
 
     pub fn header_pairs(&self) -> impl Iterator<Item = (&str, &str)> {
@@ -202,6 +213,15 @@ mod tests {
         let pairs: Vec<_> = event.header_pairs().collect();
         assert_eq!(pairs, [("X-Api-Key", "k1"), ("X-Api-Key", "k2"), ("Accept", "*/*")]);
         assert_eq!(event.request_id(), Some("r-1"));
+    }
+
+    #[test]
+    fn only_objects_are_events() {
+        // Found by fuzzing: serde reads a struct from an array by position.
+        let array = br#"["arn:aws:execute-api:eu-west-1:1:a/prod/GET/whoami", {"x-api-key": "lk_x"}, null, ["r-1"]]"#;
+        assert!(AuthorizerEvent::parse(array).is_err());
+        assert!(AuthorizerEvent::parse(br#"{"methodArn": "arn", "requestContext": ["r-1"]}"#).is_err());
+        assert!(AuthorizerEvent::parse(br#" {"methodArn": "arn", "requestContext": null}"#).is_ok());
     }
 
     #[test]

@@ -23,7 +23,8 @@ pub async fn run() -> Result<(), lambda_http::Error> {
 pub async fn respond<R: RecordStore>(service: &IngestService<R>, request: Request) -> Response<Body> {
     let key = latchkey::lambda::header(&request, "idempotency-key");
     let caller = latchkey::lambda::caller(&request);
-    let reply =
-        service.handle(request.method().as_str(), request.raw_http_path(), caller, key, request.body().as_ref()).await;
+    let reply = service
+        .handle(request.method().as_str(), request.raw_http_path(), caller, key.as_deref(), request.body().as_ref())
+        .await;
     latchkey::lambda::response(reply)
 }

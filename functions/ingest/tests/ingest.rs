@@ -177,6 +177,9 @@ async fn bad_bodies_and_bad_records() {
     stack.post(&header, &oversized_body).await.expect_error(413, "PAYLOAD_TOO_LARGE");
     let bad_key = [("x-api-key", key.as_str()), ("Idempotency-Key", "has spaces")];
     stack.post(&bad_key, "{}").await.expect_error(400, "VALIDATION_ERROR");
+    // Not visible ASCII: refused, not taken for an absent key (a retry would store twice).
+    let unreadable_key = [("x-api-key", key.as_str()), ("Idempotency-Key", "clé-1")];
+    stack.post(&unreadable_key, "{}").await.expect_error(400, "VALIDATION_ERROR");
     assert!(stack.stored(&datasource).await.is_empty(), "no refused request stored anything");
 
     // Bad records are rejected alone; the rest are stored.

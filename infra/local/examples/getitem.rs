@@ -20,7 +20,8 @@ async fn main() {
                 .consistent_read(true)
                 .send()
                 .await;
-            let status = if read.is_ok() { axum::http::StatusCode::OK } else { axum::http::StatusCode::SERVICE_UNAVAILABLE };
+            let status =
+                if read.is_ok() { axum::http::StatusCode::OK } else { axum::http::StatusCode::SERVICE_UNAVAILABLE };
             (status, [("content-type", "application/json")], r#"{"read":true}"#)
         }
     });

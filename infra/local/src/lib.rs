@@ -232,8 +232,9 @@ where
             uri.query().map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
         let trimmed = path.strip_suffix('/').unwrap_or(path);
         if trimmed == "/ingest" {
-            let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok());
-            return self.ingest.handle(method.as_str(), path, caller, key, body).await;
+            // Kept even when unreadable, so that validation refuses it (as the function does).
+            let key = headers.get("idempotency-key").map(|v| String::from_utf8_lossy(v.as_bytes()));
+            return self.ingest.handle(method.as_str(), path, caller, key.as_deref(), body).await;
         }
         let request = ManagementRequest {
             method: method.as_str(),

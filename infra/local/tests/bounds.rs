@@ -97,6 +97,24 @@ async fn every_limit_at_and_past_it() {
     let (status, body) = ingest("{}".into(), Some(past)).await;
     assert_eq!((status, body["error"]["details"]["field"].as_str()), (400, Some("Idempotency-Key")), "{body}");
 
+    // Bytes outside visible ASCII: refused, not taken for an absent key.
+    let unreadable = reqwest::header::HeaderValue::from_bytes(&[0xd7, 0xf8]).unwrap();
+    let status = loop {
+        let response = Client::new()
+            .post(format!("{}/ingest", api.base))
+            .header("x-api-key", &ingest_key)
+            .header("idempotency-key", unreadable.clone())
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        if response.status() != 429 {
+            break response.status();
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    };
+    assert_eq!(status, 400);
+
     // A key header far too long is a format error: refused before any lookup.
     let long = format!("lk_{}", "a".repeat(8 * 1024));
     let (status, body) = api.json(Some(&long), Method::GET, "/whoami", None).await;

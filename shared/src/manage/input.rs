@@ -69,6 +69,7 @@ pub struct CreateKeyBody {
     pub permissions: Option<Vec<String>>,
     pub tier: Option<String>,
     pub expires_at: Option<String>,
+    #[serde(default, deserialize_with = "whole_number")]
     pub expires_in_days: Option<i64>,
 }
 
@@ -86,7 +87,26 @@ pub struct UpdateKeyBody {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RotateKeyBody {
+    #[serde(default, deserialize_with = "whole_number")]
     pub grace_period_seconds: Option<u64>,
+}
+
+/// An integer field: `60` or `60.0`, as JSON Schema's `integer` (openapi.yaml) allows both,
+/// never `60.5` or a number out of the field's range.
+fn whole_number<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i64> + TryFrom<u64>,
+{
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else { return Ok(None) };
+    let whole = match (number.as_i64(), number.as_u64(), number.as_f64()) {
+        (Some(n), _, _) => T::try_from(n).ok(),
+        (_, Some(n), _) => T::try_from(n).ok(),
+        // Whole floats up to 2^53 are exact.
+        (_, _, Some(f)) if f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0 => T::try_from(f as i64).ok(),
+        _ => None,
+    };
+    whole.map(Some).ok_or_else(|| serde::de::Error::custom(format!("expected a whole number in range, not {number}")))
 }
 
 /// A new key, validated.
