@@ -249,13 +249,14 @@ where
 
 /// The REQUEST authorizer event API Gateway would send for this request.
 fn authorizer_event(method: &Method, path: &str, headers: &HeaderMap, request_id: &str) -> Vec<u8> {
-    let mut single: HashMap<&str, &str> = HashMap::new();
-    let mut multi: HashMap<&str, Vec<&str>> = HashMap::new();
+    // Every header, its bytes as text (lossily): a garbled credential header must still count,
+    // as a malformed or conflicting credential, not vanish.
+    let mut single: HashMap<&str, String> = HashMap::new();
+    let mut multi: HashMap<&str, Vec<String>> = HashMap::new();
     for (name, value) in headers {
-        if let Ok(value) = value.to_str() {
-            single.insert(name.as_str(), value);
-            multi.entry(name.as_str()).or_default().push(value);
-        }
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        single.insert(name.as_str(), value.clone());
+        multi.entry(name.as_str()).or_default().push(value);
     }
     let event = json!({
         "type": "REQUEST",

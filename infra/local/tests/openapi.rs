@@ -74,6 +74,9 @@ async fn every_response_matches_openapi() {
     let secret = key["key"].as_str().unwrap().to_owned();
     assert_eq!(c.call(Some(&secret), Method::GET, "/whoami", None).await.0, 200);
     assert_eq!(c.call(Some(&secret), Method::GET, "/keys", None).await.0, 403);
+    // Permission before validation: a bad query or body from a key without admin is still 403.
+    assert_eq!(c.call(Some(&secret), Method::GET, "/keys?limit=0", None).await.0, 403);
+    assert_eq!(c.call(Some(&secret), Method::POST, "/keys", Some(json!({"name": 5}))).await.0, 403);
     assert_eq!(c.call(admin, Method::GET, "/keys?limit=1", None).await.0, 200);
     assert_eq!(c.call(admin, Method::GET, "/keys?status=active", None).await.0, 200);
     assert_eq!(c.call(admin, Method::GET, &format!("/keys/{id}"), None).await.0, 200);

@@ -15,7 +15,7 @@ use crate::gateway::GatewayKeys;
 use crate::ingest::{RecordStore, Sequence};
 use crate::pepper::PepperProvider;
 use crate::store::KeyStore;
-use crate::{ApiError, AuditId, DatasourceId, TierName};
+use crate::{ApiError, AuditId, DatasourceId, Permission, TierName};
 
 /// A route of the management API; key ids are as they appear in the path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,6 +208,11 @@ where
             return Err(ApiError::NotFound);
         }
         let caller = request.caller?;
+        // Who may ask comes before what was asked: a key without `admin` learns nothing about
+        // the rules of a body or query it may not send (403, not 400). The operations check again.
+        if route != Route::Whoami {
+            caller.require(Permission::Admin)?;
+        }
         let service = &self.service;
         let datasources =
             Datasources { keys: service, records: self.records.as_deref(), ingest_tier: &self.ingest_tier };
