@@ -2,8 +2,10 @@
 """Process start to first response, through a minimal Lambda runtime API emulator.
 
 For each binary: start a one-shot runtime API on loopback, spawn the binary pointed at it
-(AWS_LAMBDA_RUNTIME_API), hand it one event, and time spawn -> response POST. Repeats and
-prints median and p90 per binary. Bounded: one event per process, a timeout per run.
+(AWS_LAMBDA_RUNTIME_API), hand it one event, and time spawn -> response POST, and the first
+request alone (event handed over -> response POST: what a caller waits for once init is done,
+with its connections warmed at init or not). Repeats and prints median and p90 per binary.
+Bounded: one event per process, a timeout per run.
 
 usage: start_to_ready.py EVENT_FILE RUNS NAME=BINARY [NAME=BINARY ...]
 The binaries inherit this process's environment (table, secret, endpoints).
@@ -40,6 +42,8 @@ def run_once(binary, event):
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+            self.wfile.flush()
+            result["handed"] = time.perf_counter()
 
         def do_POST(self):
             length = int(self.headers.get("Content-Length") or 0)
@@ -71,7 +75,7 @@ def run_once(binary, event):
         raise SystemExit(f"{binary}: no response within 30 s")
     if not result["path"].endswith("/response"):
         raise SystemExit(f"{binary}: answered {result['path']}: {result['body'][:300]!r}")
-    return (result["at"] - started) * 1000, result["body"]
+    return (result["at"] - started) * 1000, (result["at"] - result["handed"]) * 1000, result["body"]
 
 
 def main():
@@ -79,14 +83,18 @@ def main():
     event = open(event_file, "rb").read()
     for target in targets:
         name, binary = target.split("=", 1)
-        times, body = [], b""
+        times, firsts, body = [], [], b""
         for _ in range(runs):
-            elapsed, body = run_once(binary, event)
+            elapsed, first, body = run_once(binary, event)
             times.append(elapsed)
+            firsts.append(first)
         times.sort()
-        p90 = times[min(len(times) - 1, int(len(times) * 0.9))]
+        firsts.sort()
+        p90 = lambda values: round(values[min(len(values) - 1, int(len(values) * 0.9))], 1)
         print(json.dumps({"name": name, "runs": runs, "median_ms": round(statistics.median(times), 1),
-                          "p90_ms": round(p90, 1), "min_ms": round(times[0], 1), "response": body[:120].decode(errors="replace")}))
+                          "p90_ms": p90(times), "min_ms": round(times[0], 1),
+                          "first_request_median_ms": round(statistics.median(firsts), 2),
+                          "first_request_p90_ms": p90(firsts), "response": body[:120].decode(errors="replace")}))
 
 
 if __name__ == "__main__":
