@@ -21,6 +21,7 @@ pub struct Answer {
 
 impl Answer {
     pub fn new(status: u16, headers: HashMap<String, String>, body: &str) -> Self {
+        crate::capture_body(body);
         let body = if body.is_empty() { Value::Null } else { serde_json::from_str(body).expect("bodies are JSON") };
         Self { status, headers, body }
     }

@@ -116,3 +116,16 @@ impl latchkey::pepper::PepperProvider for StaticPepper {
         Ok(PepperSet::new(&current, previous.as_ref()))
     }
 }
+
+/// Appends an HTTP answer's body to `LATCHKEY_TEST_BODIES_DIR/<pid>.bodies` (one JSON string per
+/// line) when the suite runs under `infra/test`, for `infra/leak-audit` to read: no key may be in
+/// any answer but the top-level `key` of the one that shows it.
+pub fn capture_body(body: &str) {
+    use std::io::Write;
+    static FILE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let Ok(dir) = std::env::var("LATCHKEY_TEST_BODIES_DIR") else { return };
+    let _one_writer = FILE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let path = std::path::Path::new(&dir).join(format!("{}.bodies", std::process::id()));
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path).expect("the bodies file");
+    writeln!(file, "{}", serde_json::Value::String(body.to_owned())).expect("a body written");
+}

@@ -33,6 +33,7 @@ async fn post(api: &Running, key: &str, path: &str, body: String, idempotency: O
     };
     let status = response.status().as_u16();
     let text = response.text().await.unwrap();
+    latchkey_tests::capture_body(&text);
     (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
 

@@ -31,6 +31,7 @@ impl Checked {
         let response = request.send().await.unwrap();
         let status = response.status().as_u16();
         let text = response.text().await.unwrap();
+        latchkey_tests::capture_body(&text);
         if let Err(broken) = self.openapi.check(method.as_str(), path, status, &text) {
             panic!("{method} {path}: the response breaks openapi.yaml: {broken}");
         }

@@ -88,6 +88,7 @@ impl Running {
     pub async fn json(&self, key: Option<&str>, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
         let (status, response) = self.call(key, method, path, body).await;
         let text = response.text().await.unwrap();
+        latchkey_tests::capture_body(&text);
         (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() })
     }
 }
