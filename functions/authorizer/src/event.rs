@@ -21,7 +21,7 @@ struct RawEvent<'a> {
     #[serde(borrow, default)]
     multi_value_headers: Option<&'a RawValue>,
     #[serde(borrow, default)]
-    request_context: Option<&'a RawValue>,
+    request_context: Option<RequestContext<'a>>,
 }
 
 #[derive(Debug)]
@@ -33,11 +33,39 @@ pub struct AuthorizerEvent<'a> {
     pub request_context: Option<RequestContext<'a>>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug)]
 pub struct RequestContext<'a> {
-    #[serde(borrow, default)]
     request_id: Option<Text<'a>>,
+}
+
+/// Read as a map only, in the event's one pass: serde's derived structs would also take a JSON
+/// array, by position (found by fuzzing).
+impl<'de: 'a, 'a> Deserialize<'de> for RequestContext<'a> {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ContextVisitor;
+
+        impl<'de> Visitor<'de> for ContextVisitor {
+            type Value = RequestContext<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a requestContext object")
+            }
+
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+                let mut request_id = None;
+                while let Some(Text(name)) = map.next_key()? {
+                    if name == "requestId" {
+                        request_id = map.next_value::<Option<Text<'de>>>()?;
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(RequestContext { request_id })
+            }
+        }
+
+        deserializer.deserialize_map(ContextVisitor)
+    }
 }
 
 /// Every (name, value) pair of a header map, whether its values are strings (`headers`) or
@@ -48,17 +76,10 @@ pub struct HeaderList<'a>(pub Vec<(Cow<'a, str>, Cow<'a, str>)>);
 impl<'a> AuthorizerEvent<'a> {
     pub fn parse(bytes: &'a [u8]) -> Result<Self, serde_json::Error> {
         // serde's derived structs also read a JSON array, by position; an event is an object.
-        let object = |json: &[u8]| json.trim_ascii_start().first() == Some(&b'{');
-        if !object(bytes) {
+        if bytes.trim_ascii_start().first() != Some(&b'{') {
             return Err(de::Error::custom("an authorizer event is a JSON object"));
         }
         let raw: RawEvent<'a> = serde_json::from_slice(bytes)?;
-        let request_context = match raw.request_context {
-            Some(context) if context.get() == "null" => None,
-            Some(context) if object(context.get().as_bytes()) => Some(serde_json::from_str(context.get())?),
-            Some(_) => return Err(de::Error::custom("requestContext is a JSON object")),
-            None => None,
-        };
         let header_list = |map: Option<&'a RawValue>| match map {
             Some(map) => serde_json::from_str::<HeaderList<'a>>(map.get()),
             None => Ok(HeaderList::default()),
@@ -67,7 +88,7 @@ impl<'a> AuthorizerEvent<'a> {
         if headers.0.is_empty() {
             headers = header_list(raw.headers)?;
         }
-        Ok(Self { method_arn: raw.method_arn, headers, request_context })
+        Ok(Self { method_arn: raw.method_arn, headers, request_context: raw.request_context })
     }
 
     pub fn header_pairs(&self) -> impl Iterator<Item = (&str, &str)> {
