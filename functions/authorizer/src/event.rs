@@ -52,9 +52,13 @@ impl<'de: 'a, 'a> Deserialize<'de> for RequestContext<'a> {
             }
 
             fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
-                let mut request_id = None;
+                let (mut request_id, mut seen) = (None, false);
                 while let Some(Text(name)) = map.next_key()? {
                     if name == "requestId" {
+                        // Twice is malformed, as serde's derived structs have it (found by fuzzing).
+                        if std::mem::replace(&mut seen, true) {
+                            return Err(de::Error::duplicate_field("requestId"));
+                        }
                         request_id = map.next_value::<Option<Text<'de>>>()?;
                     } else {
                         map.next_value::<IgnoredAny>()?;
@@ -243,6 +247,8 @@ mod tests {
         assert!(AuthorizerEvent::parse(array).is_err());
         assert!(AuthorizerEvent::parse(br#"{"methodArn": "arn", "requestContext": ["r-1"]}"#).is_err());
         assert!(AuthorizerEvent::parse(br#" {"methodArn": "arn", "requestContext": null}"#).is_ok());
+        let twice = br#"{"methodArn": "arn", "requestContext": {"requestId": "a", "requestId": "b"}}"#;
+        assert!(AuthorizerEvent::parse(twice).is_err());
     }
 
     #[test]
