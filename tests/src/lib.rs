@@ -19,6 +19,7 @@ mod counting;
 pub mod dynamodb_local;
 pub mod openapi;
 pub mod slow_proxy;
+pub mod template;
 
 pub use counting::CountingStore;
 

@@ -1,132 +1,242 @@
-//! `template.yaml` and `openapi.yaml` against the code: every function binary is deployed and
-//! every deployed binary exists; every route is wired to the function of its role (and the ingest
-//! route to `ingest`); the reading function has no write action; the authorizer has no identity
-//! source and no caching; the OpenAPI document has exactly the routes the router serves.
-//! (cfn-lint and `sam validate --lint` check the template itself, in `infra/test`.)
+//! `template.yaml` against the code and against what CloudFormation will see: the SAM source read
+//! with a YAML parser, and the template after the SAM transform (made offline with the pinned
+//! aws-sam-translator; `cfn-lint` and checkov lint both in `infra/template/check`).
+//!
+//! Every function binary is deployed and every deployed binary exists, built from
+//! `Metadata.BuildProperties.Binary`; every route reaches the function of its role behind the
+//! authorizer and its usage plan; the reading function cannot write; only the issuing functions
+//! read the pepper; the authorizer has no identity source and no caching and one invoke
+//! permission; there is one stage; what must outlive the stack does; the access log cannot carry
+//! a key; the functions find their tier's usage plan by the name the plan has.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::process::Command;
 
 use latchkey::manage::{ROUTES, Role};
+use latchkey_tests::template::{resources_of, root, source, transformed};
+use serde_json::{Value, json};
 
-fn root() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-}
-
-fn template() -> String {
-    std::fs::read_to_string(root().join("template.yaml")).unwrap()
-}
-
-/// The lines of the resource whose `Binary:` is `binary`, up to the next top-level resource.
-fn function_block(template: &str, binary: &str) -> String {
-    let lines: Vec<&str> = template.lines().collect();
-    let at = lines
-        .iter()
-        .position(|line| line.trim() == format!("Binary: {binary}"))
-        .unwrap_or_else(|| panic!("no function with `Binary: {binary}` in template.yaml"));
-    let start = (0..at).rev().find(|&i| is_resource(lines[i])).unwrap();
-    let end = (at..lines.len()).find(|&i| is_resource(lines[i])).unwrap_or(lines.len());
-    lines[start..end].join("\n")
-}
-
-fn is_resource(line: &str) -> bool {
-    line.starts_with("  ")
-        && !line.starts_with("   ")
-        && line.trim_end().ends_with(':')
-        && !line.trim().starts_with('#')
-}
-
-/// The `[[bin]]` names of the crates under `functions/`.
+/// The binaries of the crates under `functions/`, as cargo reads their manifests.
 fn function_binaries() -> BTreeSet<String> {
-    let mut names = BTreeSet::new();
-    for entry in std::fs::read_dir(root().join("functions")).unwrap() {
-        let manifest = std::fs::read_to_string(entry.unwrap().path().join("Cargo.toml")).unwrap();
-        let mut in_bin = false;
-        for line in manifest.lines() {
-            if line.starts_with('[') {
-                in_bin = line.trim() == "[[bin]]";
-            } else if in_bin && let Some(name) = line.strip_prefix("name = ") {
-                names.insert(name.trim_matches('"').to_owned());
-            }
-        }
-    }
-    names
+    let output = Command::new(env!("CARGO"))
+        .args(["metadata", "--no-deps", "--offline", "--format-version", "1", "--manifest-path"])
+        .arg(root().join("Cargo.toml"))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "cargo metadata: {}", String::from_utf8_lossy(&output.stderr));
+    let metadata: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let functions = root().join("functions").canonicalize().unwrap();
+    metadata["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|package| Path::new(package["manifest_path"].as_str().unwrap()).starts_with(&functions))
+        .flat_map(|package| package["targets"].as_array().unwrap())
+        .filter(|target| target["kind"] == json!(["bin"]))
+        .map(|target| target["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Logical id → the binary each SAM function is built from.
+fn deployed_binaries(source: &Value) -> BTreeMap<String, String> {
+    resources_of(source, "AWS::Serverless::Function")
+        .into_iter()
+        .map(|(id, function)| {
+            assert_eq!(function["Metadata"]["BuildMethod"], "rust-cargolambda", "{id}");
+            let binary = function["Metadata"]["BuildProperties"]["Binary"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{id} names no Metadata.BuildProperties.Binary (sam build needs it there)"));
+            (id.to_owned(), binary.to_owned())
+        })
+        .collect()
+}
+
+fn default_transform() -> &'static Value {
+    static TRANSFORMED: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    TRANSFORMED.get_or_init(|| transformed(&[]))
 }
 
 #[test]
 fn every_function_is_deployed_and_every_deployed_function_exists() {
-    let template = template();
-    let deployed: BTreeSet<String> =
-        template.lines().filter_map(|line| line.trim().strip_prefix("Binary: ")).map(str::to_owned).collect();
+    let source = source();
+    let deployed: BTreeSet<String> = deployed_binaries(&source).into_values().collect();
     assert_eq!(deployed, function_binaries());
-    assert_eq!(template.matches("BuildMethod: rust-cargolambda").count(), deployed.len());
-    assert!(template.contains("Runtime: provided.al2023") && template.contains("Architectures: [arm64]"));
+    let globals = &source["Globals"]["Function"];
+    assert_eq!(globals["Runtime"], "provided.al2023");
+    assert_eq!(globals["Architectures"], json!([{"Ref": "Architecture"}]));
+    assert_eq!(source["Parameters"]["Architecture"]["Default"], "arm64");
+}
+
+/// `{"Fn::Sub": "...${KeysReadFunction.Arn}..."}` → `KeysReadFunction`.
+fn integrated_function(operation: &Value) -> String {
+    let uri = operation["x-amazon-apigateway-integration"]["uri"]["Fn::Sub"].as_str().expect("a Lambda integration");
+    let start = uri.find("functions/${").expect("a function ARN") + "functions/${".len();
+    uri[start..].split('.').next().unwrap().to_owned()
 }
 
 #[test]
 fn every_route_goes_to_the_function_of_its_role_behind_the_authorizer() {
-    let template = template();
+    let binaries = deployed_binaries(&source());
+    let template = default_transform();
+    let paths = template["Resources"]["Api"]["Properties"]["Body"]["paths"].as_object().unwrap();
     let binary = |role: Role| match role {
         Role::Read => "keys-read",
         Role::Issue => "keys-issue",
         Role::Change => "keys-change",
     };
-    let event = |method: &str, path: &str| -> Vec<String> {
-        vec![format!("Path: {path}, Method: {method} }}"), format!("Path: \"{path}\", Method: {method} }}")]
-    };
-    let mut wired = 0;
-    for (method, path, role) in ROUTES.iter().copied().chain([("POST", "/ingest", Role::Issue)]) {
-        let function = if path == "/ingest" { "ingest" } else { binary(role) };
-        let block = function_block(&template, function);
-        assert!(
-            event(method, path).iter().any(|e| block.contains(e.as_str())),
-            "{method} {path} is not wired to {function}"
-        );
-        wired += 1;
+    let mut expected = BTreeMap::new();
+    for (method, path, role) in ROUTES.iter().copied() {
+        expected.insert((method.to_lowercase(), path.to_owned()), binary(role).to_owned());
     }
-    // No route besides these, and none twice.
-    assert_eq!(template.matches("Type: Api, Properties: { RestApiId: !Ref Api").count(), wired);
-    // Every route is behind the authorizer (the API's default) and needs its usage plan key.
-    assert!(template.contains("DefaultAuthorizer: LatchkeyAuthorizer"));
-    assert!(template.contains("ApiKeySourceType: AUTHORIZER") && template.contains("ApiKeyRequired: true"));
-    assert!(!template.contains("Authorizer: NONE"));
+    expected.insert(("post".to_owned(), "/ingest".to_owned()), "ingest".to_owned());
+    let mut deployed = BTreeMap::new();
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().unwrap() {
+            let function = integrated_function(operation);
+            deployed.insert((method.clone(), path.clone()), binaries[&function].clone());
+            // Behind the authorizer, and metered: the usage plan key comes from the authorizer.
+            assert_eq!(
+                operation["security"],
+                json!([{"LatchkeyAuthorizer": []}, {"api_key": []}]),
+                "{method} {path} is not behind the authorizer and its usage plan"
+            );
+        }
+    }
+    assert_eq!(deployed, expected);
+    assert_eq!(template["Resources"]["Api"]["Properties"]["ApiKeySourceType"], "AUTHORIZER");
+}
+
+/// Every action each function's role allows (conditional statements included), by binary.
+fn allowed_actions(template: &Value) -> BTreeMap<String, Vec<(String, Value)>> {
+    let binaries = deployed_binaries(&source());
+    let mut allowed = BTreeMap::new();
+    for (function, binary) in binaries {
+        let role = &template["Resources"][format!("{function}Role")];
+        assert_eq!(role["Type"], "AWS::IAM::Role", "{function} has its own role");
+        let mut actions = Vec::new();
+        for policy in role["Properties"]["Policies"].as_array().unwrap() {
+            let document = &policy["PolicyDocument"];
+            assert_eq!(document["Version"], "2012-10-17", "{function}'s policy has no Version");
+            for statement in document["Statement"].as_array().unwrap() {
+                // `!If [condition, statement, AWS::NoValue]`: the statement, where it applies.
+                let statement = statement.get("Fn::If").map_or(statement, |branches| &branches[1]);
+                assert_eq!(statement["Effect"], "Allow");
+                let listed = match &statement["Action"] {
+                    Value::String(one) => vec![one.clone()],
+                    many => many.as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_owned()).collect(),
+                };
+                actions.extend(listed.into_iter().map(|action| (action, statement["Resource"].clone())));
+            }
+        }
+        allowed.insert(binary, actions);
+    }
+    allowed
 }
 
 #[test]
-fn the_reading_function_cannot_write_and_only_the_issuer_reads_the_pepper() {
-    let template = template();
-    let read = function_block(&template, "keys-read");
-    for write in [
-        "PutItem",
-        "UpdateItem",
-        "DeleteItem",
-        "BatchWriteItem",
-        "apigateway:POST",
-        "apigateway:PATCH",
-        "apigateway:DELETE",
-        "secretsmanager",
-    ] {
-        assert!(!read.contains(write), "keys-read may {write}");
+fn the_reading_function_cannot_write_and_only_the_issuers_read_the_pepper() {
+    let allowed = allowed_actions(default_transform());
+    let writes = ["Put", "Update", "Delete", "BatchWrite", "apigateway:POST", "apigateway:PATCH", "apigateway:DELETE"];
+    for (action, _) in &allowed["keys-read"] {
+        assert!(!writes.iter().any(|w| action.contains(w)), "keys-read may {action}");
     }
-    for function in ["keys-change", "ingest"] {
-        assert!(!function_block(&template, function).contains("secretsmanager"), "{function} reads the pepper");
+    for (binary, actions) in &allowed {
+        let reads_pepper = actions.iter().any(|(action, _)| action.starts_with("secretsmanager:"));
+        assert_eq!(reads_pepper, ["authorizer", "keys-issue"].contains(&binary.as_str()), "{binary} and the pepper");
+        for (action, resource) in actions {
+            assert_ne!(resource, &json!("*"), "{binary} may {action} on every resource");
+        }
     }
-    assert!(!function_block(&template, "ingest").contains("apigateway"));
+    assert!(!allowed["ingest"].iter().any(|(action, _)| action.starts_with("apigateway:")));
 }
 
 #[test]
-fn the_authorizer_has_no_identity_source_and_no_caching() {
-    let template = template();
-    let authorizer =
-        &template[template.find("LatchkeyAuthorizer:").unwrap()..template.find("GatewayResponses:").unwrap()];
-    assert!(authorizer.contains("ReauthorizeEvery: 0"));
-    for source in ["Headers:", "QueryStrings:", "StageVariables:", "Context:"] {
-        assert!(!authorizer.contains(source), "an identity source: {source}");
+fn the_authorizer_has_no_identity_source_no_caching_and_one_invoke_permission() {
+    let template = default_transform();
+    let scheme = &template["Resources"]["Api"]["Properties"]["Body"]["components"]["securitySchemes"]["LatchkeyAuthorizer"]
+        ["x-amazon-apigateway-authorizer"];
+    assert_eq!(scheme["type"], "request");
+    assert_eq!(scheme["authorizerResultTtlInSeconds"], 0);
+    assert!(scheme.get("identitySource").is_none(), "an identity source: {scheme}");
+    let invokes_authorizer: Vec<&str> = resources_of(template, "AWS::Lambda::Permission")
+        .into_iter()
+        .filter(|(_, permission)| {
+            permission["Properties"]["FunctionName"] == json!({"Fn::GetAtt": ["AuthorizerFunction", "Arn"]})
+        })
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(invokes_authorizer, ["ApiLatchkeyAuthorizerAuthorizerPermission"]);
+    let concurrency = &source()["Resources"]["AuthorizerFunction"]["Properties"]["ReservedConcurrentExecutions"];
+    assert_eq!(concurrency["Fn::If"][1], json!({"Ref": "AuthorizerReservedConcurrency"}));
+}
+
+#[test]
+fn the_api_has_one_stage() {
+    let template = default_transform();
+    assert_eq!(resources_of(template, "AWS::ApiGateway::Stage").len(), 1);
+    for (id, deployment) in resources_of(template, "AWS::ApiGateway::Deployment") {
+        assert!(deployment["Properties"].get("StageName").is_none(), "{id} makes a stage of its own");
     }
-    // Every usage plan the key functions are told about exists, one per default tier.
-    for tier in latchkey::Tiers::default().iter() {
-        let plan = format!("{}=${{", tier.name);
-        assert!(template.contains(&plan), "tier {} has no usage plan in LATCHKEY_USAGE_PLANS", tier.name);
+}
+
+#[test]
+fn what_holds_data_outlives_the_stack() {
+    let source = source();
+    for id in ["KeysTable", "RecordsTable", "PepperSecret", "DataKey"] {
+        let resource = &source["Resources"][id];
+        assert_eq!(resource["DeletionPolicy"], "Retain", "{id}");
+        assert_eq!(resource["UpdateReplacePolicy"], "Retain", "{id}");
+    }
+}
+
+/// `$context` variables the access log may use: none can carry a key or a header.
+const LOGGABLE: &[&str] = &[
+    "requestId",
+    "requestTime",
+    "identity.sourceIp",
+    "httpMethod",
+    "resourcePath",
+    "status",
+    "responseLength",
+    "responseLatency",
+    "integrationLatency",
+    "error.responseType",
+    "authorizer.principalId",
+    "authorizer.keyId",
+    "authorizer.tenantId",
+];
+
+#[test]
+fn the_access_log_cannot_carry_a_key() {
+    let template = default_transform();
+    let (_, stage) = resources_of(template, "AWS::ApiGateway::Stage").pop().unwrap();
+    let format = stage["Properties"]["AccessLogSetting"]["Format"].as_str().expect("access logging is on");
+    let variables: Vec<&str> = format.split('$').skip(1).map(|v| v.split('"').next().unwrap()).collect();
+    assert!(!variables.is_empty());
+    for variable in variables {
+        let name = variable.strip_prefix("context.").unwrap_or_else(|| panic!("${variable} in the access log"));
+        assert!(LOGGABLE.contains(&name), "$context.{name} in the access log may carry a key or a header");
+    }
+    assert_eq!(stage["Properties"]["TracingEnabled"], true);
+}
+
+#[test]
+fn the_functions_find_each_tiers_usage_plan_by_its_name() {
+    let source = source();
+    let plan_names: BTreeSet<String> = resources_of(&source, "AWS::ApiGateway::UsagePlan")
+        .into_iter()
+        .map(|(_, plan)| plan["Properties"]["UsagePlanName"]["Fn::Sub"].as_str().unwrap().to_owned())
+        .collect();
+    let expected: BTreeSet<String> =
+        latchkey::Tiers::default().iter().map(|tier| format!("${{AWS::StackName}}-{}", tier.name)).collect();
+    assert_eq!(plan_names, expected);
+    for (id, function) in resources_of(&source, "AWS::Serverless::Function") {
+        let variables = &function["Properties"]["Environment"]["Variables"];
+        assert!(variables.get("LATCHKEY_USAGE_PLANS").is_none(), "{id} is handed plan ids (a dependency cycle)");
+        if let Some(pattern) = variables.get("LATCHKEY_USAGE_PLAN_NAMES") {
+            assert_eq!(pattern, &json!({"Fn::Sub": "${AWS::StackName}-{tier}"}), "{id}");
+        }
     }
 }
 

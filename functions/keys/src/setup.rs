@@ -8,7 +8,7 @@ use std::sync::Arc;
 use chrono::TimeDelta;
 use latchkey::SystemClock;
 use latchkey::config::{ConfigError, Env, Settings};
-use latchkey::gateway::apigateway::ApiGatewayKeys;
+use latchkey::gateway::apigateway::{ApiGatewayKeys, PlanNames, UsagePlans};
 use latchkey::ingest::dynamo::DynamoRecordStore;
 use latchkey::manage::{Issuance, KeyPolicy, KeyService, Management, Role};
 use latchkey::pepper::{CachedPepper, PepperError, SecretsManagerPepper};
@@ -18,7 +18,7 @@ use latchkey::{TierName, Tiers};
 pub type DeployedFunction = Management<DynamoKeyStore, ApiGatewayKeys, SecretsManagerPepper, DynamoRecordStore>;
 
 /// Key management settings on top of [`Settings`].
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct KeysSettings {
     /// `LATCHKEY_KEYS_TABLE`.
     pub keys_table: String,
@@ -26,8 +26,9 @@ pub struct KeysSettings {
     pub max_lifetime: Option<TimeDelta>,
     /// `LATCHKEY_AUDIT_RETENTION_DAYS` (default 365): how long audit events are kept.
     pub audit_retention: TimeDelta,
-    /// `LATCHKEY_USAGE_PLANS`: `tier=usage-plan-id,...`, one for every configured tier.
-    pub usage_plans: HashMap<TierName, String>,
+    /// `LATCHKEY_USAGE_PLANS` (`tier=usage-plan-id,...`, one for every configured tier) or
+    /// `LATCHKEY_USAGE_PLAN_NAMES` (a plan name with `{tier}` in it: the deployed stack's way).
+    pub usage_plans: UsagePlans,
     /// `LATCHKEY_RECORDS_TABLE`: the datasources' records (read and change roles).
     pub records_table: Option<String>,
     /// `LATCHKEY_INGEST_TIER` (default: the default tier): the tier of datasources' ingest keys.
@@ -36,12 +37,29 @@ pub struct KeysSettings {
 
 impl KeysSettings {
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>, tiers: &Tiers) -> Result<Self, ConfigError> {
-        let usage_plans = env.parse_or("LATCHKEY_USAGE_PLANS", HashMap::new(), ApiGatewayKeys::parse_usage_plans)?;
-        // A tier without a plan would issue keys that API Gateway refuses or never throttles.
-        if let Some(tier) = tiers.iter().find(|tier| !usage_plans.contains_key(&tier.name)) {
-            let reason = format!("tier `{}` has no usage plan (expected tier=usage-plan-id pairs)", tier.name);
-            return Err(ConfigError::Invalid { var: "LATCHKEY_USAGE_PLANS", reason });
-        }
+        let usage_plans = match (env.get("LATCHKEY_USAGE_PLANS"), env.get("LATCHKEY_USAGE_PLAN_NAMES")) {
+            (Some(_), Some(_)) => {
+                let reason = "set LATCHKEY_USAGE_PLANS or LATCHKEY_USAGE_PLAN_NAMES, not both".to_owned();
+                return Err(ConfigError::Invalid { var: "LATCHKEY_USAGE_PLAN_NAMES", reason });
+            }
+            (None, Some(_)) => UsagePlans::Named(env.parse_or(
+                "LATCHKEY_USAGE_PLAN_NAMES",
+                PlanNames::parse("{tier}").expect("a pattern"),
+                PlanNames::parse,
+            )?),
+            _ => {
+                let ids = env.parse_or("LATCHKEY_USAGE_PLANS", HashMap::new(), ApiGatewayKeys::parse_usage_plans)?;
+                // A tier without a plan would issue keys that API Gateway refuses or never throttles.
+                if let Some(tier) = tiers.iter().find(|tier| !ids.contains_key(&tier.name)) {
+                    let reason = format!(
+                        "tier `{}` has no usage plan (expected tier=usage-plan-id pairs, or LATCHKEY_USAGE_PLAN_NAMES)",
+                        tier.name
+                    );
+                    return Err(ConfigError::Invalid { var: "LATCHKEY_USAGE_PLANS", reason });
+                }
+                UsagePlans::Ids(ids)
+            }
+        };
         let max_lifetime = match env.get("LATCHKEY_MAX_KEY_LIFETIME_DAYS") {
             None => None,
             Some(_) => Some(TimeDelta::days(env.number_or("LATCHKEY_MAX_KEY_LIFETIME_DAYS", 0, 1..=3650)? as i64)),
@@ -131,7 +149,13 @@ mod tests {
         let settings = KeysSettings::from_env(&env(&[("LATCHKEY_KEYS_TABLE", "keys"), PLANS]), &tiers).unwrap();
         assert_eq!(settings.max_lifetime, None);
         assert_eq!(settings.audit_retention, TimeDelta::days(365));
-        assert_eq!(settings.usage_plans.len(), 3);
+        assert!(matches!(&settings.usage_plans, UsagePlans::Ids(ids) if ids.len() == 3));
+
+        let named = env(&[("LATCHKEY_KEYS_TABLE", "keys"), ("LATCHKEY_USAGE_PLAN_NAMES", "latchkey-{tier}")]);
+        let UsagePlans::Named(names) = KeysSettings::from_env(&named, &tiers).unwrap().usage_plans else {
+            panic!("plans by name")
+        };
+        assert_eq!(names.name_of(&"free".parse().unwrap()), "latchkey-free");
 
         let limited = env(&[("LATCHKEY_KEYS_TABLE", "keys"), PLANS, ("LATCHKEY_MAX_KEY_LIFETIME_DAYS", "90")]);
         assert_eq!(KeysSettings::from_env(&limited, &tiers).unwrap().max_lifetime, Some(TimeDelta::days(90)));
@@ -144,6 +168,14 @@ mod tests {
             ),
             (env(&[("LATCHKEY_KEYS_TABLE", "keys"), ("LATCHKEY_USAGE_PLANS", "free")]), "LATCHKEY_USAGE_PLANS"),
             (env(&[PLANS]), "LATCHKEY_KEYS_TABLE"),
+            (
+                env(&[("LATCHKEY_KEYS_TABLE", "keys"), ("LATCHKEY_USAGE_PLAN_NAMES", "latchkey-free")]),
+                "LATCHKEY_USAGE_PLAN_NAMES",
+            ),
+            (
+                env(&[("LATCHKEY_KEYS_TABLE", "keys"), PLANS, ("LATCHKEY_USAGE_PLAN_NAMES", "latchkey-{tier}")]),
+                "LATCHKEY_USAGE_PLAN_NAMES",
+            ),
             (
                 env(&[("LATCHKEY_KEYS_TABLE", "k"), PLANS, ("LATCHKEY_MAX_KEY_LIFETIME_DAYS", "0")]),
                 "LATCHKEY_MAX_KEY_LIFETIME_DAYS",

@@ -9,7 +9,7 @@ use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use common::Stack;
 use latchkey::audit::{AuditEvent, AuditLog};
 use latchkey::datasource::{Datasource, DatasourceStore};
-use latchkey::gateway::apigateway::ApiGatewayKeys;
+use latchkey::gateway::apigateway::{ApiGatewayKeys, PlanNames, UsagePlans};
 use latchkey::gateway::{DailyUsage, GatewayError, GatewayKeys};
 use latchkey::ingest::dynamo::DynamoRecordStore;
 use latchkey::manage::{Caller, KeyService, Management, ManagementRequest, Role};
@@ -235,5 +235,58 @@ async fn a_tier_without_a_usage_plan_makes_no_gateway_key() {
     let refused = gateway.issue(&key_id, &"starter".parse().unwrap()).await.unwrap_err();
     assert!(matches!(refused, GatewayError::NoUsagePlan(tier) if tier == "starter"));
     // Gateway keys are named after their key id: none was made for this one.
+    assert_eq!(stack.gateway_keys_named(&[key_id.as_str()]).await, 0);
+}
+
+/// The deployed functions are handed plan names, not ids (template.yaml: the ids would close a
+/// dependency cycle): the plan each tier's keys land in is the one of that name, found in the
+/// account's listing; a missing or doubled name creates nothing.
+#[tokio::test]
+async fn usage_plans_found_by_name_are_the_ones_keys_land_in() {
+    let stack = Stack::new().await;
+    let prefix = latchkey_tests::unique_name("stack");
+    let create = |name: String| {
+        let apigateway = stack.apigateway.clone();
+        async move { apigateway.create_usage_plan().name(name).send().await.unwrap().id.unwrap() }
+    };
+    let free = create(format!("{prefix}-free")).await;
+    let starter = create(format!("{prefix}-starter")).await;
+    // Another stack's plans, and a plan whose name only starts like ours, are never chosen.
+    create(format!("{prefix}-other-free")).await;
+    create(latchkey_tests::unique_name("stack") + "-starter").await;
+    let names = PlanNames::parse(&format!("{prefix}-{{tier}}")).unwrap();
+    let gateway = ApiGatewayKeys::new(stack.apigateway.clone(), UsagePlans::Named(names));
+    let members = |plan: String| {
+        let apigateway = stack.apigateway.clone();
+        async move {
+            let keys = apigateway.get_usage_plan_keys().usage_plan_id(plan).send().await.unwrap();
+            keys.items().iter().filter_map(|key| key.id().map(str::to_owned)).collect::<Vec<_>>()
+        }
+    };
+
+    let key = gateway.issue(&KeyId::generate(), &"starter".parse().unwrap()).await.unwrap().unwrap();
+    assert_eq!(members(starter.clone()).await, std::slice::from_ref(&key.id));
+    assert!(members(free.clone()).await.is_empty());
+    gateway.change_tier(&key, &"starter".parse().unwrap(), &"free".parse().unwrap()).await.unwrap();
+    assert_eq!(members(free).await, std::slice::from_ref(&key.id));
+    assert!(members(starter).await.is_empty());
+
+    // No plan named `{prefix}-internal`: refused before any gateway key is made.
+    let key_id = KeyId::generate();
+    let refused = gateway.issue(&key_id, &"internal".parse().unwrap()).await.unwrap_err();
+    assert!(matches!(&refused, GatewayError::NoUsagePlan(tier) if tier == "internal"), "{refused}");
+    assert_eq!(stack.gateway_keys_named(&[key_id.as_str()]).await, 0);
+
+    // Two plans of one name (API Gateway allows it): refused, not guessed.
+    let twice = latchkey_tests::unique_name("stack");
+    create(format!("{twice}-free")).await;
+    create(format!("{twice}-free")).await;
+    let gateway = ApiGatewayKeys::new(
+        stack.apigateway.clone(),
+        UsagePlans::Named(PlanNames::parse(&format!("{twice}-{{tier}}")).unwrap()),
+    );
+    let key_id = KeyId::generate();
+    let refused = gateway.issue(&key_id, &"free".parse().unwrap()).await.unwrap_err();
+    assert!(matches!(&refused, GatewayError::AmbiguousUsagePlan { count: 2, .. }), "{refused}");
     assert_eq!(stack.gateway_keys_named(&[key_id.as_str()]).await, 0);
 }

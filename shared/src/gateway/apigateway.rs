@@ -1,11 +1,13 @@
 //! [`GatewayKeys`] on API Gateway (`aws-sdk-apigateway`).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use aws_sdk_apigateway::Client;
 use aws_sdk_apigateway::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_apigateway::types::{Op, PatchOperation};
 use chrono::NaiveDate;
+use tokio::sync::OnceCell;
 
 use super::{DailyUsage, GatewayError, GatewayKeys};
 use crate::{GatewayKey, KeyId, TierName};
@@ -14,13 +16,85 @@ use crate::{GatewayKey, KeyId, TierName};
 #[derive(Debug, Clone)]
 pub struct ApiGatewayKeys {
     client: Client,
-    usage_plans: HashMap<TierName, String>,
+    usage_plans: UsagePlans,
+}
+
+/// Where a tier's usage plan id comes from.
+#[derive(Debug, Clone)]
+pub enum UsagePlans {
+    /// Tier → usage plan id, given (`LATCHKEY_USAGE_PLANS`, e.g. the stack's `UsagePlans` output).
+    Ids(HashMap<TierName, String>),
+    /// Plans found by name (`LATCHKEY_USAGE_PLAN_NAMES`): the deployed functions cannot be handed
+    /// the plans' ids without a dependency cycle in the stack (template.yaml says why).
+    Named(PlanNames),
+}
+
+impl From<HashMap<TierName, String>> for UsagePlans {
+    fn from(ids: HashMap<TierName, String>) -> Self {
+        Self::Ids(ids)
+    }
+}
+
+/// A plan name pattern with `{tier}` in it, e.g. `latchkey-{tier}`, and the account's plans,
+/// listed once (`GetUsagePlans`) on first use and kept for the instance's life: a plan's id never
+/// changes, and a failed listing is tried again on the next call.
+#[derive(Debug, Clone)]
+pub struct PlanNames {
+    pattern: String,
+    listed: Arc<OnceCell<HashMap<String, Vec<String>>>>,
+}
+
+impl PlanNames {
+    pub const PLACEHOLDER: &str = "{tier}";
+
+    /// Parses `LATCHKEY_USAGE_PLAN_NAMES`.
+    pub fn parse(pattern: &str) -> Result<Self, String> {
+        let pattern = pattern.trim();
+        if !pattern.contains(Self::PLACEHOLDER) {
+            return Err(format!("`{pattern}` does not contain {}", Self::PLACEHOLDER));
+        }
+        Ok(Self { pattern: pattern.to_owned(), listed: Arc::default() })
+    }
+
+    /// The name of `tier`'s plan.
+    pub fn name_of(&self, tier: &TierName) -> String {
+        self.pattern.replace(Self::PLACEHOLDER, tier.as_str())
+    }
+
+    async fn id_of(&self, client: &Client, tier: &TierName) -> Result<String, GatewayError> {
+        let listed = self.listed.get_or_try_init(|| list_usage_plans(client)).await?;
+        let name = self.name_of(tier);
+        match listed.get(&name).map(Vec::as_slice) {
+            Some([id]) => Ok(id.clone()),
+            // API Gateway does not keep plan names unique: two would make the choice a guess.
+            Some(ids) if ids.len() > 1 => Err(GatewayError::AmbiguousUsagePlan { name, count: ids.len() }),
+            _ => Err(GatewayError::NoUsagePlan(tier.to_string())),
+        }
+    }
+}
+
+/// Every usage plan of the account and region: name → ids.
+async fn list_usage_plans(client: &Client) -> Result<HashMap<String, Vec<String>>, GatewayError> {
+    let mut plans: HashMap<String, Vec<String>> = HashMap::new();
+    let mut position = None;
+    loop {
+        let page =
+            client.get_usage_plans().limit(500).set_position(position.take()).send().await.map_err(unavailable)?;
+        for plan in page.items.unwrap_or_default() {
+            if let (Some(name), Some(id)) = (plan.name, plan.id) {
+                plans.entry(name).or_default().push(id);
+            }
+        }
+        match page.position {
+            Some(next) if !next.is_empty() => position = Some(next),
+            _ => return Ok(plans),
+        }
+    }
 }
 
 impl ApiGatewayKeys {
-    /// `usage_plans`: tier → usage plan id (the template's outputs).
-    pub fn new(client: Client, usage_plans: HashMap<TierName, String>) -> Self {
-        Self { client, usage_plans }
+    pub fn new(client: Client, usage_plans: impl Into<UsagePlans>) -> Self {
+        Self { client, usage_plans: usage_plans.into() }
     }
 
     /// Parses `LATCHKEY_USAGE_PLANS`: `free=abc123,starter=def456,internal=ghi789`.
@@ -39,13 +113,20 @@ impl ApiGatewayKeys {
             .collect()
     }
 
-    fn plan(&self, tier: &TierName) -> Result<&str, GatewayError> {
-        self.usage_plans.get(tier).map(String::as_str).ok_or_else(|| GatewayError::NoUsagePlan(tier.to_string()))
+    async fn plan(&self, tier: &TierName) -> Result<String, GatewayError> {
+        match &self.usage_plans {
+            UsagePlans::Ids(ids) => ids.get(tier).cloned().ok_or_else(|| GatewayError::NoUsagePlan(tier.to_string())),
+            UsagePlans::Named(names) => names.id_of(&self.client, tier).await,
+        }
     }
 
     async fn attach(&self, key_id: &str, tier: &TierName) -> Result<(), GatewayError> {
-        let request =
-            self.client.create_usage_plan_key().usage_plan_id(self.plan(tier)?).key_id(key_id).key_type("API_KEY");
+        let request = self
+            .client
+            .create_usage_plan_key()
+            .usage_plan_id(self.plan(tier).await?)
+            .key_id(key_id)
+            .key_type("API_KEY");
         match request.send().await {
             Ok(_) => Ok(()),
             // Attached already (a retried call): the state we want.
@@ -55,7 +136,8 @@ impl ApiGatewayKeys {
     }
 
     async fn detach(&self, key_id: &str, tier: &TierName) -> Result<(), GatewayError> {
-        match self.client.delete_usage_plan_key().usage_plan_id(self.plan(tier)?).key_id(key_id).send().await {
+        let plan = self.plan(tier).await?;
+        match self.client.delete_usage_plan_key().usage_plan_id(plan).key_id(key_id).send().await {
             Ok(_) => Ok(()),
             // Not in the plan (detached already): the state we want.
             Err(error) if error.as_service_error().is_some_and(|e| e.is_not_found_exception()) => Ok(()),
@@ -70,7 +152,8 @@ fn unavailable<E: std::error::Error + 'static, R: std::fmt::Debug>(error: SdkErr
 
 impl GatewayKeys for ApiGatewayKeys {
     async fn issue(&self, key_id: &KeyId, tier: &TierName) -> Result<Option<GatewayKey>, GatewayError> {
-        let plan = self.plan(tier)?;
+        // The plan first: a tier without one makes no gateway key.
+        let plan = self.plan(tier).await?;
         // The value is API Gateway's own random one; the name ties it to our key for operators.
         let created = self
             .client
@@ -137,7 +220,7 @@ impl GatewayKeys for ApiGatewayKeys {
         let output = self
             .client
             .get_usage()
-            .usage_plan_id(self.plan(tier)?)
+            .usage_plan_id(self.plan(tier).await?)
             .key_id(&key.id)
             .start_date(from.format("%Y-%m-%d").to_string())
             .end_date(to.format("%Y-%m-%d").to_string())

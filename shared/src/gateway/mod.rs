@@ -24,6 +24,9 @@ pub enum GatewayError {
     /// The deployment maps no usage plan to this tier: a configuration error.
     #[error("no usage plan is configured for tier `{0}`")]
     NoUsagePlan(String),
+    /// More than one usage plan has the name a tier's plan is looked up by.
+    #[error("{count} usage plans are named `{name}`")]
+    AmbiguousUsagePlan { name: String, count: usize },
     #[error("API Gateway is unavailable: {0}")]
     Unavailable(String),
 }
@@ -34,6 +37,10 @@ impl From<GatewayError> for ApiError {
             GatewayError::LimitReached => ApiError::KeyLimitReached,
             GatewayError::NoUsagePlan(tier) => {
                 tracing::error!(%tier, "tier has no usage plan");
+                ApiError::Internal
+            }
+            GatewayError::AmbiguousUsagePlan { name, count } => {
+                tracing::error!(%name, count, "usage plan name is not unique");
                 ApiError::Internal
             }
             GatewayError::Unavailable(cause) => {

@@ -43,6 +43,8 @@ pub struct Stack {
     pub apigateway: aws_sdk_apigateway::Client,
     /// Tier → the usage plan made for this stack in moto.
     pub plans: HashMap<TierName, String>,
+    /// The plans' names, `LATCHKEY_USAGE_PLAN_NAMES` as the template sets it.
+    pub plan_names: String,
     pub clock: Arc<ManualClock>,
     pub authorizer: Authorizer<DynamoKeyStore, StaticPepper>,
     pub read: Function,
@@ -59,9 +61,12 @@ impl Stack {
         let sdk = latchkey_tests::sdk_config().await;
         latchkey_tests::required_env("AWS_ENDPOINT_URL_API_GATEWAY");
         let apigateway = aws_sdk_apigateway::Client::new(&sdk);
+        // Named as template.yaml names them, `{stack}-{tier}`, so functions can find them by name.
+        let plan_names = format!("{}-{{tier}}", unique_name("stack"));
         let mut plans = HashMap::new();
         for tier in Tiers::default().iter() {
-            let plan = apigateway.create_usage_plan().name(unique_name(tier.name.as_str())).send().await.unwrap();
+            let name = plan_names.replace("{tier}", tier.name.as_str());
+            let plan = apigateway.create_usage_plan().name(name).send().await.unwrap();
             plans.insert(tier.name.clone(), plan.id.unwrap());
         }
         let records_table = unique_name("records");
@@ -99,6 +104,7 @@ impl Stack {
             store,
             apigateway,
             plans,
+            plan_names,
             clock,
             authorizer,
         }
