@@ -84,3 +84,116 @@ fn long_form(value: yaml_serde::Value) -> Value {
         }
     }
 }
+
+/// Creates a DynamoDB table from an `AWS::DynamoDB::Table`'s properties in `template` (key
+/// schema, attributes, indexes, billing, TTL), as CloudFormation would, and waits until it is
+/// active. Intrinsics are not resolved: the tables' shape properties are literal.
+pub async fn create_table_as_declared(client: &aws_sdk_dynamodb::Client, name: &str, properties: &Value) {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, LocalSecondaryIndex,
+        Projection, ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+    };
+    let text = |value: &Value| value.as_str().unwrap_or_else(|| panic!("a literal string, not {value}")).to_owned();
+    let list = |value: &Value| value.as_array().cloned().unwrap_or_default();
+    let key_schema = |schema: &Value| -> Vec<KeySchemaElement> {
+        list(schema)
+            .iter()
+            .map(|element| {
+                KeySchemaElement::builder()
+                    .attribute_name(text(&element["AttributeName"]))
+                    .key_type(KeyType::from(text(&element["KeyType"]).as_str()))
+                    .build()
+                    .unwrap()
+            })
+            .collect()
+    };
+    let projection = |index: &Value| {
+        Projection::builder()
+            .projection_type(ProjectionType::from(text(&index["Projection"]["ProjectionType"]).as_str()))
+            .build()
+    };
+    assert_eq!(properties["BillingMode"], "PAY_PER_REQUEST");
+    let mut request = client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .set_key_schema(Some(key_schema(&properties["KeySchema"])));
+    for attribute in list(&properties["AttributeDefinitions"]) {
+        request = request.attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(text(&attribute["AttributeName"]))
+                .attribute_type(ScalarAttributeType::from(text(&attribute["AttributeType"]).as_str()))
+                .build()
+                .unwrap(),
+        );
+    }
+    for index in list(&properties["GlobalSecondaryIndexes"]) {
+        request = request.global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(text(&index["IndexName"]))
+                .set_key_schema(Some(key_schema(&index["KeySchema"])))
+                .projection(projection(&index))
+                .build()
+                .unwrap(),
+        );
+    }
+    for index in list(&properties["LocalSecondaryIndexes"]) {
+        request = request.local_secondary_indexes(
+            LocalSecondaryIndex::builder()
+                .index_name(text(&index["IndexName"]))
+                .set_key_schema(Some(key_schema(&index["KeySchema"])))
+                .projection(projection(&index))
+                .build()
+                .unwrap(),
+        );
+    }
+    request
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("creating {name}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(e)));
+    use aws_sdk_dynamodb::client::Waiters;
+    client.wait_until_table_exists().table_name(name).wait(std::time::Duration::from_secs(30)).await.unwrap();
+    let ttl = &properties["TimeToLiveSpecification"];
+    if ttl["Enabled"] == true {
+        let specification = TimeToLiveSpecification::builder()
+            .attribute_name(text(&ttl["AttributeName"]))
+            .enabled(true)
+            .build()
+            .unwrap();
+        client.update_time_to_live().table_name(name).time_to_live_specification(specification).send().await.unwrap();
+    }
+}
+
+/// A table's shape as DynamoDB describes it (keys, attributes, indexes, TTL attribute), with
+/// names and ids left out, so two tables can be compared.
+pub async fn table_shape(client: &aws_sdk_dynamodb::Client, name: &str) -> String {
+    let table = client.describe_table().table_name(name).send().await.unwrap().table.unwrap();
+    let keys = |schema: &[aws_sdk_dynamodb::types::KeySchemaElement]| -> Vec<String> {
+        schema.iter().map(|k| format!("{}:{}", k.attribute_name(), k.key_type())).collect()
+    };
+    let mut attributes: Vec<String> = table
+        .attribute_definitions()
+        .iter()
+        .map(|a| format!("{}:{}", a.attribute_name(), a.attribute_type()))
+        .collect();
+    attributes.sort();
+    let mut global: Vec<String> = table
+        .global_secondary_indexes()
+        .iter()
+        .map(|i| format!("{:?} {:?} {:?}", i.index_name(), keys(i.key_schema()), i.projection()))
+        .collect();
+    global.sort();
+    let mut local: Vec<String> = table
+        .local_secondary_indexes()
+        .iter()
+        .map(|i| format!("{:?} {:?} {:?}", i.index_name(), keys(i.key_schema()), i.projection()))
+        .collect();
+    local.sort();
+    let ttl = client.describe_time_to_live().table_name(name).send().await.unwrap();
+    let ttl = ttl.time_to_live_description.and_then(|d| d.attribute_name);
+    format!(
+        "keys {:?}\nattributes {attributes:?}\nglobal {global:?}\nlocal {local:?}\nttl {ttl:?}\nbilling {:?}",
+        keys(table.key_schema()),
+        table.billing_mode_summary.and_then(|b| b.billing_mode)
+    )
+}

@@ -58,6 +58,13 @@ impl Stack {
     }
 
     pub async fn with_store(store: DynamoKeyStore) -> Self {
+        let records_table = unique_name("records");
+        create_records_table(store.client(), &records_table).await.unwrap();
+        Self::with_tables(store, records_table).await
+    }
+
+    /// The stack over tables made elsewhere (e.g. as template.yaml declares them).
+    pub async fn with_tables(store: DynamoKeyStore, records_table: String) -> Self {
         let sdk = latchkey_tests::sdk_config().await;
         latchkey_tests::required_env("AWS_ENDPOINT_URL_API_GATEWAY");
         let apigateway = aws_sdk_apigateway::Client::new(&sdk);
@@ -69,8 +76,6 @@ impl Stack {
             let plan = apigateway.create_usage_plan().name(name).send().await.unwrap();
             plans.insert(tier.name.clone(), plan.id.unwrap());
         }
-        let records_table = unique_name("records");
-        create_records_table(store.client(), &records_table).await.unwrap();
         let records = Arc::new(DynamoRecordStore::new(store.client().clone(), records_table));
         let store = Arc::new(store);
         let clock = Arc::new(ManualClock::new(start()));
