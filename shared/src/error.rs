@@ -56,6 +56,12 @@ pub enum ApiError {
     /// A dependency (DynamoDB, Secrets Manager, a JWKS) is down or slow: never an allow.
     #[error("The service is temporarily unavailable")]
     ServiceUnavailable,
+    /// The backend behind the gateway could not be reached or did not answer properly.
+    #[error("The backend did not answer properly")]
+    BadGateway,
+    /// The backend behind the gateway took longer than the integration timeout.
+    #[error("The backend did not answer in time")]
+    GatewayTimeout,
 }
 
 impl ApiError {
@@ -86,6 +92,8 @@ impl ApiError {
             ApiError::Internal => 500,
             ApiError::KeyLimitReached => 507,
             ApiError::ServiceUnavailable => 503,
+            ApiError::BadGateway => 502,
+            ApiError::GatewayTimeout => 504,
         }
     }
 
@@ -109,6 +117,8 @@ impl ApiError {
             ApiError::Internal => "INTERNAL",
             ApiError::KeyLimitReached => "KEY_LIMIT_REACHED",
             ApiError::ServiceUnavailable => "SERVICE_UNAVAILABLE",
+            ApiError::BadGateway => "BAD_GATEWAY",
+            ApiError::GatewayTimeout => "GATEWAY_TIMEOUT",
         }
     }
 

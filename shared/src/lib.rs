@@ -26,6 +26,7 @@ pub mod permission;
 pub mod record;
 pub mod store;
 pub mod tier;
+pub mod upstream;
 
 #[cfg(feature = "aws")]
 pub mod aws;

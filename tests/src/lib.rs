@@ -17,6 +17,7 @@ pub mod api_gateway;
 pub mod cargo_lambda;
 mod counting;
 pub mod dynamodb_local;
+pub mod echo;
 pub mod openapi;
 pub mod slow_proxy;
 pub mod template;

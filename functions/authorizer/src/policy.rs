@@ -50,8 +50,10 @@ fn policy<'a>(effect: &'static str, resource: &'a str) -> PolicyDocument<'a> {
 
 /// What the API's handlers learn about the caller (`$context.authorizer.*`, or
 /// `requestContext.authorizer` in a Lambda proxy event). Strings only, as API Gateway requires.
-#[derive(Serialize)]
-struct AllowContext<'a> {
+/// The local API reads it typed ([`AllowContext::field`]), through the same parser as the
+/// deployed handlers (`Caller::from_authorizer_context`).
+#[derive(Debug, Serialize)]
+pub struct AllowContext<'a> {
     auth_type: &'static str,
     principal: &'a str,
     tenant_id: &'a str,
@@ -79,29 +81,50 @@ struct DenyContext<'a> {
     key_id: Option<&'a str>,
 }
 
+impl<'a> AllowContext<'a> {
+    pub fn of(principal: &'a Principal) -> Self {
+        match principal {
+            Principal::Key(record) => AllowContext {
+                auth_type: "api_key",
+                principal: record.id.as_str(),
+                tenant_id: record.tenant_id.as_str(),
+                permissions: record.permissions.to_csv(),
+                tier: record.tier.as_str(),
+                key_id: Some(record.id.as_str()),
+                datasource_id: record.datasource_id.as_ref().map(|d| d.as_str()),
+                expires_at: record.expires_at.map(latchkey::error::format_time),
+            },
+            Principal::Session(session) => AllowContext {
+                auth_type: "jwt",
+                principal: &session.subject,
+                tenant_id: session.tenant_id.as_str(),
+                permissions: latchkey::Permission::Admin.as_str().to_owned(),
+                tier: "internal",
+                key_id: None,
+                datasource_id: None,
+                expires_at: None,
+            },
+        }
+    }
+
+    /// A field by its name in the context (`tenant_id`, ...), as API Gateway would hand it on.
+    pub fn field(&self, name: &str) -> Option<&str> {
+        match name {
+            "auth_type" => Some(self.auth_type),
+            "principal" => Some(self.principal),
+            "tenant_id" => Some(self.tenant_id),
+            "permissions" => Some(&self.permissions),
+            "tier" => Some(self.tier),
+            "key_id" => self.key_id,
+            "datasource_id" => self.datasource_id,
+            "expires_at" => self.expires_at.as_deref(),
+            _ => None,
+        }
+    }
+}
+
 pub fn allow(principal: &Principal, resource: &str, session_usage_key: Option<&str>) -> Vec<u8> {
-    let context = match principal {
-        Principal::Key(record) => AllowContext {
-            auth_type: "api_key",
-            principal: record.id.as_str(),
-            tenant_id: record.tenant_id.as_str(),
-            permissions: record.permissions.to_csv(),
-            tier: record.tier.as_str(),
-            key_id: Some(record.id.as_str()),
-            datasource_id: record.datasource_id.as_ref().map(|d| d.as_str()),
-            expires_at: record.expires_at.map(latchkey::error::format_time),
-        },
-        Principal::Session(session) => AllowContext {
-            auth_type: "jwt",
-            principal: &session.subject,
-            tenant_id: session.tenant_id.as_str(),
-            permissions: latchkey::Permission::Admin.as_str().to_owned(),
-            tier: "internal",
-            key_id: None,
-            datasource_id: None,
-            expires_at: None,
-        },
-    };
+    let context = AllowContext::of(principal);
     let usage_identifier_key = match principal {
         Principal::Key(record) => record.gateway_key.as_ref().map(|g| g.value.as_str()),
         Principal::Session(_) => session_usage_key,
@@ -138,6 +161,43 @@ pub fn deny(error: &ApiError, resource: &str, key_id: Option<&str>) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The local API reads the context by field; the deployed handlers read the JSON: the two
+    /// must be the same fields with the same values, whatever the principal.
+    #[test]
+    fn the_typed_context_is_the_serialized_one() {
+        use latchkey::{KeyProfile, KeyRecord, KeySpec, PepperVersion, Permission};
+        let hasher = latchkey::KeyHasher::new(&[7u8; 32], PepperVersion::new("v1"));
+        let spec = |datasource: Option<&str>| KeySpec {
+            tenant_id: "acme".parse().unwrap(),
+            name: "k".into(),
+            permissions: [Permission::Read, Permission::Write].into_iter().collect(),
+            tier: "starter".parse().unwrap(),
+            expires_at: Some("2100-01-01T00:00:00Z".parse().unwrap()),
+            datasource_id: datasource.map(|d| d.parse().unwrap()),
+            replaces: None,
+        };
+        let now = "2099-01-01T00:00:00Z".parse().unwrap();
+        let datasource = latchkey::DatasourceId::generate().to_string();
+        let principals = [
+            Principal::Key(KeyRecord::issue(&KeyProfile::latchkey(), &hasher, spec(None), now).1.into()),
+            Principal::Key(KeyRecord::issue(&KeyProfile::latchkey(), &hasher, spec(Some(&datasource)), now).1.into()),
+            Principal::Session(crate::jwt::Session { subject: "user-1".into(), tenant_id: "acme".parse().unwrap() }),
+        ];
+        for principal in &principals {
+            let context = AllowContext::of(principal);
+            let serialized = serde_json::to_value(&context).unwrap();
+            let fields = serialized.as_object().unwrap();
+            for (name, value) in fields {
+                assert_eq!(context.field(name), value.as_str(), "{name}");
+            }
+            for name in
+                ["auth_type", "principal", "tenant_id", "permissions", "tier", "key_id", "datasource_id", "expires_at"]
+            {
+                assert_eq!(context.field(name).is_some(), fields.contains_key(name), "{name}");
+            }
+        }
+    }
 
     #[test]
     fn wildcard_covers_the_stage() {

@@ -6,6 +6,7 @@
 //! answer.
 
 mod rate_limit;
+pub mod upstream;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -22,16 +23,18 @@ use latchkey::gateway::NoGateway;
 use latchkey::ingest::RecordStore;
 use latchkey::ingest::dynamo::DynamoRecordStore;
 use latchkey::ingest::service::IngestService;
+use latchkey::manage::Route;
 use latchkey::manage::{Caller, Issuance, KeyPolicy, KeyService, Management, ManagementRequest, Reply, Role};
 use latchkey::pepper::{CachedPepper, FilePepper, PepperError};
 use latchkey::store::dynamo::DynamoKeyStore;
 use latchkey::store::embedded::EmbeddedKeyStore;
 use latchkey::store::{KeyStore, StoreError};
 use latchkey::{ApiError, Clock, SystemClock, TenantId};
-use latchkey_authorizer::{Authorizer, Dependencies};
-use serde_json::{Value, json};
+use latchkey_authorizer::policy::AllowContext;
+use latchkey_authorizer::{Authorizer, Dependencies, Principal};
 
 use rate_limit::RateLimits;
+use upstream::Upstream;
 
 /// The tenant the first admin key is made for.
 pub const DEFAULT_TENANT: &str = "default";
@@ -50,6 +53,9 @@ pub struct LocalConfig {
     pub admin_key_file: Option<PathBuf>,
     /// `LATCHKEY_KEYS_TABLE` and `LATCHKEY_RECORDS_TABLE`: for `--store dynamodb` only.
     pub tables: Option<(String, String)>,
+    /// `LATCHKEY_UPSTREAM` (or `--upstream`): the team's backend, for every path that is not
+    /// Latchkey's; `LATCHKEY_UPSTREAM_TIMEOUT_SECONDS` (default 29, API Gateway's).
+    pub upstream: Option<Upstream>,
     pub settings: Settings,
 }
 
@@ -60,8 +66,23 @@ impl LocalConfig {
             data_dir: env.get("LATCHKEY_DATA_DIR").unwrap_or_else(|| ".latchkey".to_owned()).into(),
             admin_key_file: env.get("LATCHKEY_ADMIN_KEY_FILE").map(PathBuf::from),
             tables: env.get("LATCHKEY_KEYS_TABLE").zip(env.get("LATCHKEY_RECORDS_TABLE")),
+            upstream: match env.get("LATCHKEY_UPSTREAM") {
+                None => None,
+                Some(url) => Some(Self::upstream(env, &url, "LATCHKEY_UPSTREAM")?),
+            },
             settings: Settings::from_env(env)?,
         })
+    }
+
+    /// The backend at `url` with the configured timeout; `var` names where the URL came from.
+    pub fn upstream<F: Fn(&str) -> Option<String>>(
+        env: &Env<F>,
+        url: &str,
+        var: &'static str,
+    ) -> Result<Upstream, ConfigError> {
+        let seconds =
+            env.number_or("LATCHKEY_UPSTREAM_TIMEOUT_SECONDS", upstream::DEFAULT_TIMEOUT.as_secs(), 1..=300)?;
+        Upstream::new(url, Duration::from_secs(seconds)).map_err(|reason| ConfigError::Invalid { var, reason })
     }
 }
 
@@ -85,6 +106,7 @@ pub struct LocalApi<S, R> {
     management: Management<S, NoGateway, FilePepper, R>,
     ingest: IngestService<R>,
     limits: RateLimits,
+    upstream: Option<Upstream>,
 }
 
 /// The local API on the embedded store: one redb file in the data directory.
@@ -169,6 +191,7 @@ where
         management,
         ingest: IngestService { records, clock },
         limits: RateLimits::new(&settings.tiers),
+        upstream: config.upstream.clone(),
     };
     let admin_key = api.bootstrap_if_empty().await?;
     if let (Some(key), Some(file)) = (&admin_key, &config.admin_key_file) {
@@ -208,26 +231,40 @@ where
         Ok(Some(serde_json::to_value(&issued).expect("serializes")["key"].as_str().expect("a key").to_owned()))
     }
 
-    /// One request, as the deployed stack answers it.
+    /// The authorizer's decision on these headers, typed: who is calling, or what API Gateway
+    /// answers instead (a Deny renders as the `ACCESS_DENIED` gateway response does, with the
+    /// authorizer's status and envelope; an authorizer failure is a 5xx, SERVICE_UNAVAILABLE).
+    pub async fn decide(&self, headers: &HeaderMap) -> Result<Principal, Reply> {
+        // Every header, its bytes as text (lossily): a garbled credential header must still
+        // count, as a malformed or conflicting credential, not vanish.
+        let pairs: Vec<(&str, std::borrow::Cow<'_, str>)> =
+            headers.iter().map(|(name, value)| (name.as_str(), String::from_utf8_lossy(value.as_bytes()))).collect();
+        match self.authorizer.authenticate(pairs.iter().map(|(name, value)| (*name, value.as_ref()))).await {
+            Ok(principal) => Ok(principal),
+            Err(ApiError::ServiceUnavailable) => Err(Reply::error(&ApiError::ServiceUnavailable)),
+            Err(denial) => Err(Reply { status: denial.status(), headers: Vec::new(), body: Some(denial.to_json()) }),
+        }
+    }
+
+    /// The tier's throttle, where the deployed stack has the usage plan's.
+    fn throttle(&self, context: &AllowContext<'_>) -> Result<(), Reply> {
+        self.limits.check(context.field("tier"), context.field("principal")).map_err(|limited| Reply::error(&limited))
+    }
+
+    /// One request for one of Latchkey's own routes, as the deployed stack answers it.
     pub async fn answer(&self, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Reply {
+        let principal = match self.decide(headers).await {
+            Ok(principal) => principal,
+            Err(refused) => return refused,
+        };
+        let context = AllowContext::of(&principal);
+        if let Err(limited) = self.throttle(&context) {
+            return limited;
+        }
         let path = uri.path();
         let request_id = uuid::Uuid::now_v7().to_string();
-        let decision = match self.authorizer.handle_event(&authorizer_event(method, path, headers, &request_id)).await {
-            Ok(bytes) => serde_json::from_slice::<Value>(&bytes).expect("the authorizer answers JSON"),
-            // API Gateway answers an authorizer failure with 5xx, rendered as SERVICE_UNAVAILABLE.
-            Err(_) => return Reply::error(&ApiError::ServiceUnavailable),
-        };
-        let context = &decision["context"];
-        if decision["policyDocument"]["Statement"][0]["Effect"] != "Allow" {
-            let status = context["error_status"].as_str().and_then(|s| s.parse().ok()).unwrap_or(401);
-            let body = context["error_body"].as_str().map(str::to_owned);
-            return Reply { status, headers: Vec::new(), body };
-        }
-        let field = |name: &str| context.get(name).and_then(Value::as_str);
-        if let Err(limited) = self.limits.check(field("tier"), field("principal")) {
-            return Reply::error(&limited);
-        }
-        let caller = Caller::from_authorizer_context(field, Some(request_id));
+        // The handlers read the caller as the deployed ones read the proxy event's context.
+        let caller = Caller::from_authorizer_context(|name| context.field(name), Some(request_id));
         let query: HashMap<String, String> =
             uri.query().map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
         let trimmed = path.strip_suffix('/').unwrap_or(path);
@@ -245,30 +282,31 @@ where
         };
         self.management.handle(request).await
     }
+
+    /// A request for the team's backend: authenticated and throttled as any, then forwarded.
+    async fn forward(
+        &self,
+        upstream: &Upstream,
+        method: Method,
+        uri: &Uri,
+        headers: HeaderMap,
+        body: Body,
+    ) -> Result<Response<Body>, Reply> {
+        let principal = self.decide(&headers).await?;
+        let context = AllowContext::of(&principal);
+        self.throttle(&context)?;
+        upstream
+            .forward(method, uri, headers, body, |name| context.field(name))
+            .await
+            .map_err(|error| Reply::error(&error))
+    }
 }
 
-/// The REQUEST authorizer event API Gateway would send for this request.
-fn authorizer_event(method: &Method, path: &str, headers: &HeaderMap, request_id: &str) -> Vec<u8> {
-    // Every header, its bytes as text (lossily): a garbled credential header must still count,
-    // as a malformed or conflicting credential, not vanish.
-    let mut single: HashMap<&str, String> = HashMap::new();
-    let mut multi: HashMap<&str, Vec<String>> = HashMap::new();
-    for (name, value) in headers {
-        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-        single.insert(name.as_str(), value.clone());
-        multi.entry(name.as_str()).or_default().push(value);
-    }
-    let event = json!({
-        "type": "REQUEST",
-        "methodArn": format!("arn:aws:execute-api:local:000000000000:latchkey/local/{method}{path}"),
-        "resource": path,
-        "path": path,
-        "httpMethod": method.as_str(),
-        "headers": single,
-        "multiValueHeaders": multi,
-        "requestContext": {"requestId": request_id, "stage": "local", "httpMethod": method.as_str(), "path": path},
-    });
-    serde_json::to_vec(&event).expect("serializes")
+/// Whether `path` is one of Latchkey's own routes (whatever the method), which the gateway never
+/// forwards: the management routes and `/ingest`.
+pub fn serves(path: &str) -> bool {
+    let trimmed = path.strip_suffix('/').unwrap_or(path);
+    trimmed == "/ingest" || !matches!(Route::parse("GET", path), Err(ApiError::NotFound))
 }
 
 /// The HTTP side: every path and method to [`LocalApi::answer`].
@@ -292,10 +330,26 @@ where
     S: KeyStore + AuditLog + DatasourceStore + 'static,
     R: RecordStore + 'static,
 {
+    let too_large = || Reply { status: 413, headers: Vec::new(), body: Some(REQUEST_TOO_LARGE_BODY.to_owned()) };
+    if let Some(upstream) = api.upstream.as_ref().filter(|_| !serves(uri.path())) {
+        // Streamed, so the size is known up front only from Content-Length.
+        let length = headers.get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if length.is_some_and(|length| length > MAX_REQUEST_BYTES as u64) {
+            return render(too_large());
+        }
+        return match api.forward(upstream, method, &uri, headers, body).await {
+            Ok(response) => response,
+            Err(refused) => render(refused),
+        };
+    }
     let reply = match axum::body::to_bytes(body, MAX_REQUEST_BYTES).await {
         Ok(body) => api.answer(&method, &uri, &headers, &body).await,
-        Err(_) => Reply { status: 413, headers: Vec::new(), body: Some(REQUEST_TOO_LARGE_BODY.to_owned()) },
+        Err(_) => too_large(),
     };
+    render(reply)
+}
+
+fn render(reply: Reply) -> Response<Body> {
     let mut response =
         Response::builder().status(StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
     for (name, value) in &reply.headers {

@@ -1,5 +1,6 @@
-//! `cargo run -p latchkey-local [-- --store embedded|dynamodb]`: the local API (see the library).
-//! Prints the first admin key once, on the first start with an empty store.
+//! `cargo run -p latchkey-local [-- --store embedded|dynamodb] [--upstream URL]`: the local API
+//! (see the library), and with an upstream the gateway in front of it. Prints the first admin key
+//! once, on the first start with an empty store.
 
 use std::sync::Arc;
 
@@ -8,15 +9,20 @@ use latchkey_local::{DEFAULT_TENANT, LocalApi, LocalConfig};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let store = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
-        [] | ["--store", "embedded"] => "embedded",
-        ["--store", "dynamodb"] => "dynamodb",
-        _ => return Err("usage: latchkey-local [--store embedded|dynamodb]".into()),
-    };
-    let config = LocalConfig::from_env(&Env::process())?;
+    const USAGE: &str = "usage: latchkey-local [--store embedded|dynamodb] [--upstream http://HOST:PORT]";
+    let env = Env::process();
+    let mut config = LocalConfig::from_env(&env)?;
+    let mut store = "embedded".to_owned();
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        match (flag.as_str(), args.next()) {
+            ("--store", Some(value)) if value == "embedded" || value == "dynamodb" => store = value,
+            ("--upstream", Some(url)) => config.upstream = Some(LocalConfig::upstream(&env, &url, "--upstream")?),
+            _ => return Err(USAGE.into()),
+        }
+    }
     let clock = latchkey_local::system_clock();
-    match store {
+    match store.as_str() {
         "dynamodb" => {
             let (api, admin_key) = latchkey_local::open_dynamodb(&config, clock).await?;
             run(&config, api, admin_key, "DynamoDB").await
@@ -47,6 +53,9 @@ where
         listener.local_addr()?,
         config.data_dir.display()
     );
+    if let Some(upstream) = &config.upstream {
+        println!("latchkey-local: forwarding every other path to {}", upstream.url());
+    }
     latchkey_local::serve(listener, Arc::new(api), shutdown()).await?;
     println!("latchkey-local: stopped");
     Ok(())

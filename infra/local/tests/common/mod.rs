@@ -25,14 +25,26 @@ impl Running {
 
     /// On DynamoDB when `tables` (keys, records) are given, else on the embedded store.
     pub async fn start_with(dir: &Path, tables: Option<(String, String)>) -> Self {
+        Self::start_configured(dir, tables, &[]).await
+    }
+
+    /// With variables of the test's own, which win over the ones set here; an empty value
+    /// leaves the variable unset (its default applies).
+    pub async fn start_configured(dir: &Path, tables: Option<(String, String)>, vars: &[(&str, &str)]) -> Self {
         let admin_file = dir.join("admin-key");
         let (data, file) = (dir.join("data").display().to_string(), admin_file.display().to_string());
-        let env = Env::from_fn(move |name| match name {
-            "LATCHKEY_DATA_DIR" => Some(data.clone()),
-            "LATCHKEY_ADMIN_KEY_FILE" => Some(file.clone()),
-            // Revocation is then visible at once (it takes the cache TTL otherwise, as deployed).
-            "LATCHKEY_CACHE_TTL_SECONDS" => Some("0".to_owned()),
-            _ => None,
+        let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let env = Env::from_fn(move |name| {
+            if let Some((_, value)) = vars.iter().find(|(var, _)| var == name) {
+                return Some(value.clone()).filter(|value| !value.is_empty());
+            }
+            match name {
+                "LATCHKEY_DATA_DIR" => Some(data.clone()),
+                "LATCHKEY_ADMIN_KEY_FILE" => Some(file.clone()),
+                // Revocation is then visible at once (it takes the cache TTL otherwise, as deployed).
+                "LATCHKEY_CACHE_TTL_SECONDS" => Some("0".to_owned()),
+                _ => None,
+            }
         });
         let mut config = LocalConfig::from_env(&env).unwrap();
         config.tables = tables;
