@@ -92,6 +92,9 @@ fn every_route_goes_to_the_function_of_its_role_behind_the_authorizer() {
     expected.insert(("post".to_owned(), "/ingest".to_owned()), "ingest".to_owned());
     let mut deployed = BTreeMap::new();
     for (path, item) in paths {
+        if FORWARDED.contains(&path.as_str()) {
+            continue;
+        }
         for (method, operation) in item.as_object().unwrap() {
             let function = integrated_function(operation);
             deployed.insert((method.clone(), path.clone()), binaries[&function].clone());
@@ -237,6 +240,175 @@ fn the_functions_find_each_tiers_usage_plan_by_its_name() {
         if let Some(pattern) = variables.get("LATCHKEY_USAGE_PLAN_NAMES") {
             assert_eq!(pattern, &json!({"Fn::Sub": "${AWS::StackName}-{tier}"}), "{id}");
         }
+    }
+}
+
+/// The paths that go to the team's backend (when one is configured).
+const FORWARDED: [&str; 2] = ["/", "/{proxy+}"];
+
+/// The template's conditions evaluated for these parameter values (the rest at their defaults).
+fn conditions(template: &Value, parameters: &[(&str, &str)]) -> BTreeMap<String, bool> {
+    fn value_of(template: &Value, parameters: &[(&str, &str)], value: &Value) -> String {
+        match value.get("Ref").and_then(Value::as_str) {
+            Some(name) => parameters.iter().find(|(n, _)| *n == name).map_or_else(
+                || {
+                    let default = &template["Parameters"][name]["Default"];
+                    default.as_str().map_or_else(|| default.to_string(), str::to_owned)
+                },
+                |(_, v)| (*v).to_owned(),
+            ),
+            None => value.as_str().map_or_else(|| value.to_string(), str::to_owned),
+        }
+    }
+    fn holds(template: &Value, parameters: &[(&str, &str)], condition: &Value) -> bool {
+        let (function, args) = condition.as_object().unwrap().iter().next().unwrap();
+        let args = args.as_array().map(Vec::as_slice).unwrap_or_default();
+        match function.as_str() {
+            "Fn::Equals" => value_of(template, parameters, &args[0]) == value_of(template, parameters, &args[1]),
+            "Fn::Not" => !holds(template, parameters, &args[0]),
+            "Fn::Or" => args.iter().any(|a| holds(template, parameters, a)),
+            "Fn::And" => args.iter().all(|a| holds(template, parameters, a)),
+            "Condition" => {
+                holds(template, parameters, &template["Conditions"][condition["Condition"].as_str().unwrap()])
+            }
+            other => panic!("condition function {other}"),
+        }
+    }
+    template["Conditions"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(name, condition)| (name.clone(), holds(template, parameters, condition)))
+        .collect()
+}
+
+/// `value` as CloudFormation resolves it under `conditions`: each `Fn::If` becomes its branch,
+/// `AWS::NoValue` disappears.
+fn resolved(value: &Value, conditions: &BTreeMap<String, bool>) -> Option<Value> {
+    if value == &json!({"Ref": "AWS::NoValue"}) {
+        return None;
+    }
+    if let Some([condition, then, otherwise]) = value.get("Fn::If").and_then(Value::as_array).map(Vec::as_slice) {
+        let branch = if conditions[condition.as_str().unwrap()] { then } else { otherwise };
+        return resolved(branch, conditions);
+    }
+    Some(match value {
+        Value::Object(map) => {
+            Value::Object(map.iter().filter_map(|(k, v)| Some((k.clone(), resolved(v, conditions)?))).collect())
+        }
+        Value::Array(items) => Value::Array(items.iter().filter_map(|v| resolved(v, conditions)).collect()),
+        other => other.clone(),
+    })
+}
+
+/// The forwarding operation of each forwarded path, as deployed with `parameters`.
+fn forwarding(parameters: &[(&str, &str)]) -> (Value, BTreeMap<String, Value>) {
+    let arguments: Vec<String> = parameters.iter().map(|(name, value)| format!("{name}={value}")).collect();
+    let template = transformed(&arguments.iter().map(String::as_str).collect::<Vec<_>>());
+    let conditions = conditions(&template, parameters);
+    let mut template = resolved(&template, &conditions).unwrap();
+    // Resources whose condition does not hold are not created.
+    template["Resources"]
+        .as_object_mut()
+        .unwrap()
+        .retain(|_, resource| resource["Condition"].as_str().is_none_or(|condition| conditions[condition]));
+    let paths = &template["Resources"]["Api"]["Properties"]["Body"]["paths"];
+    let operations = FORWARDED
+        .iter()
+        .filter_map(|path| Some(((*path).to_owned(), paths[*path].get("x-amazon-apigateway-any-method")?.clone())))
+        .collect();
+    (template, operations)
+}
+
+#[test]
+fn without_a_backend_nothing_is_forwarded() {
+    let (template, operations) = forwarding(&[]);
+    assert!(operations.is_empty(), "{operations:?}");
+    assert!(template["Resources"].get("UpstreamFunctionPermission").is_none());
+}
+
+#[test]
+fn an_http_backend_gets_every_other_path_behind_the_authorizer_with_the_callers_headers() {
+    let (_, operations) = forwarding(&[("UpstreamUrl", "https://backend.example.com/api")]);
+    assert_eq!(operations.keys().map(String::as_str).collect::<Vec<_>>(), ["/", "/{proxy+}"]);
+    for (path, operation) in &operations {
+        assert_eq!(operation["security"], json!([{"LatchkeyAuthorizer": []}, {"api_key": []}]), "{path}");
+        let integration = &operation["x-amazon-apigateway-integration"];
+        assert_eq!((&integration["type"], &integration["httpMethod"]), (&json!("http_proxy"), &json!("ANY")));
+        assert_eq!(integration["timeoutInMillis"], 29_000, "API Gateway's limit");
+        let suffix = if path == "/" { "/" } else { "/{proxy}" };
+        assert_eq!(integration["uri"], json!({"Fn::Sub": format!("${{UpstreamUrl}}{suffix}")}));
+        let mut mapped: BTreeMap<String, String> = integration["requestParameters"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(target, source)| (target.to_lowercase(), source.as_str().unwrap().to_owned()))
+            .collect();
+        if path != "/" {
+            assert_eq!(mapped.remove("integration.request.path.proxy").as_deref(), Some("method.request.path.proxy"));
+        }
+        let mut expected: BTreeMap<String, String> = latchkey::upstream::CALLER_HEADERS
+            .iter()
+            .map(|(header, field)| {
+                (format!("integration.request.header.{header}"), format!("context.authorizer.{field}"))
+            })
+            .collect();
+        // The key cannot be removed, only overwritten: the backend gets these empty.
+        for header in latchkey::upstream::CREDENTIAL_HEADERS {
+            expected.insert(format!("integration.request.header.{header}"), "''".to_owned());
+        }
+        assert_eq!(mapped, expected, "{path}");
+    }
+}
+
+#[test]
+fn a_lambda_backend_gets_the_context_and_the_stack_may_invoke_it() {
+    let arn = "arn:aws:lambda:eu-west-1:123456789012:function:backend";
+    let (template, operations) = forwarding(&[("UpstreamFunctionArn", arn)]);
+    assert_eq!(operations.len(), 2);
+    for (path, operation) in &operations {
+        assert_eq!(operation["security"], json!([{"LatchkeyAuthorizer": []}, {"api_key": []}]), "{path}");
+        let integration = &operation["x-amazon-apigateway-integration"];
+        assert_eq!(integration["type"], "aws_proxy");
+        assert!(
+            integration["uri"]["Fn::Sub"].as_str().unwrap().contains("/functions/${UpstreamFunctionArn}/invocations")
+        );
+    }
+    let permission = &template["Resources"]["UpstreamFunctionPermission"]["Properties"];
+    assert_eq!(permission["FunctionName"], json!({"Ref": "UpstreamFunctionArn"}));
+    assert_eq!(permission["Principal"], "apigateway.amazonaws.com");
+    assert!(permission["SourceArn"]["Fn::Sub"].as_str().unwrap().ends_with(":${Api}/*"));
+}
+
+#[test]
+fn the_backends_failures_render_the_envelope_the_local_gateway_gives() {
+    let responses = &source()["Resources"]["Api"]["Properties"]["GatewayResponses"];
+    for (response, error) in [
+        ("INTEGRATION_FAILURE", latchkey::ApiError::BadGateway),
+        ("INTEGRATION_TIMEOUT", latchkey::ApiError::GatewayTimeout),
+    ] {
+        assert_eq!(responses[response]["StatusCode"], error.status().to_string(), "{response}");
+        let body: Value =
+            serde_json::from_str(responses[response]["ResponseTemplates"]["application/json"].as_str().unwrap())
+                .unwrap();
+        let local: Value = serde_json::from_str(&error.to_json()).unwrap();
+        assert_eq!(body, local, "{response}");
+    }
+}
+
+#[test]
+fn another_stack_can_attach_to_the_authorizer_api_and_plans() {
+    let outputs = &source()["Outputs"];
+    for output in [
+        "AuthorizerFunctionArn",
+        "RestApiId",
+        "RootResourceId",
+        "FreeUsagePlanId",
+        "StarterUsagePlanId",
+        "InternalUsagePlanId",
+    ] {
+        let name = &outputs[output]["Export"]["Name"]["Fn::Sub"];
+        assert_eq!(name, &json!(format!("${{AWS::StackName}}-{output}")), "{output} is exported");
     }
 }
 

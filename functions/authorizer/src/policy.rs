@@ -59,10 +59,12 @@ pub struct AllowContext<'a> {
     tenant_id: &'a str,
     permissions: String,
     tier: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    key_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    datasource_id: Option<&'a str>,
+    /// Empty for a session. Always present, like `datasource_id`: the deployed gateway maps each
+    /// to a backend header, and a mapping from a missing field would leave a client's own
+    /// header of that name in place.
+    key_id: &'a str,
+    /// Empty for a key that is not scoped to a datasource.
+    datasource_id: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     expires_at: Option<String>,
 }
@@ -90,8 +92,8 @@ impl<'a> AllowContext<'a> {
                 tenant_id: record.tenant_id.as_str(),
                 permissions: record.permissions.to_csv(),
                 tier: record.tier.as_str(),
-                key_id: Some(record.id.as_str()),
-                datasource_id: record.datasource_id.as_ref().map(|d| d.as_str()),
+                key_id: record.id.as_str(),
+                datasource_id: record.datasource_id.as_ref().map_or("", |d| d.as_str()),
                 expires_at: record.expires_at.map(latchkey::error::format_time),
             },
             Principal::Session(session) => AllowContext {
@@ -100,8 +102,8 @@ impl<'a> AllowContext<'a> {
                 tenant_id: session.tenant_id.as_str(),
                 permissions: latchkey::Permission::Admin.as_str().to_owned(),
                 tier: "internal",
-                key_id: None,
-                datasource_id: None,
+                key_id: "",
+                datasource_id: "",
                 expires_at: None,
             },
         }
@@ -115,8 +117,8 @@ impl<'a> AllowContext<'a> {
             "tenant_id" => Some(self.tenant_id),
             "permissions" => Some(&self.permissions),
             "tier" => Some(self.tier),
-            "key_id" => self.key_id,
-            "datasource_id" => self.datasource_id,
+            "key_id" => Some(self.key_id),
+            "datasource_id" => Some(self.datasource_id),
             "expires_at" => self.expires_at.as_deref(),
             _ => None,
         }

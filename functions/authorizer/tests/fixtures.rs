@@ -19,9 +19,8 @@ fn expected_allow(record: &KeyRecord) -> Value {
         "auth_type": "api_key", "principal": id, "tenant_id": "acme", "key_id": id,
         "permissions": record.permissions.to_csv(), "tier": record.tier.as_str(),
     });
-    if let Some(datasource) = &record.datasource_id {
-        context["datasource_id"] = json!(datasource.as_str());
-    }
+    // Always there, empty when the key is not scoped (the deployed gateway maps it to a header).
+    context["datasource_id"] = json!(record.datasource_id.as_ref().map_or("", |d| d.as_str()));
     if let Some(expires_at) = record.expires_at {
         context["expires_at"] = json!(latchkey::error::format_time(expires_at));
     }
@@ -127,7 +126,10 @@ async fn jwt_sessions() {
         json!({
             "principalId": "user-42",
             "policyDocument": policy("Allow"),
-            "context": {"auth_type": "jwt", "principal": "user-42", "tenant_id": "acme", "permissions": "admin", "tier": "internal"},
+            "context": {
+                "auth_type": "jwt", "principal": "user-42", "tenant_id": "acme", "permissions": "admin",
+                "tier": "internal", "key_id": "", "datasource_id": "",
+            },
             "usageIdentifierKey": SESSION_USAGE_KEY,
         })
     );

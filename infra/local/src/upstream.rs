@@ -89,7 +89,9 @@ impl Upstream {
             headers.remove(name);
         }
         for (header, field) in CALLER_HEADERS {
-            if let Some(value) = caller(field).and_then(|value| HeaderValue::from_str(value).ok()) {
+            // An empty field (no datasource, a session's key id) is no header at all.
+            let value = caller(field).filter(|value| !value.is_empty());
+            if let Some(value) = value.and_then(|value| HeaderValue::from_str(value).ok()) {
                 headers.insert(*header, value);
             }
         }

@@ -54,7 +54,12 @@ impl Caller {
             actor,
             tenant: required("tenant_id")?.parse().map_err(|_| unreadable("tenant_id"))?,
             permissions: Permissions::from_csv(required("permissions")?).map_err(|_| unreadable("permissions"))?,
-            datasource: field("datasource_id").map(str::parse).transpose().map_err(|_| unreadable("datasource_id"))?,
+            // Empty when the key is not scoped (the field is always there: see the authorizer).
+            datasource: field("datasource_id")
+                .filter(|id| !id.is_empty())
+                .map(str::parse)
+                .transpose()
+                .map_err(|_| unreadable("datasource_id"))?,
             request_id,
         })
     }
