@@ -1,0 +1,64 @@
+//! examples/catalog/README.md's local walk-through, run as written: the example backend on a
+//! loopback port, the local API as its gateway (at the defaults users get), and the README's
+//! commands against them. If the example's README and the gateway drift apart, this fails.
+
+mod common;
+
+use common::Running;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_walkthrough_runs() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/catalog/README.md")).unwrap();
+    let start = readme.find("<!-- example:start").expect("the example's README has the walk-through");
+    let block = &readme[start..readme.find("<!-- example:end -->").unwrap()];
+    let script = block.split("```sh\n").nth(1).and_then(|rest| rest.split("```").next()).unwrap().to_owned();
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let backend = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, latchkey_example_catalog::app()).await.unwrap() });
+    let dir = tempfile::tempdir().unwrap();
+    let api = Running::start_configured(
+        dir.path(),
+        None,
+        &[("LATCHKEY_UPSTREAM", backend.as_str()), ("LATCHKEY_CACHE_TTL_SECONDS", "")],
+    )
+    .await;
+    let (base, admin) = (api.base.clone(), api.admin_key.clone().unwrap());
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("bash")
+            .args(["-euo", "pipefail", "-c", &script])
+            .env("API", base)
+            .env("ADMIN", admin)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "the walk-through failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 8, "{stdout}");
+    let json = |line: &str| serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    let listed = json(lines[0]);
+    assert_eq!(listed["sources"].as_array().unwrap().len(), 3, "{stdout}");
+    assert_eq!(
+        (listed["caller"]["tenant_id"].as_str(), listed["caller"]["tier"].as_str()),
+        (Some("default"), Some("free"))
+    );
+    assert_eq!(json(lines[1])["id"], "who-atc");
+    assert_eq!(json(lines[2])["id"], "ema-epar");
+    for (line, code) in [(3, "MISSING_API_KEY"), (4, "INVALID_API_KEY_FORMAT"), (5, "INVALID_API_KEY")] {
+        let refused = json(lines[line]);
+        assert_eq!(
+            (refused["error"]["code"].as_str(), refused["message"].as_str()),
+            (Some(code), Some("Unauthorized"))
+        );
+    }
+    assert_eq!(json(lines[6])["error"]["code"], "INSUFFICIENT_PERMISSIONS");
+    let statuses: Vec<&str> = lines[7].split_whitespace().collect();
+    assert_eq!(statuses.len(), 8);
+    assert!(statuses.iter().all(|s| *s == "200" || *s == "429"), "{statuses:?}");
+    assert!(statuses.iter().filter(|s| **s == "429").count() >= 4, "the free tier throttles: {statuses:?}");
+    api.stop().await;
+}
