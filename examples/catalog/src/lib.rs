@@ -21,22 +21,22 @@ struct Caller {
 }
 
 impl Caller {
-    fn from_headers(headers: &HeaderMap) -> Result<Self, Response> {
+    fn from_headers(headers: &HeaderMap) -> Result<Self, Refusal> {
         let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
         let tenant_id = header("x-latchkey-tenant-id");
         if tenant_id.is_empty() {
             // Not through the gateway: nobody vouches for this caller.
-            return Err(error(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", "Call this API through Latchkey"));
+            return Err(Refusal(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", "Call this API through Latchkey".into()));
         }
         let permissions = header("x-latchkey-permissions").split(',').map(str::to_owned).collect();
         Ok(Self { tenant_id, key_id: header("x-latchkey-key-id"), tier: header("x-latchkey-tier"), permissions })
     }
 
-    fn require(&self, permission: &str) -> Result<(), Response> {
+    fn require(&self, permission: &str) -> Result<(), Refusal> {
         if self.permissions.iter().any(|p| p == permission) {
             Ok(())
         } else {
-            Err(error(StatusCode::FORBIDDEN, "INSUFFICIENT_PERMISSIONS", &format!("This needs `{permission}`")))
+            Err(Refusal(StatusCode::FORBIDDEN, "INSUFFICIENT_PERMISSIONS", format!("This needs `{permission}`")))
         }
     }
 
@@ -45,8 +45,14 @@ impl Caller {
     }
 }
 
-fn error(status: StatusCode, code: &str, message: &str) -> Response {
-    (status, Json(json!({"success": false, "error": {"code": code, "message": message}}))).into_response()
+/// An answer in Latchkey's envelope, so clients see one error shape from the whole API.
+struct Refusal(StatusCode, &'static str, String);
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let Refusal(status, code, message) = self;
+        (status, Json(json!({"success": false, "error": {"code": code, "message": message}}))).into_response()
+    }
 }
 
 fn sources() -> Value {
@@ -60,25 +66,25 @@ fn sources() -> Value {
 async fn list(headers: HeaderMap) -> Response {
     let caller = match Caller::from_headers(&headers).and_then(|c| c.require("read").map(|()| c)) {
         Ok(caller) => caller,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(),
     };
     Json(json!({"sources": sources(), "caller": caller.view()})).into_response()
 }
 
 async fn one(headers: HeaderMap, Path(id): Path<String>) -> Response {
     if let Err(refused) = Caller::from_headers(&headers).and_then(|c| c.require("read")) {
-        return refused;
+        return refused.into_response();
     }
     match sources().as_array().unwrap().iter().find(|s| s["id"] == id.as_str()) {
         Some(source) => Json(source.clone()).into_response(),
-        None => error(StatusCode::NOT_FOUND, "NOT_FOUND", "No such source"),
+        None => Refusal(StatusCode::NOT_FOUND, "NOT_FOUND", "No such source".into()).into_response(),
     }
 }
 
 async fn create(headers: HeaderMap, Json(body): Json<Value>) -> Response {
     let caller = match Caller::from_headers(&headers).and_then(|c| c.require("write").map(|()| c)) {
         Ok(caller) => caller,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(),
     };
     (StatusCode::CREATED, Json(json!({"source": body, "created_by": caller.view()}))).into_response()
 }
