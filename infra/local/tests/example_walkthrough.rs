@@ -4,39 +4,18 @@
 
 mod common;
 
-use common::Running;
+use common::{Running, run_walkthrough, sh_block};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_example_walkthrough_runs() {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/catalog/README.md")).unwrap();
-    let start = readme.find("<!-- example:start").expect("the example's README has the walk-through");
-    let block = &readme[start..readme.find("<!-- example:end -->").unwrap()];
-    let script = block.split("```sh\n").nth(1).and_then(|rest| rest.split("```").next()).unwrap().to_owned();
-
+    let script = sh_block("examples/catalog/README.md", "<!-- example:start", "<!-- example:end -->");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let backend = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, latchkey_example_catalog::app()).await.unwrap() });
     let dir = tempfile::tempdir().unwrap();
-    let api = Running::start_configured(
-        dir.path(),
-        None,
-        &[("LATCHKEY_UPSTREAM", backend.as_str()), ("LATCHKEY_CACHE_TTL_SECONDS", "")],
-    )
-    .await;
-    let (base, admin) = (api.base.clone(), api.admin_key.clone().unwrap());
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("bash")
-            .args(["-euo", "pipefail", "-c", &script])
-            .env("API", base)
-            .env("ADMIN", admin)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    assert!(output.status.success(), "the walk-through failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    let upstream = [("LATCHKEY_UPSTREAM", backend.as_str()), ("LATCHKEY_CACHE_TTL_SECONDS", "")];
+    let api = Running::start_configured(dir.path(), None, &upstream).await;
+    let stdout = run_walkthrough(&api, script).await;
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 8, "{stdout}");
     let json = |line: &str| serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| panic!("{e}: {line}"));

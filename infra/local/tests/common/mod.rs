@@ -104,3 +104,31 @@ impl Running {
         (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() })
     }
 }
+
+/// The first ```sh block between `start` and `end` in the markdown file at `path` (relative to
+/// the workspace root): a walk-through a test runs as written.
+pub fn sh_block(path: &str, start: &str, end: &str) -> String {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(path)).unwrap();
+    let from = text.find(start).unwrap_or_else(|| panic!("{path} has no {start}"));
+    let block = &text[from..from + text[from..].find(end).unwrap_or_else(|| panic!("{path} has no {end}"))];
+    block.split("```sh\n").nth(1).and_then(|rest| rest.split("```").next()).unwrap().to_owned()
+}
+
+/// Runs `script` with bash (`-euo pipefail`), `API` and `ADMIN` set to this instance's; returns
+/// its standard output, failing with both outputs if the script fails.
+pub async fn run_walkthrough(api: &Running, script: String) -> String {
+    let (base, admin) = (api.base.clone(), api.admin_key.clone().expect("a first admin key"));
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("bash")
+            .args(["-euo", "pipefail", "-c", &script])
+            .env("API", base)
+            .env("ADMIN", admin)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "the walk-through failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    stdout.into_owned()
+}
