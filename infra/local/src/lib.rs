@@ -1,9 +1,10 @@
 //! The local API: every route of the HTTP contract on one local port, on the embedded store, with
 //! no Docker, no AWS account and no network. A request goes the way it goes behind API Gateway:
-//! the authorizer decides on a REQUEST event built from it (a Deny answers with the status and
-//! body the deployed `ACCESS_DENIED` gateway response renders), the tier's rate limit applies
-//! (where the deployed stack has its usage plans), then the same handlers as the Lambda functions
-//! answer.
+//! the authorizer's decision on its headers, called directly (a Deny answers with the status and
+//! body the deployed `ACCESS_DENIED` gateway response renders), the tier's rate limit (where the
+//! deployed stack has its usage plans), then the same handlers as the Lambda functions, reading
+//! the caller from the same context; or, for a path that is not Latchkey's and with an upstream
+//! configured, the team's backend ([`upstream`]).
 
 mod rate_limit;
 pub mod upstream;
