@@ -55,6 +55,19 @@ pub fn resources_of<'t>(template: &'t Value, kind: &str) -> Vec<(&'t str, &'t Va
         .collect()
 }
 
+/// `value` as text, a `Ref` to a parameter resolved to its value in `parameters` or else its
+/// default (what `sam deploy` uses unless told otherwise).
+pub fn parameter_value(template: &Value, parameters: &[(&str, &str)], value: &Value) -> String {
+    let text = |value: &Value| value.as_str().map_or_else(|| value.to_string(), str::to_owned);
+    match value.get("Ref").and_then(Value::as_str) {
+        Some(name) => parameters
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or_else(|| text(&template["Parameters"][name]["Default"]), |(_, v)| (*v).to_owned()),
+        None => text(value),
+    }
+}
+
 /// YAML with CloudFormation's short tags → the JSON form CloudFormation defines for them.
 fn long_form(value: yaml_serde::Value) -> Value {
     use yaml_serde::Value as Yaml;

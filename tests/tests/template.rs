@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::Command;
 
 use latchkey::manage::{ROUTES, Role};
-use latchkey_tests::template::{resources_of, root, source, transformed};
+use latchkey_tests::template::{parameter_value, resources_of, root, source, transformed};
 use serde_json::{Value, json};
 
 /// The binaries of the crates under `functions/`, as cargo reads their manifests.
@@ -248,23 +248,13 @@ const FORWARDED: [&str; 2] = ["/", "/{proxy+}"];
 
 /// The template's conditions evaluated for these parameter values (the rest at their defaults).
 fn conditions(template: &Value, parameters: &[(&str, &str)]) -> BTreeMap<String, bool> {
-    fn value_of(template: &Value, parameters: &[(&str, &str)], value: &Value) -> String {
-        match value.get("Ref").and_then(Value::as_str) {
-            Some(name) => parameters.iter().find(|(n, _)| *n == name).map_or_else(
-                || {
-                    let default = &template["Parameters"][name]["Default"];
-                    default.as_str().map_or_else(|| default.to_string(), str::to_owned)
-                },
-                |(_, v)| (*v).to_owned(),
-            ),
-            None => value.as_str().map_or_else(|| value.to_string(), str::to_owned),
-        }
-    }
     fn holds(template: &Value, parameters: &[(&str, &str)], condition: &Value) -> bool {
         let (function, args) = condition.as_object().unwrap().iter().next().unwrap();
         let args = args.as_array().map(Vec::as_slice).unwrap_or_default();
         match function.as_str() {
-            "Fn::Equals" => value_of(template, parameters, &args[0]) == value_of(template, parameters, &args[1]),
+            "Fn::Equals" => {
+                parameter_value(template, parameters, &args[0]) == parameter_value(template, parameters, &args[1])
+            }
             "Fn::Not" => !holds(template, parameters, &args[0]),
             "Fn::Or" => args.iter().any(|a| holds(template, parameters, a)),
             "Fn::And" => args.iter().all(|a| holds(template, parameters, a)),

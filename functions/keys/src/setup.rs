@@ -42,11 +42,10 @@ impl KeysSettings {
                 let reason = "set LATCHKEY_USAGE_PLANS or LATCHKEY_USAGE_PLAN_NAMES, not both".to_owned();
                 return Err(ConfigError::Invalid { var: "LATCHKEY_USAGE_PLAN_NAMES", reason });
             }
-            (None, Some(_)) => UsagePlans::Named(env.parse_or(
-                "LATCHKEY_USAGE_PLAN_NAMES",
-                PlanNames::parse("{tier}").expect("a pattern"),
-                PlanNames::parse,
-            )?),
+            (None, Some(pattern)) => UsagePlans::Named(
+                PlanNames::parse(&pattern)
+                    .map_err(|reason| ConfigError::Invalid { var: "LATCHKEY_USAGE_PLAN_NAMES", reason })?,
+            ),
             _ => {
                 let ids = env.parse_or("LATCHKEY_USAGE_PLANS", HashMap::new(), ApiGatewayKeys::parse_usage_plans)?;
                 // A tier without a plan would issue keys that API Gateway refuses or never throttles.

@@ -15,17 +15,9 @@ use latchkey::pepper::{PepperProvider, SecretsManagerPepper};
 use latchkey::store::dynamo::DynamoKeyStore;
 use latchkey::store::schema::{create_keys_table, create_records_table};
 use latchkey::{KeyId, Tiers};
-use latchkey_tests::template::{create_table_as_declared, resources_of, table_shape, transformed};
+use latchkey_tests::template::{create_table_as_declared, parameter_value, resources_of, table_shape, transformed};
 use latchkey_tests::{sdk_config, unique_name};
-use serde_json::{Value, json};
-
-/// A `Ref` to a parameter, at its default (what `sam deploy` uses unless told otherwise).
-fn parameter(template: &Value, value: &Value) -> Value {
-    match value.get("Ref").and_then(Value::as_str) {
-        Some(name) => template["Parameters"][name]["Default"].clone(),
-        None => value.clone(),
-    }
-}
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_declared_resources_are_the_ones_the_code_uses() {
@@ -68,10 +60,9 @@ async fn the_declared_resources_are_the_ones_the_code_uses() {
     for (_, plan) in resources_of(&template, "AWS::ApiGateway::UsagePlan") {
         let properties = &plan["Properties"];
         let name = properties["UsagePlanName"]["Fn::Sub"].as_str().unwrap().replace("${AWS::StackName}", &stack_name);
-        let rate = parameter(&template, &properties["Throttle"]["RateLimit"]).as_f64().unwrap();
-        let burst = parameter(&template, &properties["Throttle"]["BurstLimit"]).as_i64().unwrap();
-        let throttle =
-            aws_sdk_apigateway::types::ThrottleSettings::builder().rate_limit(rate).burst_limit(burst as i32);
+        let rate: f64 = parameter_value(&template, &[], &properties["Throttle"]["RateLimit"]).parse().unwrap();
+        let burst: i32 = parameter_value(&template, &[], &properties["Throttle"]["BurstLimit"]).parse().unwrap();
+        let throttle = aws_sdk_apigateway::types::ThrottleSettings::builder().rate_limit(rate).burst_limit(burst);
         let id =
             apigateway.create_usage_plan().name(&name).throttle(throttle.build()).send().await.unwrap().id.unwrap();
         declared.insert(name, (id, rate));

@@ -240,11 +240,11 @@ where
         // count, as a malformed or conflicting credential, not vanish.
         let pairs: Vec<(&str, std::borrow::Cow<'_, str>)> =
             headers.iter().map(|(name, value)| (name.as_str(), String::from_utf8_lossy(value.as_bytes()))).collect();
-        match self.authorizer.authenticate(pairs.iter().map(|(name, value)| (*name, value.as_ref()))).await {
-            Ok(principal) => Ok(principal),
-            Err(ApiError::ServiceUnavailable) => Err(Reply::error(&ApiError::ServiceUnavailable)),
-            Err(denial) => Err(Reply { status: denial.status(), headers: Vec::new(), body: Some(denial.to_json()) }),
-        }
+        // A denial (the 401 family) and a dependency fault (503) render as any error does.
+        self.authorizer
+            .authenticate(pairs.iter().map(|(name, value)| (*name, value.as_ref())))
+            .await
+            .map_err(|error| Reply::error(&error))
     }
 
     /// The tier's throttle, where the deployed stack has the usage plan's.
@@ -268,8 +268,7 @@ where
         let caller = Caller::from_authorizer_context(|name| context.field(name), Some(request_id));
         let query: HashMap<String, String> =
             uri.query().map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
-        let trimmed = path.strip_suffix('/').unwrap_or(path);
-        if trimmed == "/ingest" {
+        if is_ingest(path) {
             // Kept even when unreadable, so that validation refuses it (as the function does).
             let key = headers.get("idempotency-key").map(|v| String::from_utf8_lossy(v.as_bytes()));
             return self.ingest.handle(method.as_str(), path, caller, key.as_deref(), body).await;
@@ -306,8 +305,12 @@ where
 /// Whether `path` is one of Latchkey's own routes (whatever the method), which the gateway never
 /// forwards: the management routes and `/ingest`.
 pub fn serves(path: &str) -> bool {
-    let trimmed = path.strip_suffix('/').unwrap_or(path);
-    trimmed == "/ingest" || !matches!(Route::parse("GET", path), Err(ApiError::NotFound))
+    is_ingest(path) || !matches!(Route::parse("GET", path), Err(ApiError::NotFound))
+}
+
+/// `/ingest`, with or without a trailing slash (as the management routes tolerate one).
+fn is_ingest(path: &str) -> bool {
+    path.strip_suffix('/').unwrap_or(path) == "/ingest"
 }
 
 /// The HTTP side: every path and method to [`LocalApi::answer`].
