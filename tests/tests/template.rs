@@ -322,7 +322,7 @@ fn an_http_backend_gets_every_other_path_behind_the_authorizer_with_the_callers_
     let (_, operations) = forwarding(&[("UpstreamUrl", "https://backend.example.com/api")]);
     assert_eq!(operations.keys().map(String::as_str).collect::<Vec<_>>(), ["/", "/{proxy+}"]);
     for (path, operation) in &operations {
-        assert_eq!(operation["security"], json!([{"LatchkeyAuthorizer": []}, {"api_key": []}]), "{path}");
+        assert_eq!(operation["security"], json!([{"LatchkeyBackendAuthorizer": []}, {"api_key": []}]), "{path}");
         let integration = &operation["x-amazon-apigateway-integration"];
         assert_eq!((&integration["type"], &integration["httpMethod"]), (&json!("http_proxy"), &json!("ANY")));
         assert_eq!(integration["timeoutInMillis"], 29_000, "API Gateway's limit");
@@ -357,7 +357,7 @@ fn a_lambda_backend_gets_the_context_and_the_stack_may_invoke_it() {
     let (template, operations) = forwarding(&[("UpstreamFunctionArn", arn)]);
     assert_eq!(operations.len(), 2);
     for (path, operation) in &operations {
-        assert_eq!(operation["security"], json!([{"LatchkeyAuthorizer": []}, {"api_key": []}]), "{path}");
+        assert_eq!(operation["security"], json!([{"LatchkeyBackendAuthorizer": []}, {"api_key": []}]), "{path}");
         let integration = &operation["x-amazon-apigateway-integration"];
         assert_eq!(integration["type"], "aws_proxy");
         assert!(
@@ -368,6 +368,79 @@ fn a_lambda_backend_gets_the_context_and_the_stack_may_invoke_it() {
     assert_eq!(permission["FunctionName"], json!({"Ref": "UpstreamFunctionArn"}));
     assert_eq!(permission["Principal"], "apigateway.amazonaws.com");
     assert!(permission["SourceArn"]["Fn::Sub"].as_str().unwrap().ends_with(":${Api}/*"));
+}
+
+/// The backend routes' authorizer and API Gateway's answer to a request without its identity
+/// source, as deployed with `parameters`; the parameters it names resolved.
+fn backend_authorizer(parameters: &[(&str, &str)]) -> (Value, Value) {
+    let (template, operations) = forwarding(parameters);
+    assert!(!operations.is_empty());
+    let body = &template["Resources"]["Api"]["Properties"]["Body"];
+    // Latchkey's own routes keep the uncached authorizer whatever the mode.
+    assert_eq!(body["paths"]["/whoami"]["get"]["security"], json!([{"LatchkeyAuthorizer": []}, {"api_key": []}]));
+    assert_eq!(
+        body["components"]["securitySchemes"]["LatchkeyAuthorizer"]["x-amazon-apigateway-authorizer"]
+            ["authorizerResultTtlInSeconds"],
+        0
+    );
+    let mut scheme = body["components"]["securitySchemes"]["LatchkeyBackendAuthorizer"].clone();
+    let authorizer = &mut scheme["x-amazon-apigateway-authorizer"];
+    if let Some(source) = authorizer.get("identitySource").cloned() {
+        let text = source["Fn::Sub"].as_str().expect("a Sub");
+        let header = parameter_value(&template, parameters, &json!({"Ref": "AuthorizerIdentityHeader"}));
+        authorizer["identitySource"] = json!(text.replace("${AuthorizerIdentityHeader}", &header));
+    }
+    if authorizer["authorizerResultTtlInSeconds"].get("Ref").is_some() {
+        let ttl = parameter_value(&template, parameters, &authorizer["authorizerResultTtlInSeconds"]);
+        authorizer["authorizerResultTtlInSeconds"] = json!(ttl.parse::<u64>().unwrap());
+    }
+    let unauthorized = body["x-amazon-apigateway-gateway-responses"]["UNAUTHORIZED"].clone();
+    (scheme, unauthorized)
+}
+
+#[test]
+fn by_default_the_backend_routes_are_authorized_afresh_on_every_request() {
+    let (scheme, unauthorized) = backend_authorizer(&[("UpstreamUrl", "https://backend.example.com/api")]);
+    let authorizer = &scheme["x-amazon-apigateway-authorizer"];
+    assert_eq!(authorizer["type"], "request");
+    assert_eq!(authorizer["authorizerResultTtlInSeconds"], 0);
+    assert!(authorizer.get("identitySource").is_none(), "{authorizer}");
+    assert_eq!(
+        authorizer["authorizerUri"]["Fn::Sub"],
+        "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${AuthorizerFunction.Arn}/invocations"
+    );
+    // Nothing in this mode makes API Gateway answer UNAUTHORIZED itself: fail closed.
+    assert_eq!(unauthorized["statusCode"], "503");
+}
+
+#[test]
+fn the_cheaper_mode_caches_the_backend_routes_by_one_header_and_answers_its_absence_in_the_envelope() {
+    for (backend, header, ttl, sent_as) in [
+        ("UpstreamUrl", "x-api-key", None, "x-api-key"),
+        ("UpstreamFunctionArn", "Authorization", Some("60"), "authorization"),
+    ] {
+        let target = if backend == "UpstreamUrl" {
+            "https://backend.example.com/api"
+        } else {
+            "arn:aws:lambda:eu-west-1:123456789012:function:backend"
+        };
+        let mut parameters = vec![(backend, target), ("AuthorizerIdentityHeader", header)];
+        parameters.extend(ttl.map(|ttl| ("AuthorizerResultTtlSeconds", ttl)));
+        let (scheme, unauthorized) = backend_authorizer(&parameters);
+        let authorizer = &scheme["x-amazon-apigateway-authorizer"];
+        assert_eq!(authorizer["identitySource"], format!("method.request.header.{header}"), "{header}");
+        assert_eq!(authorizer["authorizerResultTtlInSeconds"], ttl.unwrap_or("300").parse::<u64>().unwrap());
+        // The answer API Gateway gives without calling the authorizer: the envelope of a missing key.
+        let missing = latchkey::ApiError::MissingApiKey { header: sent_as };
+        assert_eq!(unauthorized["statusCode"], missing.status().to_string(), "{header}");
+        let body: Value =
+            serde_json::from_str(unauthorized["responseTemplates"]["application/json"].as_str().unwrap()).unwrap();
+        let local: Value = serde_json::from_str(&missing.to_json()).unwrap();
+        assert_eq!(body["error"]["code"], local["error"]["code"]);
+        assert_eq!(body["error"]["details"], local["error"]["details"], "{header}");
+        assert_eq!(body["success"], false);
+        assert!(body["error"]["message"].as_str().unwrap().contains(&format!("in the {header} header")));
+    }
 }
 
 #[test]
