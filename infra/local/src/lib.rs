@@ -7,6 +7,7 @@
 //! configured, the team's backend ([`upstream`]).
 
 mod rate_limit;
+pub mod threads;
 pub mod upstream;
 
 use std::collections::HashMap;
@@ -376,6 +377,12 @@ where
     S: KeyStore + AuditLog + DatasourceStore + 'static,
     R: RecordStore + 'static,
 {
+    use axum::serve::ListenerExt;
+    // Answers go out as written: Nagle's algorithm would hold a small answer back until the
+    // client's delayed ACK (40 ms) whenever a connection has one unacknowledged segment.
+    let listener = listener.tap_io(|connection| {
+        let _ = connection.set_nodelay(true);
+    });
     axum::serve(listener, router(api)).with_graceful_shutdown(shutdown).await
 }
 

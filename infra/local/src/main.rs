@@ -47,16 +47,18 @@ where
     if let Some(key) = admin_key {
         println!("latchkey-local: tenant `{DEFAULT_TENANT}` admin key (shown once; keep it): {key}");
     }
-    let listener = tokio::net::TcpListener::bind(&config.addr).await?;
+    // One event loop per core (see the threads module).
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let listeners = latchkey_local::threads::bind(&config.addr, cores).await?;
     println!(
         "latchkey-local: listening on http://{} ({store}; pepper and data in {})",
-        listener.local_addr()?,
+        listeners[0].local_addr()?,
         config.data_dir.display()
     );
     if let Some(upstream) = &config.upstream {
         println!("latchkey-local: forwarding every other path to {}", upstream.url());
     }
-    latchkey_local::serve(listener, Arc::new(api), shutdown()).await?;
+    latchkey_local::threads::serve(listeners, Arc::new(api), shutdown()).await?;
     println!("latchkey-local: stopped");
     Ok(())
 }
