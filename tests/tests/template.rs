@@ -379,8 +379,7 @@ fn backend_authorizer(parameters: &[(&str, &str)]) -> (Value, Value) {
     // Latchkey's own routes keep the uncached authorizer whatever the mode.
     assert_eq!(body["paths"]["/whoami"]["get"]["security"], json!([{"LatchkeyAuthorizer": []}, {"api_key": []}]));
     assert_eq!(
-        body["components"]["securitySchemes"]["LatchkeyAuthorizer"]["x-amazon-apigateway-authorizer"]
-            ["authorizerResultTtlInSeconds"],
+        body["components"]["securitySchemes"]["LatchkeyAuthorizer"]["x-amazon-apigateway-authorizer"]["authorizerResultTtlInSeconds"],
         0
     );
     let mut scheme = body["components"]["securitySchemes"]["LatchkeyBackendAuthorizer"].clone();

@@ -8,15 +8,17 @@ use std::process::{Command, Stdio};
 async fn the_binary_serves_from_every_core_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let key_file = dir.path().join("admin-key");
-    let mut child = Stopped(Command::new(env!("CARGO_BIN_EXE_latchkey-local"))
-        .env("LATCHKEY_ADDR", "127.0.0.1:0")
-        .env("LATCHKEY_DATA_DIR", dir.path().join("data"))
-        .env("LATCHKEY_ADMIN_KEY_FILE", &key_file)
-        .env_remove("LATCHKEY_UPSTREAM")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap());
+    let mut child = Stopped(
+        Command::new(env!("CARGO_BIN_EXE_latchkey-local"))
+            .env("LATCHKEY_ADDR", "127.0.0.1:0")
+            .env("LATCHKEY_DATA_DIR", dir.path().join("data"))
+            .env("LATCHKEY_ADMIN_KEY_FILE", &key_file)
+            .env_remove("LATCHKEY_UPSTREAM")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let child = &mut child.0;
     let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
     let base = loop {
