@@ -6,6 +6,7 @@
 //! the caller from the same context; or, for a path that is not Latchkey's and with an upstream
 //! configured, the team's backend ([`upstream`]).
 
+mod private_files;
 mod rate_limit;
 pub mod threads;
 pub mod upstream;
@@ -94,6 +95,10 @@ pub enum LocalError {
     Config(#[from] ConfigError),
     #[error("the data directory {dir}: {cause}")]
     DataDir { dir: String, cause: String },
+    #[error("{path}: {cause}")]
+    File { path: String, cause: String },
+    #[error("LATCHKEY_ADMIN_KEY_FILE {path}: {cause}")]
+    AdminKeyFile { path: String, cause: String },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -121,7 +126,9 @@ pub type DynamoApi = LocalApi<DynamoKeyStore, DynamoRecordStore>;
 /// store, makes tenant `default`'s admin key and returns it (to be shown once).
 pub async fn open(config: &LocalConfig, clock: Arc<dyn Clock>) -> Result<(EmbeddedApi, Option<String>), LocalError> {
     create_data_dir(config).await?;
-    let store = Arc::new(EmbeddedKeyStore::open(&config.data_dir.join("latchkey.redb"))?);
+    let file = config.data_dir.join("latchkey.redb");
+    private_files::file(&file).map_err(|cause| LocalError::File { path: file.display().to_string(), cause })?;
+    let store = Arc::new(EmbeddedKeyStore::open(&file)?);
     assemble(config, clock, Arc::clone(&store), store).await
 }
 
@@ -143,9 +150,9 @@ pub async fn open_dynamodb(
 
 async fn create_data_dir(config: &LocalConfig) -> Result<(), LocalError> {
     let dir = &config.data_dir;
-    tokio::fs::create_dir_all(dir)
-        .await
-        .map_err(|cause| LocalError::DataDir { dir: dir.display().to_string(), cause: cause.to_string() })
+    private_files::data_dir(dir).map_err(|cause| LocalError::DataDir { dir: dir.display().to_string(), cause })?;
+    let pepper = dir.join("pepper");
+    private_files::writable(&pepper).map_err(|cause| LocalError::File { path: pepper.display().to_string(), cause })
 }
 
 async fn assemble<S, R>(
@@ -159,8 +166,12 @@ where
     R: RecordStore,
 {
     let dir = &config.data_dir;
-    let data_dir_error =
-        |cause: std::io::Error| LocalError::DataDir { dir: dir.display().to_string(), cause: cause.to_string() };
+    let admin_key_file_error =
+        |file: &std::path::Path, cause| LocalError::AdminKeyFile { path: file.display().to_string(), cause };
+    if let Some(file) = &config.admin_key_file {
+        // Before the key is made: a refusal afterwards would lose it.
+        private_files::writable(file).map_err(|cause| admin_key_file_error(file, cause))?;
+    }
     let pepper = || FilePepper::new(dir.join("pepper"));
     let settings = &config.settings;
     let authorizer = Authorizer::new(Dependencies {
@@ -197,21 +208,13 @@ where
     };
     let admin_key = api.bootstrap_if_empty().await?;
     if let (Some(key), Some(file)) = (&admin_key, &config.admin_key_file) {
-        write_secret_file(file, key).await.map_err(data_dir_error)?;
+        let (path, text) = (file.clone(), key.clone());
+        tokio::task::spawn_blocking(move || private_files::write_secret(&path, &text))
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()))
+            .map_err(|cause| admin_key_file_error(file, cause))?;
     }
     Ok((api, admin_key))
-}
-
-/// Writes `text` to a new file readable by its owner only.
-async fn write_secret_file(path: &std::path::Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let (path, text) = (path.to_owned(), text.to_owned());
-    tokio::task::spawn_blocking(move || {
-        let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
-        file.write_all(text.as_bytes())
-    })
-    .await?
 }
 
 impl<S, R> LocalApi<S, R>
