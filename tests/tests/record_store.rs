@@ -149,6 +149,23 @@ async fn retries_are_duplicates_never_copies(store: impl RecordStore) {
     assert!(records[..30].iter().all(|r| r.received_at == at(0)));
 }
 
+/// Every stored record carries the table's TTL attribute: records outlive nothing by more than
+/// the retention (`LATCHKEY_RECORD_TTL_DAYS`, 90 days by default), not even those a warm
+/// authorizer let in after their datasource's delete.
+#[tokio::test]
+async fn every_record_expires_after_the_retention() {
+    let store = fresh_dynamo().await;
+    let ds = DatasourceId::generate();
+    assert!(put(&store, &ds, &batch(20, 0), None, 0).await.iter().all(|o| *o == PutOutcome::Stored));
+    let items = store.client().scan().table_name(store.table()).send().await.unwrap().items.unwrap_or_default();
+    assert_eq!(items.len(), 20);
+    let expected = (at(0) + TimeDelta::days(90)).timestamp().to_string();
+    for item in &items {
+        let ttl = item.get(latchkey::store::schema::TTL_ATTRIBUTE).and_then(|ttl| ttl.as_n().ok());
+        assert_eq!(ttl, Some(&expected), "{:?}", item.get("id"));
+    }
+}
+
 #[tokio::test]
 async fn an_unreachable_table_fails_each_record_without_panicking() {
     let store = DynamoRecordStore::new(

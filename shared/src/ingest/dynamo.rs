@@ -13,14 +13,16 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, ReturnValuesOnConditionCheckFailure, WriteRequest};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use rand::TryRngCore;
 use serde_json::value::RawValue;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::page::RecordPage;
-use super::{NewRecord, PutOutcome, RecordStore, RecordsDeleted, SHARDS, Sequence, StoredRecord};
+use super::{
+    DEFAULT_RECORD_TTL_DAYS, NewRecord, PutOutcome, RecordStore, RecordsDeleted, SHARDS, Sequence, StoredRecord,
+};
 use crate::DatasourceId;
 use crate::store::schema::{self, RECORDS_SEQUENCE_INDEX, RECORDS_SEQUENCE_KEY, record_sk, records_pk};
 use crate::store::{Cursor, Page, StoreError};
@@ -34,11 +36,21 @@ type Item = HashMap<String, AttributeValue>;
 pub struct DynamoRecordStore {
     client: Client,
     table: Arc<str>,
+    /// Written as each record's `ttl`, from its receive time.
+    retention: TimeDelta,
 }
 
 impl DynamoRecordStore {
+    /// Records kept [`DEFAULT_RECORD_TTL_DAYS`].
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into().into() }
+        let retention = TimeDelta::days(DEFAULT_RECORD_TTL_DAYS as i64);
+        Self { client, table: table.into().into(), retention }
+    }
+
+    /// `LATCHKEY_RECORD_TTL_DAYS`.
+    pub fn with_retention(mut self, retention: TimeDelta) -> Self {
+        self.retention = retention;
+        self
     }
 
     pub fn client(&self) -> &Client {
@@ -60,9 +72,11 @@ impl DynamoRecordStore {
     }
 }
 
-fn item(datasource: &DatasourceId, record: &NewRecord) -> Item {
+fn item(datasource: &DatasourceId, record: &NewRecord, retention: TimeDelta) -> Item {
     let sequence = &record.sequence;
+    let ttl = (sequence.received_at() + retention).timestamp();
     HashMap::from([
+        (schema::TTL_ATTRIBUTE.to_owned(), AttributeValue::N(ttl.to_string())),
         (schema::PARTITION_KEY.to_owned(), AttributeValue::S(records_pk(datasource, record.identity.shard()))),
         (schema::RECORDS_SORT_KEY.to_owned(), AttributeValue::S(record_sk(&record.identity.digest))),
         (RECORDS_SEQUENCE_KEY.to_owned(), AttributeValue::S(sequence.to_string())),
@@ -118,8 +132,12 @@ impl RecordStore for DynamoRecordStore {
         let permits = Arc::new(Semaphore::new(WRITES_IN_FLIGHT));
         let mut writes = JoinSet::new();
         for (index, record) in records.iter().enumerate() {
-            let (client, table, item, permits) =
-                (self.client.clone(), Arc::clone(&self.table), item(datasource, record), Arc::clone(&permits));
+            let (client, table, item, permits) = (
+                self.client.clone(),
+                Arc::clone(&self.table),
+                item(datasource, record, self.retention),
+                Arc::clone(&permits),
+            );
             writes.spawn(async move {
                 let _permit = permits.acquire_owned().await.expect("the semaphore is never closed");
                 (index, put_one(client, table, item).await)

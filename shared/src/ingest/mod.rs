@@ -40,6 +40,11 @@ pub const MAX_RECORD_BYTES: usize = 350_000;
 pub const MAX_RECORD_DEPTH: usize = 32;
 /// A client's record `id` and an `Idempotency-Key`: printable ASCII, this long at most.
 pub const MAX_ID_CHARS: usize = 128;
+/// How long a record is kept (`LATCHKEY_RECORD_TTL_DAYS`) before DynamoDB's TTL may delete it.
+/// It bounds every record's life, including those a warm authorizer let in during its cache TTL
+/// after their datasource's delete had already removed the others: nothing can list those, and
+/// they expire with the rest.
+pub const DEFAULT_RECORD_TTL_DAYS: u64 = 90;
 /// Most bytes of records one page of `GET /datasources/{id}/records` carries (their JSON as the
 /// page shows them), besides at most `limit` of them: a page of 100 records of up to
 /// [`MAX_RECORD_BYTES`] would pass Lambda's 6 MB response limit. The proxy response carries the
