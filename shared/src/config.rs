@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use chrono::TimeDelta;
 
+use crate::ingest::DEFAULT_RECORD_TTL_DAYS;
 use crate::{KeyProfile, TierName, Tiers};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -98,6 +99,9 @@ pub struct Settings {
     pub pepper_refresh: Duration,
     /// `LATCHKEY_RECORD_RETENTION_DAYS` (default 30): how long dead keys are kept.
     pub record_retention: TimeDelta,
+    /// `LATCHKEY_RECORD_TTL_DAYS` (default 90, 1 to 3650): how long an ingested record is kept
+    /// before DynamoDB's TTL may delete it.
+    pub record_ttl: TimeDelta,
     /// `LATCHKEY_TIERS` (JSON list) and `LATCHKEY_DEFAULT_TIER` (default `free`).
     pub tiers: Tiers,
     /// `LATCHKEY_AWS_CONNECT_TIMEOUT_MS`, `LATCHKEY_AWS_ATTEMPT_TIMEOUT_MS`,
@@ -132,6 +136,9 @@ impl Settings {
             cache_ttl: Duration::from_secs(env.number_or("LATCHKEY_CACHE_TTL_SECONDS", 5, 0..=300)?),
             pepper_refresh: Duration::from_secs(env.number_or("LATCHKEY_PEPPER_REFRESH_SECONDS", 300, 1..=86_400)?),
             record_retention: TimeDelta::days(env.number_or("LATCHKEY_RECORD_RETENTION_DAYS", 30, 0..=3650)? as i64),
+            record_ttl: TimeDelta::days(
+                env.number_or("LATCHKEY_RECORD_TTL_DAYS", DEFAULT_RECORD_TTL_DAYS, 1..=3650)? as i64
+            ),
             tiers,
             aws_timeouts,
         })
@@ -175,6 +182,9 @@ mod tests {
         assert_eq!(settings.cache_ttl, Duration::from_secs(5));
         assert_eq!(settings.tiers.default_tier().as_str(), "free");
         assert_eq!(settings.aws_timeouts, AwsTimeouts::default());
+        assert_eq!(settings.record_ttl, TimeDelta::days(90));
+        let kept = Settings::from_env(&env(&[("LATCHKEY_RECORD_TTL_DAYS", "7")])).unwrap();
+        assert_eq!(kept.record_ttl, TimeDelta::days(7));
     }
 
     #[test]
@@ -187,6 +197,8 @@ mod tests {
             ("LATCHKEY_DEFAULT_TIER", "gold", "LATCHKEY_DEFAULT_TIER"),
             ("LATCHKEY_AWS_MAX_ATTEMPTS", "0", "LATCHKEY_AWS_MAX_ATTEMPTS"),
             ("LATCHKEY_AWS_ATTEMPT_TIMEOUT_MS", "-1", "LATCHKEY_AWS_ATTEMPT_TIMEOUT_MS"),
+            ("LATCHKEY_RECORD_TTL_DAYS", "0", "LATCHKEY_RECORD_TTL_DAYS"),
+            ("LATCHKEY_RECORD_TTL_DAYS", "a month", "LATCHKEY_RECORD_TTL_DAYS"),
         ];
         for (var, value, named) in cases {
             let error = Settings::from_env(&env(&[(var, value)])).unwrap_err().to_string();

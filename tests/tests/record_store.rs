@@ -8,7 +8,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use latchkey::DatasourceId;
 use latchkey::ingest::body::prepare;
 use latchkey::ingest::dynamo::DynamoRecordStore;
-use latchkey::ingest::{PutOutcome, RecordStore, StoredRecord};
+use latchkey::ingest::{Identity, MAX_PAGE_BYTES, PutOutcome, RecordStore, StoredRecord};
 use latchkey::store::Cursor;
 use latchkey::store::schema::create_records_table;
 use latchkey_tests::{sdk_config, unique_name};
@@ -51,6 +51,8 @@ async fn all(
     loop {
         let page = store.list(ds, since, limit, cursor.as_ref()).await.unwrap();
         assert!(page.items.len() <= limit as usize);
+        let bytes = serde_json::to_string(&page.items).unwrap().len();
+        assert!(bytes <= MAX_PAGE_BYTES, "a page of {bytes} bytes");
         records.extend(page.items);
         match page.next_cursor {
             Some(next) => cursor = Some(Cursor::decode(&next).unwrap()),
@@ -85,6 +87,44 @@ async fn records_come_back_in_order_and_exactly_once(store: impl RecordStore) {
     assert!(all(&store, &DatasourceId::generate(), 10, None).await.is_empty());
 }
 
+/// Client ids whose records all land in one shard (`Some`), or in any other (`None`).
+fn ids_in_shard(prefix: &str, shard: Option<u8>, count: usize) -> Vec<String> {
+    let hit = |id: &String| {
+        let of = Identity::of(Some(id), None, 0).shard();
+        shard.map_or(of != 0, |shard| of == shard)
+    };
+    (0..).map(|n| format!("{prefix}-{n}")).filter(hit).take(count).collect()
+}
+
+/// A DynamoDB query stops at 1 MB: a shard of large records answers with a few while the others
+/// answer with a page each. Whoever sends records chooses their shard through their `id`.
+async fn large_and_small_records_across_shards_come_back_exactly_once(store: impl RecordStore) {
+    let ds = DatasourceId::generate();
+    let (big, small) = (ids_in_shard("big", Some(0), 25), ids_in_shard("small", None, 75));
+    // 190 KB: with the `by_sequence` index projecting everything, DynamoDB counts an item twice
+    // against its 400 KB limit, so this is about the largest record it takes.
+    let pad = "x".repeat(190_000);
+    // Each large record, then three small ones: 100 records, 4.75 MB, in one request.
+    let mut records = Vec::new();
+    let mut small = small.iter();
+    for id in &big {
+        records.push(format!(r#"{{"id": "{id}", "n": {}, "pad": "{pad}"}}"#, records.len()));
+        for _ in 0..3 {
+            records.push(format!(r#"{{"id": "{}", "n": {}}}"#, small.next().unwrap(), records.len()));
+        }
+    }
+    let body = format!(r#"{{"records": [{}]}}"#, records.join(","));
+    let outcomes = put(&store, &ds, &body, None, 0).await;
+    assert!(outcomes.iter().all(|o| *o == PutOutcome::Stored), "{outcomes:?}");
+    for limit in [100, 7] {
+        let records = all(&store, &ds, limit, None).await;
+        assert_eq!(numbers(&records), (0..100).collect::<Vec<u64>>(), "limit {limit}");
+    }
+    // A page stops at its byte bound before its count: 25 large records take more than one.
+    let first = store.list(&ds, None, 100, None).await.unwrap();
+    assert!(first.items.len() < 100 && first.next_cursor.is_some(), "{} records", first.items.len());
+}
+
 async fn retries_are_duplicates_never_copies(store: impl RecordStore) {
     let ds = DatasourceId::generate();
     let first = put(&store, &ds, &batch(30, 0), Some("req-1"), 0).await;
@@ -107,6 +147,23 @@ async fn retries_are_duplicates_never_copies(store: impl RecordStore) {
     assert_eq!(ids.len(), records.len(), "no record twice");
     // The first write's receive time stands.
     assert!(records[..30].iter().all(|r| r.received_at == at(0)));
+}
+
+/// Every stored record carries the table's TTL attribute: records outlive nothing by more than
+/// the retention (`LATCHKEY_RECORD_TTL_DAYS`, 90 days by default), not even those a warm
+/// authorizer let in after their datasource's delete.
+#[tokio::test]
+async fn every_record_expires_after_the_retention() {
+    let store = fresh_dynamo().await;
+    let ds = DatasourceId::generate();
+    assert!(put(&store, &ds, &batch(20, 0), None, 0).await.iter().all(|o| *o == PutOutcome::Stored));
+    let items = store.client().scan().table_name(store.table()).send().await.unwrap().items.unwrap_or_default();
+    assert_eq!(items.len(), 20);
+    let expected = (at(0) + TimeDelta::days(90)).timestamp().to_string();
+    for item in &items {
+        let ttl = item.get(latchkey::store::schema::TTL_ATTRIBUTE).and_then(|ttl| ttl.as_n().ok());
+        assert_eq!(ttl, Some(&expected), "{:?}", item.get("id"));
+    }
 }
 
 #[tokio::test]
@@ -151,6 +208,11 @@ macro_rules! contract {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn records_come_back_in_order_and_exactly_once() {
                 super::records_come_back_in_order_and_exactly_once($make).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn large_and_small_records_across_shards_come_back_exactly_once() {
+                super::large_and_small_records_across_shards_come_back_exactly_once($make).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

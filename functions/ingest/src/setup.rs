@@ -15,13 +15,14 @@ pub enum SetupError {
     Store(latchkey::store::StoreError),
 }
 
-/// `LATCHKEY_RECORDS_TABLE`, and the timeouts of [`Settings`].
+/// `LATCHKEY_RECORDS_TABLE`, and the timeouts and record retention of [`Settings`].
 pub async fn from_env() -> Result<IngestService<DynamoRecordStore>, SetupError> {
     let env = Env::process();
     let settings = Settings::from_env(&env)?;
     let table = env.required("LATCHKEY_RECORDS_TABLE")?;
     let sdk = latchkey::aws::load_sdk_config(&settings.aws_timeouts).await;
-    let records = DynamoRecordStore::new(aws_sdk_dynamodb::Client::new(&sdk), table);
+    let records =
+        DynamoRecordStore::new(aws_sdk_dynamodb::Client::new(&sdk), table).with_retention(settings.record_ttl);
     records.warm_up().await.map_err(SetupError::Store)?;
     Ok(IngestService { records: Arc::new(records), clock: Arc::new(SystemClock) })
 }

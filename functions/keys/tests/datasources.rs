@@ -6,6 +6,7 @@ mod common;
 
 use chrono::TimeDelta;
 use common::Stack;
+use latchkey::datasource::DatasourceStore;
 use serde_json::{Value, json};
 
 async fn ingest(stack: &Stack, key: &str, records: &[Value]) -> common::Answer {
@@ -119,6 +120,48 @@ async fn a_datasource_and_its_ingest_key_live_and_die_together() {
     for key in [&key, &second, &third, &fourth] {
         assert!(!table.contains(&key[3..key.len() - 4]));
     }
+}
+
+/// `POST /keys/{id}/rotate` on an ingest key, again and again: the datasource follows its key
+/// and stays manageable, and its delete stops every key that still works.
+#[tokio::test]
+async fn an_ingest_key_rotated_many_times_leaves_its_datasource_manageable() {
+    let stack = Stack::new().await;
+    let admin = stack.bootstrap("acme").await;
+    let created = stack.call(&admin, "POST", "/datasources", Some(json!({"name": "rotated"}))).await.expect(201);
+    let id = created["id"].as_str().unwrap().to_owned();
+
+    // Twenty rotations, each old key in a grace period: twenty-one working keys.
+    let mut keys = vec![created["key"].as_str().unwrap().to_owned()];
+    let mut key_id = created["key_id"].as_str().unwrap().to_owned();
+    for _ in 0..20 {
+        let body = json!({"grace_period_seconds": 3600});
+        let rotated = stack.call(&admin, "POST", &format!("/keys/{key_id}/rotate"), Some(body)).await.expect(201);
+        key_id = rotated["id"].as_str().unwrap().to_owned();
+        keys.push(rotated["key"].as_str().unwrap().to_owned());
+    }
+    for key in &keys {
+        ingest(&stack, key, &[json!({"t": 1})]).await.expect(202);
+    }
+
+    let got = stack.call(&admin, "GET", &format!("/datasources/{id}"), None).await.expect(200);
+    assert_eq!(got["key_id"], key_id.as_str(), "the datasource follows its rotated key");
+    // Stored so, not only found along the chain.
+    let (tenant, ds) = ("acme".parse().unwrap(), id.parse().unwrap());
+    let stored = stack.store.get_datasource(&tenant, &ds).await.unwrap().unwrap();
+    assert_eq!(stored.key_id.as_str(), key_id);
+    let body = json!({"grace_period_seconds": 3600});
+    let regenerated =
+        stack.call(&admin, "POST", &format!("/datasources/{id}/regenerate-key"), Some(body)).await.expect(201);
+    keys.push(regenerated["key"].as_str().unwrap().to_owned());
+
+    let deleted = stack.call(&admin, "DELETE", &format!("/datasources/{id}"), None).await.expect(200);
+    assert_eq!((deleted["deleted"].as_bool(), deleted["records_deleted"].as_u64()), (Some(true), Some(21)));
+    assert_eq!(deleted["keys_revoked"], 22, "every key that still worked");
+    for key in &keys {
+        ingest(&stack, key, &[json!({"t": 9})]).await.expect_error(401, "INVALID_API_KEY");
+    }
+    stack.call(&admin, "GET", &format!("/datasources/{id}"), None).await.expect_error(404, "NOT_FOUND");
 }
 
 #[tokio::test]

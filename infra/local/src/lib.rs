@@ -144,7 +144,7 @@ pub async fn open_dynamodb(
     let sdk = latchkey::aws::load_sdk_config(&config.settings.aws_timeouts).await;
     let client = aws_sdk_dynamodb::Client::new(&sdk);
     let keys = DynamoKeyStore::new(client.clone(), keys_table, config.settings.record_retention);
-    let records = DynamoRecordStore::new(client, records_table);
+    let records = DynamoRecordStore::new(client, records_table).with_retention(config.settings.record_ttl);
     assemble(config, clock, Arc::new(keys), Arc::new(records)).await
 }
 

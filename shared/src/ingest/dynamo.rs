@@ -6,23 +6,26 @@
 //! second copy. Throttling and transient faults are retried by the SDK (exponential backoff with
 //! jitter, `LATCHKEY_AWS_MAX_ATTEMPTS` attempts); a record still not written is `Failed`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, ReturnValuesOnConditionCheckFailure, WriteRequest};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use rand::TryRngCore;
 use serde_json::value::RawValue;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::{NewRecord, PutOutcome, RecordStore, RecordsDeleted, SHARDS, Sequence, StoredRecord};
+use super::page::RecordPage;
+use super::{
+    DEFAULT_RECORD_TTL_DAYS, NewRecord, PutOutcome, RecordStore, RecordsDeleted, SHARDS, Sequence, StoredRecord,
+};
 use crate::DatasourceId;
 use crate::store::schema::{self, RECORDS_SEQUENCE_INDEX, RECORDS_SEQUENCE_KEY, record_sk, records_pk};
-use crate::store::{Cursor, MAX_PAGE_SIZE, Page, StoreError};
+use crate::store::{Cursor, Page, StoreError};
 
 /// Conditional writes of one request in flight at once.
 pub const WRITES_IN_FLIGHT: usize = 32;
@@ -33,11 +36,21 @@ type Item = HashMap<String, AttributeValue>;
 pub struct DynamoRecordStore {
     client: Client,
     table: Arc<str>,
+    /// Written as each record's `ttl`, from its receive time.
+    retention: TimeDelta,
 }
 
 impl DynamoRecordStore {
+    /// Records kept [`DEFAULT_RECORD_TTL_DAYS`].
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into().into() }
+        let retention = TimeDelta::days(DEFAULT_RECORD_TTL_DAYS as i64);
+        Self { client, table: table.into().into(), retention }
+    }
+
+    /// `LATCHKEY_RECORD_TTL_DAYS`.
+    pub fn with_retention(mut self, retention: TimeDelta) -> Self {
+        self.retention = retention;
+        self
     }
 
     pub fn client(&self) -> &Client {
@@ -59,9 +72,11 @@ impl DynamoRecordStore {
     }
 }
 
-fn item(datasource: &DatasourceId, record: &NewRecord) -> Item {
+fn item(datasource: &DatasourceId, record: &NewRecord, retention: TimeDelta) -> Item {
     let sequence = &record.sequence;
+    let ttl = (sequence.received_at() + retention).timestamp();
     HashMap::from([
+        (schema::TTL_ATTRIBUTE.to_owned(), AttributeValue::N(ttl.to_string())),
         (schema::PARTITION_KEY.to_owned(), AttributeValue::S(records_pk(datasource, record.identity.shard()))),
         (schema::RECORDS_SORT_KEY.to_owned(), AttributeValue::S(record_sk(&record.identity.digest))),
         (RECORDS_SEQUENCE_KEY.to_owned(), AttributeValue::S(sequence.to_string())),
@@ -117,8 +132,12 @@ impl RecordStore for DynamoRecordStore {
         let permits = Arc::new(Semaphore::new(WRITES_IN_FLIGHT));
         let mut writes = JoinSet::new();
         for (index, record) in records.iter().enumerate() {
-            let (client, table, item, permits) =
-                (self.client.clone(), Arc::clone(&self.table), item(datasource, record), Arc::clone(&permits));
+            let (client, table, item, permits) = (
+                self.client.clone(),
+                Arc::clone(&self.table),
+                item(datasource, record, self.retention),
+                Arc::clone(&permits),
+            );
             writes.spawn(async move {
                 let _permit = permits.acquire_owned().await.expect("the semaphore is never closed");
                 (index, put_one(client, table, item).await)
@@ -142,7 +161,6 @@ impl RecordStore for DynamoRecordStore {
         limit: u32,
         after: Option<&Cursor<Sequence>>,
     ) -> Result<Page<StoredRecord>, StoreError> {
-        let limit = limit.clamp(1, MAX_PAGE_SIZE);
         // Strictly after the cursor, or at or after `since`, whichever is later.
         let floor = since.map(Sequence::floor);
         let (condition, from) = match (after.map(Cursor::id), floor) {
@@ -151,40 +169,39 @@ impl RecordStore for DynamoRecordStore {
             (None, Some(floor)) => ("#pk = :pk AND #seq >= :from", Some(floor)),
             (None, None) => ("#pk = :pk", None),
         };
-        // One query per shard, side by side; each returns its first `limit + 1` in order, so the
-        // merged first `limit + 1` are the datasource's.
-        let mut queries = JoinSet::new();
-        for shard in 0..SHARDS {
-            let mut values = HashMap::from([(":pk".to_owned(), AttributeValue::S(records_pk(datasource, shard)))]);
-            let mut names = HashMap::from([("#pk".to_owned(), schema::PARTITION_KEY.to_owned())]);
-            if let Some(from) = &from {
-                values.insert(":from".to_owned(), AttributeValue::S(from.to_string()));
-                names.insert("#seq".to_owned(), RECORDS_SEQUENCE_KEY.to_owned());
+        let mut shards: Vec<ShardReader> =
+            (0..SHARDS).map(|shard| ShardReader::new(records_pk(datasource, shard))).collect();
+        let mut page = RecordPage::new(limit);
+        // A k-way merge by sequence. A query stops at 1 MB, so a shard of large records gives a
+        // few at a time: a shard whose buffer runs dry is read on from its `LastEvaluatedKey`
+        // before the next record is chosen, or its unread records would be skipped.
+        loop {
+            let dry: Vec<usize> = (0..shards.len()).filter(|&i| shards[i].needs_read()).collect();
+            if !dry.is_empty() {
+                let mut queries = JoinSet::new();
+                for i in dry {
+                    let query = self.shard_query(&shards[i], condition, from.as_ref(), page.wanted());
+                    queries.spawn(async move { (i, query.send().await) });
+                }
+                while let Some(joined) = queries.join_next().await {
+                    let (i, output) = joined.map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                    let output = output.map_err(|e| StoreError::Unavailable(DisplayErrorContext(&e).to_string()))?;
+                    shards[i].take(output.items(), output.last_evaluated_key.clone())?;
+                }
+                continue;
             }
-            let query = self
-                .client
-                .query()
-                .table_name(&*self.table)
-                .index_name(RECORDS_SEQUENCE_INDEX)
-                .key_condition_expression(condition)
-                .set_expression_attribute_names(Some(names))
-                .set_expression_attribute_values(Some(values))
-                .consistent_read(true)
-                .limit(limit as i32 + 1);
-            queries.spawn(async move { query.send().await });
-        }
-        let mut records = Vec::new();
-        while let Some(joined) = queries.join_next().await {
-            let output = joined
-                .map_err(|e| StoreError::Unavailable(e.to_string()))?
-                .map_err(|e| StoreError::Unavailable(DisplayErrorContext(&e).to_string()))?;
-            for item in output.items() {
-                records.push(stored_record(item)?);
+            let next = shards
+                .iter()
+                .enumerate()
+                .filter_map(|(i, shard)| shard.buffered.front().map(|record| (i, &record.sequence)))
+                .min_by(|a, b| a.1.cmp(b.1))
+                .map(|(i, _)| i);
+            let Some(i) = next else { return Ok(page.finish(false)) };
+            let record = shards[i].buffered.pop_front().expect("chosen for its first record");
+            if !page.offer(record) {
+                return Ok(page.finish(true));
             }
         }
-        records.sort_by(|a, b| a.sequence.cmp(&b.sequence));
-        records.truncate(limit as usize + 1);
-        Ok(Page::from_lookahead(records, limit as usize, |record| &record.sequence))
     }
 
     async fn delete_records(&self, datasource: &DatasourceId, budget: u32) -> Result<RecordsDeleted, StoreError> {
@@ -219,6 +236,65 @@ impl RecordStore for DynamoRecordStore {
             }
         }
         Ok(RecordsDeleted { deleted, remaining: false })
+    }
+}
+
+/// One shard's place in a merged listing: records read and not yet taken, and where its next
+/// query starts.
+struct ShardReader {
+    pk: String,
+    buffered: VecDeque<StoredRecord>,
+    /// The `LastEvaluatedKey` of its last query: more may follow from there.
+    resume: Option<Item>,
+    /// Queried at least once.
+    started: bool,
+}
+
+impl ShardReader {
+    fn new(pk: String) -> Self {
+        Self { pk, buffered: VecDeque::new(), resume: None, started: false }
+    }
+
+    /// Nothing buffered, and the shard may hold more.
+    fn needs_read(&self) -> bool {
+        self.buffered.is_empty() && (!self.started || self.resume.is_some())
+    }
+
+    fn take(&mut self, items: &[Item], resume: Option<Item>) -> Result<(), StoreError> {
+        for item in items {
+            self.buffered.push_back(stored_record(item)?);
+        }
+        self.started = true;
+        self.resume = resume;
+        Ok(())
+    }
+}
+
+impl DynamoRecordStore {
+    /// The next query of one shard, in sequence order through `by_sequence`.
+    fn shard_query(
+        &self,
+        shard: &ShardReader,
+        condition: &'static str,
+        from: Option<&Sequence>,
+        wanted: usize,
+    ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        let mut values = HashMap::from([(":pk".to_owned(), AttributeValue::S(shard.pk.clone()))]);
+        let mut names = HashMap::from([("#pk".to_owned(), schema::PARTITION_KEY.to_owned())]);
+        if let Some(from) = from {
+            values.insert(":from".to_owned(), AttributeValue::S(from.to_string()));
+            names.insert("#seq".to_owned(), RECORDS_SEQUENCE_KEY.to_owned());
+        }
+        self.client
+            .query()
+            .table_name(&*self.table)
+            .index_name(RECORDS_SEQUENCE_INDEX)
+            .key_condition_expression(condition)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .set_exclusive_start_key(shard.resume.clone())
+            .consistent_read(true)
+            .limit(wanted as i32)
     }
 }
 

@@ -12,6 +12,7 @@
 pub mod body;
 #[cfg(feature = "aws")]
 pub mod dynamo;
+pub(crate) mod page;
 pub mod service;
 
 use std::fmt;
@@ -39,6 +40,17 @@ pub const MAX_RECORD_BYTES: usize = 350_000;
 pub const MAX_RECORD_DEPTH: usize = 32;
 /// A client's record `id` and an `Idempotency-Key`: printable ASCII, this long at most.
 pub const MAX_ID_CHARS: usize = 128;
+/// How long a record is kept (`LATCHKEY_RECORD_TTL_DAYS`) before DynamoDB's TTL may delete it.
+/// It bounds every record's life, including those a warm authorizer let in during its cache TTL
+/// after their datasource's delete had already removed the others: nothing can list those, and
+/// they expire with the rest.
+pub const DEFAULT_RECORD_TTL_DAYS: u64 = 90;
+/// Most bytes of records one page of `GET /datasources/{id}/records` carries (their JSON as the
+/// page shows them), besides at most `limit` of them: a page of 100 records of up to
+/// [`MAX_RECORD_BYTES`] would pass Lambda's 6 MB response limit. The proxy response carries the
+/// body as a JSON string, where every `"` and `\` doubles: 2.5 MB of records stay under 6 MB
+/// whatever they hold. A page always holds its first record (one is at most 350,000 bytes).
+pub const MAX_PAGE_BYTES: usize = 2_500_000;
 /// How many partitions a datasource's records are spread over, by identity: one DynamoDB
 /// partition takes about 1,000 writes a second, and a datasource can be hotter than that.
 /// Changing it needs a migration (the records already written stay where they are).
@@ -178,7 +190,8 @@ pub trait RecordStore: Send + Sync {
     fn put(&self, datasource: &DatasourceId, records: &[NewRecord]) -> impl Future<Output = Vec<PutOutcome>> + Send;
 
     /// Records in sequence order, from `since` (receive time) and after the cursor, at most
-    /// `limit` (1 to [`crate::store::MAX_PAGE_SIZE`]).
+    /// `limit` (1 to [`crate::store::MAX_PAGE_SIZE`]) and at most [`MAX_PAGE_BYTES`] of them.
+    /// Every record is on exactly one page of a listing.
     fn list(
         &self,
         datasource: &DatasourceId,

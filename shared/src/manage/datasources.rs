@@ -2,10 +2,12 @@
 //! scoped to it) are made, regenerated and deleted together. Another tenant's datasource is
 //! `NOT_FOUND`, like a missing one; every mutation is audited.
 
-use chrono::{DateTime, Utc};
+use std::collections::HashSet;
+
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::input::{PageQuery, RotateKeyBody};
+use super::input::{MAX_GRACE_PERIOD_SECONDS, PageQuery, RotateKeyBody};
 use super::view::IssuedKey;
 use super::{Caller, Issuance, KeyService};
 use crate::audit::{AuditAction, AuditLog};
@@ -19,8 +21,6 @@ use crate::{ApiError, DatasourceId, KeyId, KeyRecord, KeySpec, KeyStatus, Permis
 /// Records a `DELETE /datasources/{id}` removes per call; a larger datasource answers `202`
 /// and is deleted by calling again.
 pub const DELETE_BUDGET: u32 = 5_000;
-/// How far a datasource's key pointer may lag behind its `replaced_by` chain.
-const MAX_KEY_HOPS: usize = 16;
 
 /// `POST /datasources`.
 #[derive(Debug, Deserialize)]
@@ -185,32 +185,61 @@ impl<S: KeyStore + AuditLog + DatasourceStore, G: GatewayKeys, R: RecordStore> D
         let current = self.current_key(caller, &datasource).await?;
         let issued = self.keys.rotate(issuance, caller, current.id.as_str(), body).await?;
         let key_id = issued.view.id.clone();
-        // Only a pointer: if this fails, `replaced_by` still leads from the old key to this one.
-        if let Err(error) = self.keys.store.set_datasource_key(&caller.tenant, &datasource.id, &key_id).await {
-            tracing::warn!(datasource = %datasource.id, %error, "datasource key pointer not updated");
-        }
+        self.point_at(caller, &datasource.id, &key_id).await;
         self.keys.audit(caller, AuditAction::DatasourceRegenerateKey, &datasource.id, self.keys.clock.now()).await;
         Ok(RegeneratedKey { datasource_id: datasource.id, key_id, ingest_key: IngestKey::of(issued) })
     }
 
-    /// Revokes the datasource's working keys (one in a grace period too) at once, then deletes
+    /// `POST /keys/{id}/rotate`: an ingest key's rotation moves its datasource's pointer too, so
+    /// that rotating through `/keys` and through `regenerate-key` leave the same state.
+    pub async fn rotate_key<P: PepperProvider>(
+        &self,
+        issuance: &Issuance<P>,
+        caller: &Caller,
+        id: &str,
+        body: RotateKeyBody,
+    ) -> Result<IssuedKey, ApiError> {
+        let issued = self.keys.rotate(issuance, caller, id, body).await?;
+        if let Some(datasource) = &issued.view.datasource_id {
+            self.point_at(caller, datasource, &issued.view.id).await;
+        }
+        Ok(issued)
+    }
+
+    /// Only a pointer: if this fails, `replaced_by` still leads from the old key to the new one.
+    async fn point_at(&self, caller: &Caller, datasource: &DatasourceId, key_id: &KeyId) {
+        if let Err(error) = self.keys.store.set_datasource_key(&caller.tenant, datasource, key_id).await {
+            tracing::warn!(%datasource, %error, "datasource key pointer not updated");
+        }
+    }
+
+    /// Revokes the datasource's working keys (those in a grace period too) at once, then deletes
     /// its records, at most [`DELETE_BUDGET`] per call.
     pub async fn delete(&self, caller: &Caller, id: &str) -> Result<DeletedDatasource, ApiError> {
         caller.require(Permission::Admin)?;
         let datasource = self.datasource(caller, id).await?;
-        // From the current key back along `replaces`, while the keys still work (an older key
-        // in its grace period included); the ones before are dead already.
+        // From the current key back along `replaces`, revoking every key that still works. A key
+        // replaced longer than the longest grace period ago has expired, and so has every key
+        // before it (each was replaced earlier still): the walk ends there. A key that is dead
+        // already is passed over, not an end, so a delete that stopped half-way goes on from
+        // where it stopped when called again.
         let now = self.keys.clock.now();
+        let longest_grace = TimeDelta::seconds(MAX_GRACE_PERIOD_SECONDS as i64);
+        let current = self.current_key(caller, &datasource).await?;
         let mut keys_revoked = 0;
-        let mut next = Some(self.current_key(caller, &datasource).await?);
-        for _ in 0..MAX_KEY_HOPS {
-            let Some(record) = next.take() else { break };
-            if keys_revoked > 0 && record.status(now) != KeyStatus::Active {
-                break;
+        let mut seen = HashSet::new();
+        let mut next = Some(current);
+        while let Some(record) = next.take() {
+            if !seen.insert(record.id.clone()) {
+                tracing::error!(datasource = %datasource.id, key_id = %record.id, "a cycle in a key chain");
+                return Err(ApiError::Internal);
             }
-            self.keys.revoke(caller, record.id.as_str()).await?;
-            keys_revoked += 1;
+            if record.status(now) == KeyStatus::Active {
+                self.keys.revoke(caller, record.id.as_str()).await?;
+                keys_revoked += 1;
+            }
             next = match &record.replaces {
+                Some(_) if record.created_at + longest_grace < now => None,
                 Some(older) => self.keys.store.get(&caller.tenant, older).await?,
                 None => None,
             };
@@ -263,10 +292,14 @@ impl<S: KeyStore + AuditLog + DatasourceStore, G: GatewayKeys, R: RecordStore> D
         self.keys.store.get_datasource(&caller.tenant, &id).await?.ok_or(ApiError::NotFound)
     }
 
-    /// The datasource's current ingest key: its pointer, followed along `replaced_by`.
+    /// The datasource's current ingest key: its pointer, followed along `replaced_by`. Every
+    /// rotation moves the pointer, so this is one read unless a pointer update failed; the chain
+    /// is followed to its end however long (no length may make a datasource unmanageable), and
+    /// only a cycle, which no rotation makes, is an error.
     async fn current_key(&self, caller: &Caller, datasource: &Datasource) -> Result<KeyRecord, ApiError> {
         let mut key_id = datasource.key_id.clone();
-        for _ in 0..MAX_KEY_HOPS {
+        let mut seen = HashSet::new();
+        while seen.insert(key_id.clone()) {
             let record = self.keys.store.get(&caller.tenant, &key_id).await?.ok_or_else(|| {
                 tracing::error!(datasource = %datasource.id, %key_id, "a datasource's ingest key is missing");
                 ApiError::Internal
@@ -276,7 +309,7 @@ impl<S: KeyStore + AuditLog + DatasourceStore, G: GatewayKeys, R: RecordStore> D
                 None => return Ok(record),
             }
         }
-        tracing::error!(datasource = %datasource.id, "a datasource's key chain is too long");
+        tracing::error!(datasource = %datasource.id, %key_id, "a cycle in a datasource's key chain");
         Err(ApiError::Internal)
     }
 }

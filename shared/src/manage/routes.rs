@@ -228,7 +228,7 @@ where
             Route::GetKey(id) => Reply::json(200, &service.get(&caller, id).await?),
             Route::UpdateKey(id) => Reply::json(200, &service.update(&caller, id, parse_body(body)?).await?),
             Route::RotateKey(id) => {
-                Reply::json(201, &service.rotate(self.issuance()?, &caller, id, parse_body(body)?).await?)
+                Reply::json(201, &datasources.rotate_key(self.issuance()?, &caller, id, parse_body(body)?).await?)
             }
             Route::RevokeKey(id) => {
                 service.revoke(&caller, id).await?;

@@ -11,8 +11,9 @@ use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::{EmbeddedKeyStore, unavailable};
 use crate::DatasourceId;
+use crate::ingest::page::RecordPage;
 use crate::ingest::{NewRecord, PutOutcome, RecordStore, RecordsDeleted, Sequence, StoredRecord};
-use crate::store::{Cursor, MAX_PAGE_SIZE, Page, StoreError};
+use crate::store::{Cursor, Page, StoreError};
 
 pub(super) const RECORDS_BY_SEQUENCE: TableDefinition<&str, &str> = TableDefinition::new("records_by_sequence");
 pub(super) const RECORD_IDENTITIES: TableDefinition<&str, &str> = TableDefinition::new("record_identities");
@@ -65,7 +66,6 @@ impl RecordStore for EmbeddedKeyStore {
         limit: u32,
         after: Option<&Cursor<Sequence>>,
     ) -> Result<Page<StoredRecord>, StoreError> {
-        let limit = limit.clamp(1, MAX_PAGE_SIZE) as usize;
         let floor = since.map(Sequence::floor);
         let start = match (after.map(Cursor::id), floor) {
             (Some(after), Some(floor)) if floor > *after => Bound::Included(sequence_key(datasource, &floor)),
@@ -80,12 +80,15 @@ impl RecordStore for EmbeddedKeyStore {
             let table = txn.open_table(RECORDS_BY_SEQUENCE).map_err(unavailable)?;
             let start = start.as_ref().map(String::as_str);
             let range = table.range::<&str>((start, Bound::Excluded(end.as_str()))).map_err(unavailable)?;
-            let mut records = Vec::with_capacity(limit + 1);
-            for entry in range.take(limit + 1) {
+            let mut page = RecordPage::new(limit);
+            for entry in range {
                 let (_, json) = entry.map_err(unavailable)?;
-                records.push(serde_json::from_str(json.value()).map_err(|e| StoreError::Corrupt(e.to_string()))?);
+                let record = serde_json::from_str(json.value()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                if !page.offer(record) {
+                    return Ok(page.finish(true));
+                }
             }
-            Ok(Page::from_lookahead(records, limit, |record: &StoredRecord| &record.sequence))
+            Ok(page.finish(false))
         })
         .await
     }
