@@ -1,7 +1,7 @@
 //! Dashboard sessions: `Authorization: Bearer <JWT>`, verified with `jsonwebtoken`. Either HS256
 //! with a shared secret (from Secrets Manager), or RS256/ES256 against the identity provider's
 //! JWKS, fetched at start, cached, and fetched again (at most once a minute) when a token names a
-//! key id it does not know. Issuer, audience and expiry are always checked. The tenant comes from
+//! key id it does not know. Issuer, audience, expiry and `nbf` (when present) are always checked. The tenant comes from
 //! a configurable claim; a session has admin rights over its tenant.
 
 use std::sync::{Arc, RwLock};
@@ -126,6 +126,8 @@ impl JwtVerifier {
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(&[&self.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        // Off by default in jsonwebtoken: a token issued for later must not pass now.
+        validation.validate_nbf = true;
         validation.leeway = LEEWAY_SECONDS;
         let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation)
             .map_err(|error| match error.kind() {
@@ -137,5 +139,37 @@ impl JwtVerifier {
         let tenant = claims.get(&self.tenant_claim).and_then(Value::as_str).ok_or(ApiError::InvalidToken)?;
         let tenant_id = tenant.parse().map_err(|_| ApiError::InvalidToken)?;
         Ok(Session { subject: subject.to_owned(), tenant_id })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::{EncodingKey, Header};
+    use serde_json::json;
+
+    const SECRET: &[u8] = b"unit-test-jwt-secret-0123456789abcdef";
+
+    fn token(claims: Value) -> String {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(SECRET)).unwrap()
+    }
+
+    fn claims(now: u64) -> Value {
+        json!({"sub": "user-1", "iss": "https://idp.test/", "aud": "latchkey", "tenant_id": "acme", "exp": now + 3600})
+    }
+
+    #[tokio::test]
+    async fn a_token_not_valid_before_tomorrow_is_refused_today() {
+        let verifier = JwtVerifier::with_shared_secret(SECRET, "https://idp.test/", "latchkey", "tenant_id");
+        let now = jsonwebtoken::get_current_timestamp();
+        let mut tomorrow = claims(now);
+        tomorrow["nbf"] = json!(now + 86_400);
+        tomorrow["exp"] = json!(now + 2 * 86_400);
+        assert_eq!(verifier.verify(&token(tomorrow)).await, Err(ApiError::InvalidToken));
+        // Within the leeway, and already valid: allowed.
+        let mut skewed = claims(now);
+        skewed["nbf"] = json!(now + 10);
+        assert!(verifier.verify(&token(skewed)).await.is_ok());
+        assert!(verifier.verify(&token(claims(now))).await.is_ok());
     }
 }
