@@ -33,7 +33,7 @@ use last_used::LastUsed;
 pub enum Principal {
     /// An API key, with its record as stored.
     Key(Arc<KeyRecord>),
-    /// A dashboard session (JWT): admin over its tenant.
+    /// A dashboard session (JWT): its tenant's, with the permissions its claim names.
     Session(Session),
 }
 

@@ -100,7 +100,7 @@ impl<'a> AllowContext<'a> {
                 auth_type: "jwt",
                 principal: &session.subject,
                 tenant_id: session.tenant_id.as_str(),
-                permissions: latchkey::Permission::Admin.as_str().to_owned(),
+                permissions: session.permissions.to_csv(),
                 tier: "internal",
                 key_id: "",
                 datasource_id: "",
@@ -184,7 +184,11 @@ mod tests {
         let principals = [
             Principal::Key(KeyRecord::issue(&KeyProfile::latchkey(), &hasher, spec(None), now).1.into()),
             Principal::Key(KeyRecord::issue(&KeyProfile::latchkey(), &hasher, spec(Some(&datasource)), now).1.into()),
-            Principal::Session(crate::jwt::Session { subject: "user-1".into(), tenant_id: "acme".parse().unwrap() }),
+            Principal::Session(crate::jwt::Session {
+                subject: "user-1".into(),
+                tenant_id: "acme".parse().unwrap(),
+                permissions: [Permission::Read].into_iter().collect(),
+            }),
         ];
         for principal in &principals {
             let context = AllowContext::of(principal);

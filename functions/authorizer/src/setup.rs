@@ -49,6 +49,9 @@ impl JwtSettings {
         if let Some(claim) = env.get("LATCHKEY_JWT_TENANT_CLAIM") {
             config.tenant_claim = claim;
         }
+        if let Some(claim) = env.get("LATCHKEY_JWT_PERMISSIONS_CLAIM") {
+            config.permissions_claim = claim;
+        }
         let refresh = env.number_or("LATCHKEY_JWT_REFRESH_SECONDS", DEFAULT_REFRESH.as_secs(), 1..=86_400)?;
         config.refresh = Duration::from_secs(refresh);
         Ok(Some(Self { source, config }))

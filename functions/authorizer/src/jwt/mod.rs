@@ -2,7 +2,8 @@
 //! with a shared secret (from Secrets Manager: [`secret`]), or RS256/ES256 against the identity
 //! provider's JWKS ([`jwks`]). Both are fetched at start and again every refresh interval, so a
 //! withdrawn key or a rotated secret reaches warm instances within it. Issuer, audience, expiry
-//! and `nbf` (when present) are always checked. The tenant comes from a configurable claim.
+//! and `nbf` (when present) are always checked. The tenant and the session's permissions come
+//! from configurable claims.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +11,7 @@ use std::time::Duration;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use latchkey::pepper::PepperError;
-use latchkey::{ApiError, Clock, TenantId};
+use latchkey::{ApiError, Clock, Permission, Permissions, TenantId};
 use serde_json::{Map, Value};
 
 pub mod jwks;
@@ -31,6 +32,8 @@ pub const DEFAULT_REFRESH: Duration = Duration::from_secs(300);
 pub struct Session {
     pub subject: String,
     pub tenant_id: TenantId,
+    /// From the permissions claim; empty without one.
+    pub permissions: Permissions,
 }
 
 /// What a token must say, and how often its keys are fetched again.
@@ -38,8 +41,11 @@ pub struct Session {
 pub struct JwtConfig {
     pub issuer: String,
     pub audience: String,
-    /// The claim naming the session's tenant (default `tenant_id`).
+    /// The claim naming the session's tenant (default `tenant_id`). It must be one the identity
+    /// provider sets and its users cannot write, or a user could name any tenant.
     pub tenant_claim: String,
+    /// The claim listing the session's permissions (default `permissions`).
+    pub permissions_claim: String,
     /// How old the fetched keys may grow before they are fetched again.
     pub refresh: Duration,
 }
@@ -51,6 +57,7 @@ impl JwtConfig {
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
             tenant_claim: "tenant_id".to_owned(),
+            permissions_claim: "permissions".to_owned(),
             refresh: DEFAULT_REFRESH,
         }
     }
@@ -119,7 +126,8 @@ impl JwtVerifier {
         let subject = claims.get("sub").and_then(Value::as_str).ok_or(ApiError::InvalidToken)?;
         let tenant = claims.get(&self.config.tenant_claim).and_then(Value::as_str).ok_or(ApiError::InvalidToken)?;
         let tenant_id = tenant.parse().map_err(|_| ApiError::InvalidToken)?;
-        Ok(Session { subject: subject.to_owned(), tenant_id })
+        let permissions = permissions(claims.get(&self.config.permissions_claim));
+        Ok(Session { subject: subject.to_owned(), tenant_id, permissions })
     }
 
     /// The claims under the first key whose signature matches (HS256 during a rotation: the
@@ -144,4 +152,23 @@ impl JwtVerifier {
         }
         Err(ApiError::InvalidToken)
     }
+}
+
+/// A list of names, or one string of names separated by spaces (OAuth's `scope`) or commas.
+/// Names outside the vocabulary are ignored (an IdP's claim may carry other scopes), and so is
+/// `ingest`, which only a key scoped to a datasource can hold. A missing claim, or one of
+/// another shape, grants nothing: a session can then authenticate (`/whoami`) but every
+/// management route answers 403. Defaulting to `read` or `admin` would grant what the identity
+/// provider never said; granting nothing makes a misconfigured claim visible at once and harmless.
+fn permissions(claim: Option<&Value>) -> Permissions {
+    let names: Vec<&str> = match claim {
+        Some(Value::String(text)) => text.split([' ', ',']).collect(),
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    names
+        .into_iter()
+        .filter_map(|name| name.parse::<Permission>().ok())
+        .filter(|permission| *permission != Permission::Ingest)
+        .collect()
 }

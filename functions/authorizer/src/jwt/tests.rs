@@ -215,3 +215,28 @@ async fn an_oversized_jwks_is_refused() {
     let error = JwtVerifier::with_jwks(&url, TIMEOUT, config(), clock).await.err().expect("refused");
     assert!(error.cause.contains("larger than"), "{error}");
 }
+
+/// What the API's handlers see as a session's permissions, for a token carrying `claim`.
+async fn session_permissions(claim: Option<Value>) -> String {
+    let verifier = JwtVerifier::with_shared_secret(SECRET, config());
+    let mut claims = claims(jsonwebtoken::get_current_timestamp());
+    if let Some(claim) = claim {
+        claims["permissions"] = claim;
+    }
+    let session = verifier.verify(&hs256(claims)).await.unwrap();
+    let principal = crate::Principal::Session(session);
+    crate::policy::AllowContext::of(&principal).field("permissions").unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_session_has_the_permissions_its_claim_names_and_none_without_it() {
+    assert_eq!(session_permissions(Some(json!(["read"]))).await, "read");
+    assert_eq!(session_permissions(Some(json!("read write"))).await, "read,write");
+    assert_eq!(session_permissions(Some(json!("admin,read"))).await, "read,admin");
+    // Names outside the vocabulary (an IdP's other scopes) are ignored; `ingest` is scoped to a
+    // datasource, which a session never is.
+    assert_eq!(session_permissions(Some(json!(["openid", "admin", "ingest"]))).await, "admin");
+    // No claim, or one of another shape: no permissions at all (every management route is 403).
+    assert_eq!(session_permissions(None).await, "");
+    assert_eq!(session_permissions(Some(json!({"admin": true}))).await, "");
+}
