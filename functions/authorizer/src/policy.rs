@@ -6,6 +6,7 @@
 use serde::Serialize;
 
 use crate::Principal;
+use crate::sessions::SessionUsageKeys;
 use latchkey::ApiError;
 
 /// `arn:aws:execute-api:REGION:ACCOUNT:API/STAGE/METHOD/PATH` → `arn:aws:execute-api:REGION:ACCOUNT:API/STAGE/*`
@@ -125,11 +126,11 @@ impl<'a> AllowContext<'a> {
     }
 }
 
-pub fn allow(principal: &Principal, resource: &str, session_usage_key: Option<&str>) -> Vec<u8> {
+pub fn allow(principal: &Principal, resource: &str, session_keys: Option<&SessionUsageKeys>) -> Vec<u8> {
     let context = AllowContext::of(principal);
     let usage_identifier_key = match principal {
         Principal::Key(record) => record.gateway_key.as_ref().map(|g| g.value.as_str()),
-        Principal::Session(_) => session_usage_key,
+        Principal::Session(session) => session_keys.map(|keys| keys.for_tenant(&session.tenant_id)),
     };
     let response = Response {
         principal_id: context.principal,

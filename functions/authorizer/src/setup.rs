@@ -2,6 +2,7 @@
 //! checked, pepper fetched, JWT keys loaded, DynamoDB connection opened. Anything wrong refuses to
 //! start with an error naming the variable or secret.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use latchkey::store::dynamo::DynamoKeyStore;
 use latchkey::{Clock, SystemClock};
 
 use crate::jwt::{DEFAULT_REFRESH, JwtConfig, JwtVerifier};
+use crate::sessions::SessionUsageKeys;
 use crate::{Authorizer, Dependencies};
 
 pub type DeployedAuthorizer = Authorizer<DynamoKeyStore, SecretsManagerPepper>;
@@ -81,17 +83,30 @@ fn check_jwks_url(text: &str) -> Result<(), String> {
 pub struct AuthorizerSettings {
     /// `LATCHKEY_CACHE_CAPACITY` (default 10,000 keys).
     pub cache_capacity: usize,
-    /// `LATCHKEY_SESSION_USAGE_KEY`: API Gateway key value for JWT sessions.
-    pub session_usage_key: Option<String>,
+    /// `LATCHKEY_SESSION_USAGE_KEY` (required with sessions) and `LATCHKEY_SESSION_USAGE_KEYS`:
+    /// the API Gateway keys sessions are throttled under (see [`crate::sessions`]).
+    pub session_usage_keys: Option<SessionUsageKeys>,
     pub jwt: Option<JwtSettings>,
 }
 
 impl AuthorizerSettings {
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let jwt = JwtSettings::from_env(env)?;
+        // Without a gateway key, API Gateway answers every session 403 before any handler runs.
+        let session_usage_keys = match &jwt {
+            None => None,
+            Some(_) => {
+                let shared = env.required("LATCHKEY_SESSION_USAGE_KEY")?;
+                let by_tenant = env.parse_or("LATCHKEY_SESSION_USAGE_KEYS", HashMap::new(), |text| {
+                    SessionUsageKeys::parse_by_tenant(text)
+                })?;
+                Some(SessionUsageKeys::new(shared, by_tenant))
+            }
+        };
         Ok(Self {
             cache_capacity: env.number_or("LATCHKEY_CACHE_CAPACITY", 10_000, 0..=1_000_000)? as usize,
-            session_usage_key: env.get("LATCHKEY_SESSION_USAGE_KEY"),
-            jwt: JwtSettings::from_env(env)?,
+            session_usage_keys,
+            jwt,
         })
     }
 }
@@ -138,7 +153,7 @@ pub async fn from_env() -> Result<DeployedAuthorizer, SetupError> {
         cache_ttl: settings.cache_ttl,
         cache_capacity: extra.cache_capacity,
         jwt: jwt?,
-        session_usage_key: extra.session_usage_key,
+        session_usage_keys: extra.session_usage_keys,
     }))
 }
 
@@ -194,6 +209,38 @@ mod tests {
         ] {
             let settings = with_jwks(url).unwrap().unwrap();
             assert_eq!(settings.source, JwtKeySource::Jwks(url.to_owned()));
+        }
+    }
+
+    fn settings(vars: &[(&str, &str)]) -> Result<AuthorizerSettings, ConfigError> {
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        AuthorizerSettings::from_env(&Env::from_fn(move |name| vars.get(name).cloned()))
+    }
+
+    const JWT: [(&str, &str); 3] = [
+        ("LATCHKEY_JWT_SECRET_ID", "session-secret"),
+        ("LATCHKEY_JWT_ISSUER", "https://idp.test/"),
+        ("LATCHKEY_JWT_AUDIENCE", "latchkey"),
+    ];
+
+    /// Without a gateway key, API Gateway answers every session 403 before any handler runs.
+    #[test]
+    fn sessions_without_a_session_usage_key_refuse_to_start() {
+        match settings(&JWT) {
+            Err(ConfigError::Missing { var: "LATCHKEY_SESSION_USAGE_KEY" }) => {}
+            other => panic!("{other:?}"),
+        }
+        assert!(settings(&[]).is_ok(), "no sessions, no session key needed");
+        let with = |keys: &'static str| {
+            let mut vars = JWT.to_vec();
+            vars.extend([("LATCHKEY_SESSION_USAGE_KEY", "gw-shared"), ("LATCHKEY_SESSION_USAGE_KEYS", keys)]);
+            settings(&vars)
+        };
+        let keys = with("acme=gw-acme").unwrap().session_usage_keys.unwrap();
+        assert_eq!(keys.for_tenant(&"acme".parse().unwrap()), "gw-acme");
+        match with("acme") {
+            Err(ConfigError::Invalid { var: "LATCHKEY_SESSION_USAGE_KEYS", .. }) => {}
+            other => panic!("{other:?}"),
         }
     }
 

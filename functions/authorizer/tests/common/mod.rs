@@ -13,6 +13,7 @@ use latchkey::store::KeyStore;
 use latchkey::store::dynamo::DynamoKeyStore;
 use latchkey::{DatasourceId, GatewayKey, KeyHasher, KeyId, KeyProfile, KeyRecord, KeySpec, ManualClock, Permission};
 use latchkey_authorizer::jwt::{JwtConfig, JwtVerifier};
+use latchkey_authorizer::sessions::SessionUsageKeys;
 use latchkey_authorizer::{Authorizer, Dependencies};
 use latchkey_tests::StaticPepper;
 use serde_json::Value;
@@ -78,7 +79,7 @@ pub async fn harness<S: KeyStore + 'static, P: PepperProvider>(
         cache_ttl,
         cache_capacity: 1_000,
         jwt: Some(JwtVerifier::with_shared_secret(JWT_SECRET, JwtConfig::new("https://auth.example.com/", "latchkey"))),
-        session_usage_key: Some(SESSION_USAGE_KEY.to_owned()),
+        session_usage_keys: Some(SessionUsageKeys::new(SESSION_USAGE_KEY.to_owned(), HashMap::new())),
     });
     Harness { authorizer, store, clock, records }
 }
