@@ -50,7 +50,7 @@ fn decision(c: &mut Criterion) {
             cache_ttl: Duration::from_secs(3600),
             cache_capacity: 10_000,
             jwt: None,
-            session_usage_key: None,
+            session_usage_keys: None,
         });
         // Warm the cache: the benchmark measures the cached path.
         let response = authorizer.handle_event(EVENT).await.unwrap();

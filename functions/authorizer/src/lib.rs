@@ -21,19 +21,21 @@ pub mod event;
 pub mod jwt;
 pub mod last_used;
 pub mod policy;
+pub mod sessions;
 pub mod setup;
 
 use cache::KeyCache;
 use event::AuthorizerEvent;
 use jwt::{JwtVerifier, Session};
 use last_used::LastUsed;
+use sessions::SessionUsageKeys;
 
 /// Who is calling, once authenticated.
 #[derive(Debug, Clone)]
 pub enum Principal {
     /// An API key, with its record as stored.
     Key(Arc<KeyRecord>),
-    /// A dashboard session (JWT): admin over its tenant.
+    /// A dashboard session (JWT): its tenant's, with the permissions its claim names.
     Session(Session),
 }
 
@@ -46,8 +48,8 @@ pub struct Dependencies<S, P> {
     pub cache_ttl: Duration,
     pub cache_capacity: usize,
     pub jwt: Option<JwtVerifier>,
-    /// The API Gateway key value given to sessions, which have no gateway key of their own.
-    pub session_usage_key: Option<String>,
+    /// The API Gateway keys given to sessions, which have no gateway key of their own.
+    pub session_usage_keys: Option<SessionUsageKeys>,
 }
 
 pub struct Authorizer<S, P> {
@@ -57,7 +59,7 @@ pub struct Authorizer<S, P> {
     profile: KeyProfile,
     cache: KeyCache,
     jwt: Option<JwtVerifier>,
-    session_usage_key: Option<String>,
+    session_usage_keys: Option<SessionUsageKeys>,
     last_used: LastUsed,
 }
 
@@ -81,7 +83,7 @@ impl<S: KeyStore + 'static, P: PepperProvider> Authorizer<S, P> {
             clock: deps.clock,
             profile: deps.profile,
             jwt: deps.jwt,
-            session_usage_key: deps.session_usage_key,
+            session_usage_keys: deps.session_usage_keys,
         }
     }
 
@@ -168,7 +170,7 @@ impl<S: KeyStore + 'static, P: PepperProvider> Authorizer<S, P> {
                     Principal::Session(session) => ("", session.tenant_id.as_str()),
                 };
                 tracing::info!(outcome = "allow", key_id, tenant_id, request_id, latency_us, "decision");
-                Ok(policy::allow(&principal, &resource, self.session_usage_key.as_deref()))
+                Ok(policy::allow(&principal, &resource, self.session_usage_keys.as_ref()))
             }
             Err(ApiError::ServiceUnavailable) => {
                 tracing::error!(outcome = "error", code = "SERVICE_UNAVAILABLE", request_id, latency_us, "decision");

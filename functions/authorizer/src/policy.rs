@@ -6,6 +6,7 @@
 use serde::Serialize;
 
 use crate::Principal;
+use crate::sessions::SessionUsageKeys;
 use latchkey::ApiError;
 
 /// `arn:aws:execute-api:REGION:ACCOUNT:API/STAGE/METHOD/PATH` → `arn:aws:execute-api:REGION:ACCOUNT:API/STAGE/*`
@@ -100,7 +101,7 @@ impl<'a> AllowContext<'a> {
                 auth_type: "jwt",
                 principal: &session.subject,
                 tenant_id: session.tenant_id.as_str(),
-                permissions: latchkey::Permission::Admin.as_str().to_owned(),
+                permissions: session.permissions.to_csv(),
                 tier: "internal",
                 key_id: "",
                 datasource_id: "",
@@ -125,11 +126,11 @@ impl<'a> AllowContext<'a> {
     }
 }
 
-pub fn allow(principal: &Principal, resource: &str, session_usage_key: Option<&str>) -> Vec<u8> {
+pub fn allow(principal: &Principal, resource: &str, session_keys: Option<&SessionUsageKeys>) -> Vec<u8> {
     let context = AllowContext::of(principal);
     let usage_identifier_key = match principal {
         Principal::Key(record) => record.gateway_key.as_ref().map(|g| g.value.as_str()),
-        Principal::Session(_) => session_usage_key,
+        Principal::Session(session) => session_keys.map(|keys| keys.for_tenant(&session.tenant_id)),
     };
     let response = Response {
         principal_id: context.principal,
@@ -184,7 +185,11 @@ mod tests {
         let principals = [
             Principal::Key(KeyRecord::issue(&KeyProfile::latchkey(), &hasher, spec(None), now).1.into()),
             Principal::Key(KeyRecord::issue(&KeyProfile::latchkey(), &hasher, spec(Some(&datasource)), now).1.into()),
-            Principal::Session(crate::jwt::Session { subject: "user-1".into(), tenant_id: "acme".parse().unwrap() }),
+            Principal::Session(crate::jwt::Session {
+                subject: "user-1".into(),
+                tenant_id: "acme".parse().unwrap(),
+                permissions: [Permission::Read].into_iter().collect(),
+            }),
         ];
         for principal in &principals {
             let context = AllowContext::of(principal);

@@ -2,15 +2,17 @@
 //! checked, pepper fetched, JWT keys loaded, DynamoDB connection opened. Anything wrong refuses to
 //! start with an error naming the variable or secret.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use latchkey::SystemClock;
 use latchkey::config::{AwsResources, ConfigError, Env, Settings};
-use latchkey::pepper::{CachedPepper, MIN_PEPPER_BYTES, PepperError, SecretsManagerPepper, read_secret};
+use latchkey::pepper::{CachedPepper, PepperError, SecretsManagerPepper};
 use latchkey::store::dynamo::DynamoKeyStore;
+use latchkey::{Clock, SystemClock};
 
-use crate::jwt::JwtVerifier;
+use crate::jwt::{DEFAULT_REFRESH, JwtConfig, JwtVerifier};
+use crate::sessions::SessionUsageKeys;
 use crate::{Authorizer, Dependencies};
 
 pub type DeployedAuthorizer = Authorizer<DynamoKeyStore, SecretsManagerPepper>;
@@ -28,9 +30,7 @@ pub enum JwtKeySource {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JwtSettings {
     pub source: JwtKeySource,
-    pub issuer: String,
-    pub audience: String,
-    pub tenant_claim: String,
+    pub config: JwtConfig,
 }
 
 impl JwtSettings {
@@ -38,18 +38,43 @@ impl JwtSettings {
         let source = match (env.get("LATCHKEY_JWT_SECRET_ID"), env.get("LATCHKEY_JWT_JWKS_URL")) {
             (None, None) => return Ok(None),
             (Some(secret), None) => JwtKeySource::SharedSecret(secret),
-            (None, Some(url)) => JwtKeySource::Jwks(url),
+            (None, Some(url)) => {
+                check_jwks_url(&url).map_err(|reason| ConfigError::Invalid { var: "LATCHKEY_JWT_JWKS_URL", reason })?;
+                JwtKeySource::Jwks(url)
+            }
             (Some(_), Some(_)) => {
                 let reason = "set LATCHKEY_JWT_SECRET_ID or LATCHKEY_JWT_JWKS_URL, not both".to_owned();
                 return Err(ConfigError::Invalid { var: "LATCHKEY_JWT_JWKS_URL", reason });
             }
         };
-        Ok(Some(Self {
-            source,
-            issuer: env.required("LATCHKEY_JWT_ISSUER")?,
-            audience: env.required("LATCHKEY_JWT_AUDIENCE")?,
-            tenant_claim: env.get("LATCHKEY_JWT_TENANT_CLAIM").unwrap_or_else(|| "tenant_id".to_owned()),
-        }))
+        let mut config = JwtConfig::new(&env.required("LATCHKEY_JWT_ISSUER")?, &env.required("LATCHKEY_JWT_AUDIENCE")?);
+        if let Some(claim) = env.get("LATCHKEY_JWT_TENANT_CLAIM") {
+            config.tenant_claim = claim;
+        }
+        if let Some(claim) = env.get("LATCHKEY_JWT_PERMISSIONS_CLAIM") {
+            config.permissions_claim = claim;
+        }
+        let refresh = env.number_or("LATCHKEY_JWT_REFRESH_SECONDS", DEFAULT_REFRESH.as_secs(), 1..=86_400)?;
+        config.refresh = Duration::from_secs(refresh);
+        Ok(Some(Self { source, config }))
+    }
+}
+
+/// The JWKS is what every session's signature is checked against: fetched over plain http,
+/// anyone on the path could substitute their own keys. Loopback http is allowed, for tests.
+fn check_jwks_url(text: &str) -> Result<(), String> {
+    let url = reqwest::Url::parse(text).map_err(|e| format!("`{text}` is not a URL: {e}"))?;
+    let host = url.host_str().unwrap_or_default();
+    let loopback = host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        _ => Err(format!("`{text}` must be an https URL (plain http only on loopback, for tests)")),
     }
 }
 
@@ -58,17 +83,30 @@ impl JwtSettings {
 pub struct AuthorizerSettings {
     /// `LATCHKEY_CACHE_CAPACITY` (default 10,000 keys).
     pub cache_capacity: usize,
-    /// `LATCHKEY_SESSION_USAGE_KEY`: API Gateway key value for JWT sessions.
-    pub session_usage_key: Option<String>,
+    /// `LATCHKEY_SESSION_USAGE_KEY` (required with sessions) and `LATCHKEY_SESSION_USAGE_KEYS`:
+    /// the API Gateway keys sessions are throttled under (see [`crate::sessions`]).
+    pub session_usage_keys: Option<SessionUsageKeys>,
     pub jwt: Option<JwtSettings>,
 }
 
 impl AuthorizerSettings {
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let jwt = JwtSettings::from_env(env)?;
+        // Without a gateway key, API Gateway answers every session 403 before any handler runs.
+        let session_usage_keys = match &jwt {
+            None => None,
+            Some(_) => {
+                let shared = env.required("LATCHKEY_SESSION_USAGE_KEY")?;
+                let by_tenant = env.parse_or("LATCHKEY_SESSION_USAGE_KEYS", HashMap::new(), |text| {
+                    SessionUsageKeys::parse_by_tenant(text)
+                })?;
+                Some(SessionUsageKeys::new(shared, by_tenant))
+            }
+        };
         Ok(Self {
             cache_capacity: env.number_or("LATCHKEY_CACHE_CAPACITY", 10_000, 0..=1_000_000)? as usize,
-            session_usage_key: env.get("LATCHKEY_SESSION_USAGE_KEY"),
-            jwt: JwtSettings::from_env(env)?,
+            session_usage_keys,
+            jwt,
         })
     }
 }
@@ -99,45 +137,122 @@ pub async fn from_env() -> Result<DeployedAuthorizer, SetupError> {
     // The start-up reads run side by side: the current pepper (a previous one, left by a
     // rotation, is fetched on the first miss: BENCHMARKS.md), the JWT keys, and a first
     // DynamoDB read that opens the connection.
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let pepper_provider = SecretsManagerPepper::new(secrets.clone(), resources.pepper_secret_id);
     let (peppers, jwt, warmed) = tokio::join!(
         CachedPepper::load_current(pepper_provider, settings.pepper_refresh),
-        jwt_verifier(extra.jwt.as_ref(), &secrets, settings.aws_timeouts.operation),
+        jwt_verifier(extra.jwt, &secrets, settings.aws_timeouts.operation, Arc::clone(&clock)),
         store.warm_up(),
     );
     warmed.map_err(SetupError::Store)?;
     Ok(Authorizer::new(Dependencies {
         store: Arc::new(store),
         peppers: peppers?,
-        clock: Arc::new(SystemClock),
+        clock,
         profile: settings.key_profile,
         cache_ttl: settings.cache_ttl,
         cache_capacity: extra.cache_capacity,
         jwt: jwt?,
-        session_usage_key: extra.session_usage_key,
+        session_usage_keys: extra.session_usage_keys,
     }))
 }
 
 async fn jwt_verifier(
-    settings: Option<&JwtSettings>,
+    settings: Option<JwtSettings>,
     secrets: &aws_sdk_secretsmanager::Client,
     timeout: Duration,
+    clock: Arc<dyn Clock>,
 ) -> Result<Option<JwtVerifier>, SetupError> {
-    let Some(settings) = settings else { return Ok(None) };
-    let verifier = match &settings.source {
+    let Some(JwtSettings { source, config }) = settings else { return Ok(None) };
+    let verifier = match source {
         JwtKeySource::SharedSecret(secret_id) => {
-            let secret = read_secret(secrets, secret_id, "AWSCURRENT")
-                .await?
-                .ok_or_else(|| PepperError::Missing { secret: secret_id.clone() })?;
-            // HS256 wants a key of at least 256 bits, like the pepper.
-            if secret.bytes.len() < MIN_PEPPER_BYTES {
-                Err(PepperError::TooShort { secret: secret_id.clone(), len: secret.bytes.len() })?;
-            }
-            JwtVerifier::with_shared_secret(&secret.bytes, &settings.issuer, &settings.audience, &settings.tenant_claim)
+            JwtVerifier::with_secrets_manager(secrets.clone(), &secret_id, config, clock).await?
         }
-        JwtKeySource::Jwks(url) => {
-            JwtVerifier::with_jwks(url, timeout, &settings.issuer, &settings.audience, &settings.tenant_claim).await?
-        }
+        JwtKeySource::Jwks(url) => JwtVerifier::with_jwks(&url, timeout, config, clock).await?,
     };
     Ok(Some(verifier))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn jwt_settings(vars: &[(&str, &str)]) -> Result<Option<JwtSettings>, ConfigError> {
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        JwtSettings::from_env(&Env::from_fn(move |name| vars.get(name).cloned()))
+    }
+
+    fn with_jwks(url: &str) -> Result<Option<JwtSettings>, ConfigError> {
+        jwt_settings(&[
+            ("LATCHKEY_JWT_JWKS_URL", url),
+            ("LATCHKEY_JWT_ISSUER", "https://idp.test/"),
+            ("LATCHKEY_JWT_AUDIENCE", "latchkey"),
+        ])
+    }
+
+    #[test]
+    fn a_jwks_url_must_be_https_except_on_loopback() {
+        for url in ["http://example.com/.well-known/jwks.json", "ftp://idp.test/jwks", "not a url", "http://10.0.0.1/"]
+        {
+            match with_jwks(url) {
+                Err(ConfigError::Invalid { var: "LATCHKEY_JWT_JWKS_URL", .. }) => {}
+                other => panic!("{url}: {other:?}"),
+            }
+        }
+        for url in [
+            "https://idp.test/.well-known/jwks.json",
+            "http://127.0.0.1:8080/jwks",
+            "http://localhost/jwks",
+            "http://[::1]:1/",
+        ] {
+            let settings = with_jwks(url).unwrap().unwrap();
+            assert_eq!(settings.source, JwtKeySource::Jwks(url.to_owned()));
+        }
+    }
+
+    fn settings(vars: &[(&str, &str)]) -> Result<AuthorizerSettings, ConfigError> {
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        AuthorizerSettings::from_env(&Env::from_fn(move |name| vars.get(name).cloned()))
+    }
+
+    const JWT: [(&str, &str); 3] = [
+        ("LATCHKEY_JWT_SECRET_ID", "session-secret"),
+        ("LATCHKEY_JWT_ISSUER", "https://idp.test/"),
+        ("LATCHKEY_JWT_AUDIENCE", "latchkey"),
+    ];
+
+    /// Without a gateway key, API Gateway answers every session 403 before any handler runs.
+    #[test]
+    fn sessions_without_a_session_usage_key_refuse_to_start() {
+        match settings(&JWT) {
+            Err(ConfigError::Missing { var: "LATCHKEY_SESSION_USAGE_KEY" }) => {}
+            other => panic!("{other:?}"),
+        }
+        assert!(settings(&[]).is_ok(), "no sessions, no session key needed");
+        let with = |keys: &'static str| {
+            let mut vars = JWT.to_vec();
+            vars.extend([("LATCHKEY_SESSION_USAGE_KEY", "gw-shared"), ("LATCHKEY_SESSION_USAGE_KEYS", keys)]);
+            settings(&vars)
+        };
+        let keys = with("acme=gw-acme").unwrap().session_usage_keys.unwrap();
+        assert_eq!(keys.for_tenant(&"acme".parse().unwrap()), "gw-acme");
+        match with("acme") {
+            Err(ConfigError::Invalid { var: "LATCHKEY_SESSION_USAGE_KEYS", .. }) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_refresh_interval_defaults_to_five_minutes() {
+        assert_eq!(with_jwks("https://idp.test/jwks").unwrap().unwrap().config.refresh, Duration::from_secs(300));
+        let settings = jwt_settings(&[
+            ("LATCHKEY_JWT_SECRET_ID", "session-secret"),
+            ("LATCHKEY_JWT_ISSUER", "https://idp.test/"),
+            ("LATCHKEY_JWT_AUDIENCE", "latchkey"),
+            ("LATCHKEY_JWT_REFRESH_SECONDS", "60"),
+        ]);
+        assert_eq!(settings.unwrap().unwrap().config.refresh, Duration::from_secs(60));
+    }
 }

@@ -98,7 +98,7 @@ async fn stack_with<R: RecordStore>(wrap: impl FnOnce(DynamoRecordStore) -> R) -
         cache_ttl: Duration::ZERO,
         cache_capacity: 0,
         jwt: None,
-        session_usage_key: None,
+        session_usage_keys: None,
     });
     let ingest = IngestService { records: Arc::new(wrap(records)), clock: clock.clone() };
     Stack { authorizer, keys, ingest, clock }

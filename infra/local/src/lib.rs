@@ -182,7 +182,7 @@ where
         cache_ttl: settings.cache_ttl,
         cache_capacity: 10_000,
         jwt: None,
-        session_usage_key: None,
+        session_usage_keys: None,
     });
     let management = Management {
         service: KeyService {

@@ -12,7 +12,8 @@ use latchkey::pepper::{CachedPepper, PepperProvider};
 use latchkey::store::KeyStore;
 use latchkey::store::dynamo::DynamoKeyStore;
 use latchkey::{DatasourceId, GatewayKey, KeyHasher, KeyId, KeyProfile, KeyRecord, KeySpec, ManualClock, Permission};
-use latchkey_authorizer::jwt::JwtVerifier;
+use latchkey_authorizer::jwt::{JwtConfig, JwtVerifier};
+use latchkey_authorizer::sessions::SessionUsageKeys;
 use latchkey_authorizer::{Authorizer, Dependencies};
 use latchkey_tests::StaticPepper;
 use serde_json::Value;
@@ -77,8 +78,8 @@ pub async fn harness<S: KeyStore + 'static, P: PepperProvider>(
         profile: KeyProfile::latchkey(),
         cache_ttl,
         cache_capacity: 1_000,
-        jwt: Some(JwtVerifier::with_shared_secret(JWT_SECRET, "https://auth.example.com/", "latchkey", "tenant_id")),
-        session_usage_key: Some(SESSION_USAGE_KEY.to_owned()),
+        jwt: Some(JwtVerifier::with_shared_secret(JWT_SECRET, JwtConfig::new("https://auth.example.com/", "latchkey"))),
+        session_usage_keys: Some(SessionUsageKeys::new(SESSION_USAGE_KEY.to_owned(), HashMap::new())),
     });
     Harness { authorizer, store, clock, records }
 }

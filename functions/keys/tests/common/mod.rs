@@ -98,7 +98,7 @@ impl Stack {
             cache_ttl: Duration::ZERO,
             cache_capacity: 0,
             jwt: None,
-            session_usage_key: None,
+            session_usage_keys: None,
         });
         Self {
             ingest: IngestService { records: records.clone(), clock: clock.clone() },
