@@ -6,7 +6,9 @@
 //! record and the clock on every request, so a cached key still expires on the second.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 
 use latchkey::{KeyDigest, KeyRecord};
 use quick_cache::sync::Cache;
@@ -14,7 +16,7 @@ use quick_cache::sync::Cache;
 #[derive(Clone)]
 struct Entry {
     record: Option<Arc<KeyRecord>>,
-    stored_at: Instant,
+    stored_at: DateTime<Utc>,
 }
 
 pub struct KeyCache {
@@ -29,15 +31,26 @@ impl KeyCache {
         Self { entries, ttl }
     }
 
-    /// `Some(answer)` on a fresh hit, where the answer may be "no such key".
-    pub fn get(&self, digest: &KeyDigest) -> Option<Option<Arc<KeyRecord>>> {
+    /// `Some(answer)` on a fresh hit at `now`, where the answer may be "no such key". Ages are
+    /// read on the authorizer's clock (so a test's clock ages entries as it ages keys); a clock
+    /// that went back makes an entry stale, never longer-lived.
+    pub fn get(&self, digest: &KeyDigest, now: DateTime<Utc>) -> Option<Option<Arc<KeyRecord>>> {
         let entry = self.entries.as_ref()?.get(digest)?;
-        (entry.stored_at.elapsed() < self.ttl).then_some(entry.record)
+        let age = now.signed_duration_since(entry.stored_at).to_std().ok()?;
+        (age < self.ttl).then_some(entry.record)
     }
 
-    pub fn insert(&self, digest: KeyDigest, record: Option<Arc<KeyRecord>>) {
+    pub fn insert(&self, digest: KeyDigest, record: Option<Arc<KeyRecord>>, now: DateTime<Utc>) {
         if let Some(entries) = &self.entries {
-            entries.insert(digest, Entry { record, stored_at: Instant::now() });
+            entries.insert(digest, Entry { record, stored_at: now });
+        }
+    }
+
+    /// Forgets every key at once: for a process that has just changed keys itself and cannot
+    /// name the digests of the keys it changed (only their ids are stored beside them).
+    pub fn clear(&self) {
+        if let Some(entries) = &self.entries {
+            entries.clear();
         }
     }
 

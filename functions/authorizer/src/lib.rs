@@ -111,11 +111,12 @@ impl<S: KeyStore + 'static, P: PepperProvider> Authorizer<S, P> {
         let key = self.profile.parse(text).map_err(|_| ApiError::InvalidApiKeyFormat)?;
         let peppers = self.peppers.current().await;
         let digest = peppers.current.digest(&key);
-        let record = match self.cache.get(&digest) {
+        let record = match self.cache.get(&digest, self.clock.now()) {
             Some(cached) => cached,
             None => {
                 let found = self.find(&peppers, &key).await?.map(Arc::new);
-                self.cache.insert(digest, found.clone());
+                // Aged from when the store answered: a slow read is not cached any longer.
+                self.cache.insert(digest, found.clone(), self.clock.now());
                 found
             }
         };

@@ -70,7 +70,8 @@ async fn a_revocation_is_never_half_visible() {
             _ => answer.expect_error(401, "INVALID_API_KEY"),
         }
     }
-    // Once the revocation has answered, no verification succeeds.
+    // Once the revocation has answered and the cache TTL has passed, no verification succeeds.
+    stack.let_cached_decisions_expire();
     for _ in 0..5 {
         stack.call(&key, "GET", "/whoami", None).await.expect_error(401, "INVALID_API_KEY");
     }

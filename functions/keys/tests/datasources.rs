@@ -64,10 +64,11 @@ async fn a_datasource_and_its_ingest_key_live_and_die_together() {
         .await
         .expect_error(400, "VALIDATION_ERROR");
 
-    // Regenerate at once: the old key stops immediately, the new one works.
+    // Regenerate at once: the old key stops (within the cache TTL), the new one works.
     let regenerated = stack.call(&admin, "POST", &format!("/datasources/{id}/regenerate-key"), None).await.expect(201);
     let second = regenerated["key"].as_str().unwrap().to_owned();
     assert_eq!(regenerated["datasource_id"], id.as_str());
+    stack.let_cached_decisions_expire();
     ingest(&stack, &key, &[json!({"t": 9})]).await.expect_error(401, "EXPIRED_API_KEY");
     ingest(&stack, &second, &[json!({"t": 4})]).await.expect(202);
     let got = stack.call(&admin, "GET", &format!("/datasources/{id}"), None).await.expect(200);
@@ -79,7 +80,8 @@ async fn a_datasource_and_its_ingest_key_live_and_die_together() {
         .await
         .expect(201);
     let third = graceful["key"].as_str().unwrap().to_owned();
-    assert_eq!(graceful["replaced_key_expires_at"], "2100-01-01T00:10:00Z");
+    // Ten minutes from now (the clock is 5 s on: the cache TTL let pass above).
+    assert_eq!(graceful["replaced_key_expires_at"], "2100-01-01T00:10:05Z");
     ingest(&stack, &second, &[json!({"t": 5})]).await.expect(202);
     ingest(&stack, &third, &[json!({"t": 6})]).await.expect(202);
     stack.clock.advance(TimeDelta::seconds(601));
@@ -89,7 +91,7 @@ async fn a_datasource_and_its_ingest_key_live_and_die_together() {
     let other = stack.call(&admin, "POST", "/datasources", Some(json!({"name": "other"}))).await.expect(201);
     ingest(&stack, other["key"].as_str().unwrap(), &[json!({"o": 1})]).await.expect(202);
 
-    // Delete: every key stops at once (the one in grace too), the records are gone.
+    // Delete: every key stops (the one in grace too) within the cache TTL, the records are gone.
     let graceful_again = stack
         .call(&admin, "POST", &format!("/datasources/{id}/regenerate-key"), Some(json!({"grace_period_seconds": 600})))
         .await
@@ -99,6 +101,7 @@ async fn a_datasource_and_its_ingest_key_live_and_die_together() {
     assert_eq!(deleted["deleted"], true);
     assert_eq!(deleted["records_deleted"], 6);
     assert_eq!(deleted["keys_revoked"], 2, "the current key and the one in its grace period");
+    stack.let_cached_decisions_expire();
     for dead in [&third, &fourth] {
         ingest(&stack, dead, &[json!({"t": 9})]).await.expect_error(401, "INVALID_API_KEY");
     }
@@ -158,6 +161,7 @@ async fn an_ingest_key_rotated_many_times_leaves_its_datasource_manageable() {
     let deleted = stack.call(&admin, "DELETE", &format!("/datasources/{id}"), None).await.expect(200);
     assert_eq!((deleted["deleted"].as_bool(), deleted["records_deleted"].as_u64()), (Some(true), Some(21)));
     assert_eq!(deleted["keys_revoked"], 22, "every key that still worked");
+    stack.let_cached_decisions_expire();
     for key in &keys {
         ingest(&stack, key, &[json!({"t": 9})]).await.expect_error(401, "INVALID_API_KEY");
     }

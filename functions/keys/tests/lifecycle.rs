@@ -90,9 +90,10 @@ async fn create_use_rotate_expire_revoke() {
     assert_eq!(expired.body["message"], "Unauthorized");
     stack.call(&new_key, "GET", "/whoami", None).await.expect(200);
 
-    // Revoke the new key: 204, at once INVALID_API_KEY; again 204.
+    // Revoke the new key: 204; INVALID_API_KEY within the cache TTL; again 204.
     let revoked = stack.call(&admin, "DELETE", &format!("/keys/{new_id}"), None).await;
     assert_eq!((revoked.status, &revoked.body), (204, &Value::Null));
+    stack.let_cached_decisions_expire();
     stack.call(&new_key, "GET", "/whoami", None).await.expect_error(401, "INVALID_API_KEY");
     stack.clock.advance(TimeDelta::seconds(1));
     assert_eq!(stack.call(&admin, "DELETE", &format!("/keys/{new_id}"), None).await.status, 204);
@@ -130,6 +131,43 @@ async fn create_use_rotate_expire_revoke() {
     for key in &shown_keys {
         assert!(!table.contains(&key[3..key.len() - 4]), "a plaintext key body is in the table");
     }
+}
+
+#[tokio::test]
+async fn a_revoked_or_downgraded_admin_key_cannot_change_keys_while_its_allow_is_cached() {
+    let stack = Stack::new().await;
+    let admin = stack.bootstrap("acme").await;
+    let second = stack
+        .call(&admin, "POST", "/keys", Some(json!({"name": "second admin", "permissions": ["admin", "read"]})))
+        .await
+        .expect(201);
+    let (second_id, second_key) = (second["id"].as_str().unwrap(), second["key"].as_str().unwrap());
+    stack.call(second_key, "GET", "/keys", None).await.expect(200);
+
+    // Downgraded to read: its cached Allow still says admin, but it cannot mint an admin key.
+    let downgrade = json!({"permissions": ["read"]});
+    stack.call(&admin, "PATCH", &format!("/keys/{second_id}"), Some(downgrade)).await.expect(200);
+    let mint = json!({"name": "minted", "permissions": ["admin"]});
+    stack.call(second_key, "POST", "/keys", Some(mint.clone())).await.expect_error(403, "INSUFFICIENT_PERMISSIONS");
+
+    // Revoked: refused at once by every operation that changes keys.
+    stack.call(&admin, "DELETE", &format!("/keys/{second_id}"), None).await.expect(204);
+    stack.call(second_key, "POST", "/keys", Some(mint)).await.expect_error(401, "INVALID_API_KEY");
+    let admin_id = stack.call(&admin, "GET", "/whoami", None).await.expect(200)["id"].as_str().unwrap().to_owned();
+    stack.call(second_key, "DELETE", &format!("/keys/{admin_id}"), None).await.expect_error(401, "INVALID_API_KEY");
+    stack
+        .call(second_key, "POST", &format!("/keys/{admin_id}/rotate"), None)
+        .await
+        .expect_error(401, "INVALID_API_KEY");
+    stack
+        .call(second_key, "POST", "/datasources", Some(json!({"name": "d"})))
+        .await
+        .expect_error(401, "INVALID_API_KEY");
+    // A read within the cache TTL is the documented window; past it, refused too.
+    stack.let_cached_decisions_expire();
+    stack.call(second_key, "GET", "/keys", None).await.expect_error(401, "INVALID_API_KEY");
+    let keys = stack.call(&admin, "GET", "/keys", None).await.expect(200);
+    assert_eq!(keys["keys"].as_array().unwrap().len(), 2, "nothing was minted: {keys}");
 }
 
 #[tokio::test]

@@ -95,6 +95,7 @@ async fn the_declared_resources_are_the_ones_the_code_uses() {
     let listed = stack.call(&admin, "GET", "/keys", None).await.expect(200);
     assert_eq!(listed["keys"].as_array().unwrap().len(), 2, "{listed}");
     let rotated = stack.call(&admin, "POST", &format!("/keys/{id}/rotate"), None).await.expect(201);
+    stack.let_cached_decisions_expire();
     assert_eq!(stack.call(key, "GET", "/whoami", None).await.status, 401);
     let datasource = stack.call(&admin, "POST", "/datasources", Some(json!({"name": "meters"}))).await.expect(201);
     let ingest_key = datasource["key"].as_str().unwrap();

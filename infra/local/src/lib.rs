@@ -284,7 +284,13 @@ where
             body,
             caller,
         };
-        self.management.handle(request).await
+        let reply = self.management.handle(request).await;
+        if method != Method::GET && reply.status < 400 {
+            // This process revoked, rotated, regenerated or deleted: no key it changed may keep
+            // verifying from the cache (deployed, other instances see it within their TTL).
+            self.authorizer.cache().clear();
+        }
+        reply
     }
 
     /// A request for the team's backend: authenticated and throttled as any, then forwarded.

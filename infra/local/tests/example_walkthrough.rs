@@ -13,7 +13,7 @@ async fn the_example_walkthrough_runs() {
     let backend = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, latchkey_example_catalog::app()).await.unwrap() });
     let dir = tempfile::tempdir().unwrap();
-    let upstream = [("LATCHKEY_UPSTREAM", backend.as_str()), ("LATCHKEY_CACHE_TTL_SECONDS", "")];
+    let upstream = [("LATCHKEY_UPSTREAM", backend.as_str())];
     let api = Running::start_configured(dir.path(), None, &upstream).await;
     let stdout = run_walkthrough(&api, script).await;
     let lines: Vec<&str> = stdout.lines().collect();

@@ -12,7 +12,7 @@ use reqwest::{Client, Method};
 use serde_json::{Value, json};
 
 async fn gateway(dir: &std::path::Path, upstream: &str, vars: &[(&str, &str)]) -> Running {
-    let mut all = vec![("LATCHKEY_UPSTREAM", upstream), ("LATCHKEY_CACHE_TTL_SECONDS", "")];
+    let mut all = vec![("LATCHKEY_UPSTREAM", upstream)];
     all.extend_from_slice(vars);
     Running::start_configured(dir, None, &all).await
 }

@@ -293,6 +293,25 @@ impl<S: KeyStore + AuditLog, G: GatewayKeys> KeyService<S, G> {
     }
 
     /// A tenant's key by the id in the path; malformed, missing and foreign ids are alike.
+    /// `caller` as its key's record says now (one consistent read): refused as the authorizer
+    /// would refuse it if the key is gone, revoked or expired; its permissions and datasource
+    /// the stored ones. Sessions and the operator have no record and pass unchanged.
+    pub async fn as_stored_now(&self, caller: Caller) -> Result<Caller, ApiError> {
+        let Actor::Key(id) = &caller.actor else {
+            return Ok(caller);
+        };
+        let record = self.store.get(&caller.tenant, id).await?.ok_or(ApiError::InvalidApiKey)?;
+        match record.status(self.clock.now()) {
+            KeyStatus::Revoked => Err(ApiError::InvalidApiKey),
+            KeyStatus::Expired => {
+                Err(ApiError::ExpiredApiKey { expired_at: record.expires_at.expect("expired keys have an expiry") })
+            }
+            KeyStatus::Active => {
+                Ok(Caller { permissions: record.permissions, datasource: record.datasource_id, ..caller })
+            }
+        }
+    }
+
     async fn record(&self, caller: &Caller, id: &str) -> Result<KeyRecord, ApiError> {
         let id = parse_id(id)?;
         self.store.get(&caller.tenant, &id).await?.ok_or(ApiError::NotFound)

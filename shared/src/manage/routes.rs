@@ -207,7 +207,12 @@ where
             tracing::error!(?route, "a route of another management function reached this one");
             return Err(ApiError::NotFound);
         }
-        let caller = request.caller?;
+        let mut caller = request.caller?;
+        if route.role() != Role::Read {
+            // The authorizer's decision may be as old as its cache TTL: a key revoked, expired or
+            // downgraded since must not change keys in that window (nor mint an admin key).
+            caller = self.service.as_stored_now(caller).await?;
+        }
         // Who may ask comes before what was asked: a key without `admin` learns nothing about
         // the rules of a body or query it may not send (403, not 400). The operations check again.
         if route != Route::Whoami {

@@ -52,7 +52,19 @@ pub struct Stack {
     pub change: Function,
 }
 
+/// The authorizer's cache TTL as users get it (`LATCHKEY_CACHE_TTL_SECONDS` unset: 5 s).
+pub fn default_cache_ttl() -> Duration {
+    latchkey::config::Settings::from_env(&latchkey::config::Env::from_fn(|_| None)).unwrap().cache_ttl
+}
+
 impl Stack {
+    /// Lets the authorizer's cached decisions age out (its clock is the stack's), as they do on a
+    /// warm instance within the cache TTL of a change: what the README promises for revocations,
+    /// rotations and regenerations deployed.
+    pub fn let_cached_decisions_expire(&self) {
+        self.clock.advance(TimeDelta::from_std(default_cache_ttl()).unwrap());
+    }
+
     pub async fn new() -> Self {
         Self::with_store(latchkey_tests::fresh_dynamo_store(TimeDelta::days(30)).await).await
     }
@@ -94,9 +106,10 @@ impl Stack {
             peppers: CachedPepper::load(StaticPepper::new(PEPPER, "v1"), Duration::from_secs(300)).await.unwrap(),
             clock: clock.clone(),
             profile: KeyProfile::latchkey(),
-            // No cache: each request sees the store as it is (the cache has tests of its own).
-            cache_ttl: Duration::ZERO,
-            cache_capacity: 0,
+            // As deployed: a decision is cached for the default TTL (5 s), so what a test sees
+            // right after a change is what a caller sees.
+            cache_ttl: default_cache_ttl(),
+            cache_capacity: 10_000,
             jwt: None,
             session_usage_keys: None,
         });

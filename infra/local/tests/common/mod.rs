@@ -41,8 +41,6 @@ impl Running {
             match name {
                 "LATCHKEY_DATA_DIR" => Some(data.clone()),
                 "LATCHKEY_ADMIN_KEY_FILE" => Some(file.clone()),
-                // Revocation is then visible at once (it takes the cache TTL otherwise, as deployed).
-                "LATCHKEY_CACHE_TTL_SECONDS" => Some("0".to_owned()),
                 _ => None,
             }
         });
