@@ -201,6 +201,22 @@ async fn bad_bodies_and_bad_records() {
 }
 
 #[tokio::test]
+async fn the_largest_record_ingest_accepts_is_one_dynamodb_stores() {
+    let stack = stack().await;
+    let datasource = DatasourceId::generate();
+    let (key, _) = stack.key(&[Permission::Ingest], Some(&datasource)).await;
+    // Exactly MAX_RECORD_BYTES of JSON: accepted, stored, listed back whole.
+    let largest = format!(r#"{{"blob":"{}"}}"#, "x".repeat(MAX_RECORD_BYTES - r#"{"blob":""}"#.len()));
+    assert_eq!(largest.len(), MAX_RECORD_BYTES);
+    let body = format!(r#"{{"records": [{largest}]}}"#);
+    let answer = stack.post(&[("x-api-key", key.as_str())], &body).await.expect(202);
+    assert_eq!(answer["accepted"], 1, "{answer}");
+    let stored = stack.stored(&datasource).await;
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].data.get().len(), MAX_RECORD_BYTES);
+}
+
+#[tokio::test]
 async fn idempotency_keys_and_record_ids_make_retries_harmless() {
     let stack = stack().await;
     let datasource = DatasourceId::generate();
