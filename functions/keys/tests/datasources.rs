@@ -169,6 +169,26 @@ async fn an_ingest_key_rotated_many_times_leaves_its_datasource_manageable() {
 }
 
 #[tokio::test]
+async fn a_datasource_whose_key_was_revoked_through_keys_gets_a_new_one() {
+    let stack = Stack::new().await;
+    let admin = stack.bootstrap("acme").await;
+    let created = stack.call(&admin, "POST", "/datasources", Some(json!({"name": "meters"}))).await.expect(201);
+    let (id, key_id, key) =
+        (created["id"].as_str().unwrap(), created["key_id"].as_str().unwrap(), created["key"].as_str().unwrap());
+    stack.call(&admin, "DELETE", &format!("/keys/{key_id}"), None).await.expect(204);
+    stack.let_cached_decisions_expire();
+    ingest(&stack, key, &[json!({"t": 1})]).await.expect_error(401, "INVALID_API_KEY");
+
+    let regenerated = stack.call(&admin, "POST", &format!("/datasources/{id}/regenerate-key"), None).await.expect(201);
+    assert!(regenerated.get("replaced_key_expires_at").is_none(), "no grace for a revoked key: {regenerated}");
+    ingest(&stack, regenerated["key"].as_str().unwrap(), &[json!({"t": 2})]).await.expect(202);
+    let got = stack.call(&admin, "GET", &format!("/datasources/{id}"), None).await.expect(200);
+    assert_eq!(got["key_id"], regenerated["key_id"]);
+    let deleted = stack.call(&admin, "DELETE", &format!("/datasources/{id}"), None).await.expect(200);
+    assert_eq!(deleted["keys_revoked"], 1, "{deleted}");
+}
+
+#[tokio::test]
 async fn another_tenants_datasources_do_not_exist() {
     let stack = Stack::new().await;
     let (admin_a, admin_b) = (stack.bootstrap("tenant-a").await, stack.bootstrap("tenant-b").await);

@@ -133,16 +133,7 @@ impl<S: KeyStore + AuditLog + DatasourceStore, G: GatewayKeys, R: RecordStore> D
         let name = super::input::name(body.name)?;
         let now = self.keys.clock.now();
         let id = DatasourceId::generate();
-        let spec = KeySpec {
-            tenant_id: caller.tenant.clone(),
-            name: format!("ingest: {name}"),
-            permissions: [Permission::Ingest].into_iter().collect(),
-            tier: self.ingest_tier.clone(),
-            expires_at: None,
-            datasource_id: Some(id.clone()),
-            replaces: None,
-        };
-        let issued = self.keys.insert(issuance, caller, spec, now).await?;
+        let issued = self.keys.insert(issuance, caller, self.ingest_key_spec(caller, &id, &name, None), now).await?;
         let datasource =
             Datasource { id, tenant_id: caller.tenant.clone(), name, created_at: now, key_id: issued.view.id.clone() };
         if let Err(error) = self.keys.store.insert_datasource(&datasource).await {
@@ -183,11 +174,33 @@ impl<S: KeyStore + AuditLog + DatasourceStore, G: GatewayKeys, R: RecordStore> D
         caller.require(Permission::Admin)?;
         let datasource = self.datasource(caller, id).await?;
         let current = self.current_key(caller, &datasource).await?;
-        let issued = self.keys.rotate(issuance, caller, current.id.as_str(), body).await?;
+        let now = self.keys.clock.now();
+        let issued = if current.revoked_at.is_none() {
+            self.keys.rotate(issuance, caller, current.id.as_str(), body).await?
+        } else {
+            // Its key was revoked (through /keys): nothing to rotate and no grace to give; a new
+            // key, or the datasource could never ingest again.
+            body.grace_period()?;
+            let spec = self.ingest_key_spec(caller, &datasource.id, &datasource.name, Some(current.id.clone()));
+            self.keys.insert(issuance, caller, spec, now).await?
+        };
         let key_id = issued.view.id.clone();
         self.point_at(caller, &datasource.id, &key_id).await;
         self.keys.audit(caller, AuditAction::DatasourceRegenerateKey, &datasource.id, self.keys.clock.now()).await;
         Ok(RegeneratedKey { datasource_id: datasource.id, key_id, ingest_key: IngestKey::of(issued) })
+    }
+
+    /// The key of datasource `id` (named `name`), in the ingest tier, allowed only to ingest.
+    fn ingest_key_spec(&self, caller: &Caller, id: &DatasourceId, name: &str, replaces: Option<KeyId>) -> KeySpec {
+        KeySpec {
+            tenant_id: caller.tenant.clone(),
+            name: format!("ingest: {name}"),
+            permissions: [Permission::Ingest].into_iter().collect(),
+            tier: self.ingest_tier.clone(),
+            expires_at: None,
+            datasource_id: Some(id.clone()),
+            replaces,
+        }
     }
 
     /// `POST /keys/{id}/rotate`: an ingest key's rotation moves its datasource's pointer too, so
