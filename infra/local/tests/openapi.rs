@@ -105,7 +105,7 @@ async fn every_response_matches_openapi() {
     let ingest_key = datasource["key"].as_str().unwrap().to_owned();
     assert_eq!(c.call(admin, Method::GET, "/datasources", None).await.0, 200);
     assert_eq!(c.call(admin, Method::GET, &format!("/datasources/{ds}"), None).await.0, 200);
-    let batch = json!({"records": [{"t": 1}, {"t": 2}, "not an object"]});
+    let batch = json!({"records": [{"t": 1}, {"t": 2, "id": "meter-7:2026-12-01"}, "not an object"]});
     assert_eq!(c.call(Some(&ingest_key), Method::POST, "/ingest", Some(batch)).await.0, 202);
     assert_eq!(c.call(Some(&ingest_key), Method::POST, "/ingest", Some(json!({"t": 3}))).await.0, 202);
     assert_eq!(c.call(Some(&ingest_key), Method::POST, "/ingest", Some(json!({"records": []}))).await.0, 400);
