@@ -107,7 +107,14 @@ pub struct Settings {
     /// `LATCHKEY_AWS_CONNECT_TIMEOUT_MS`, `LATCHKEY_AWS_ATTEMPT_TIMEOUT_MS`,
     /// `LATCHKEY_AWS_OPERATION_TIMEOUT_MS`, `LATCHKEY_AWS_MAX_ATTEMPTS`.
     pub aws_timeouts: AwsTimeouts,
+    /// `LATCHKEY_MAX_KEYS_PER_TENANT` (default 1,000, 1 to 10,000): how many keys that still
+    /// verify (each holding an API Gateway key) one tenant may have. API Gateway's 10,000 keys
+    /// per account and region are shared by all tenants and cannot be raised.
+    pub max_keys_per_tenant: u32,
 }
+
+/// [`Settings::max_keys_per_tenant`] unless configured.
+pub const DEFAULT_MAX_KEYS_PER_TENANT: u32 = 1_000;
 
 impl Settings {
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
@@ -141,6 +148,11 @@ impl Settings {
             ),
             tiers,
             aws_timeouts,
+            max_keys_per_tenant: env.number_or(
+                "LATCHKEY_MAX_KEYS_PER_TENANT",
+                DEFAULT_MAX_KEYS_PER_TENANT.into(),
+                1..=10_000,
+            )? as u32,
         })
     }
 }

@@ -50,6 +50,9 @@ pub enum ApiError {
     /// API Gateway's per-region API key limit is reached: no key was created.
     #[error("No more API keys can be created: the API Gateway API key limit of this account and region is reached")]
     KeyLimitReached,
+    /// The tenant has as many keys that still verify as it may (`LATCHKEY_MAX_KEYS_PER_TENANT`).
+    #[error("This tenant has {limit} keys that still verify, as many as it may: revoke one first")]
+    TenantKeyLimitReached { limit: u32 },
     /// Nothing about the cause reaches the caller; it is logged where it happens.
     #[error("Internal error")]
     Internal,
@@ -85,7 +88,7 @@ impl ApiError {
             ApiError::InsufficientPermissions { .. } => 403,
             ApiError::NotFound => 404,
             ApiError::MethodNotAllowed { .. } => 405,
-            ApiError::Conflict { .. } => 409,
+            ApiError::Conflict { .. } | ApiError::TenantKeyLimitReached { .. } => 409,
             ApiError::Validation { .. } => 400,
             ApiError::PayloadTooLarge { .. } => 413,
             ApiError::RateLimited { .. } | ApiError::QuotaExceeded { .. } => 429,
@@ -116,6 +119,7 @@ impl ApiError {
             ApiError::QuotaExceeded { .. } => "QUOTA_EXCEEDED",
             ApiError::Internal => "INTERNAL",
             ApiError::KeyLimitReached => "KEY_LIMIT_REACHED",
+            ApiError::TenantKeyLimitReached { .. } => "TENANT_KEY_LIMIT_REACHED",
             ApiError::ServiceUnavailable => "SERVICE_UNAVAILABLE",
             ApiError::BadGateway => "BAD_GATEWAY",
             ApiError::GatewayTimeout => "GATEWAY_TIMEOUT",
@@ -133,6 +137,7 @@ impl ApiError {
             ApiError::Validation { field, .. } => vec![("field", field.clone())],
             ApiError::PayloadTooLarge { limit_bytes } => vec![("limit_bytes", limit_bytes.to_string())],
             ApiError::MethodNotAllowed { allowed } => vec![("allowed", allowed.join(","))],
+            ApiError::TenantKeyLimitReached { limit } => vec![("limit", limit.to_string())],
             ApiError::RateLimited { retry_after_seconds } | ApiError::QuotaExceeded { retry_after_seconds } => {
                 vec![("retry_after_seconds", retry_after_seconds.to_string())]
             }

@@ -75,6 +75,11 @@ pub struct KeyRecord {
     /// key is being rehashed is never lost.
     #[serde(default)]
     pub revision: u64,
+    /// When the key, dead by then (revoked or expired), gave back its place in its tenant's key
+    /// count, its gateway key deleted. Until then the record is never garbage-collected: the
+    /// count, and the gateway key, would leak.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired_at: Option<DateTime<Utc>>,
 }
 
 /// What a new key is for; the rest of its record is generated.
@@ -133,6 +138,7 @@ impl KeyRecord {
             replaces: spec.replaces,
             replaced_by: None,
             revision: 0,
+            retired_at: None,
         }
     }
 
@@ -151,8 +157,10 @@ impl KeyRecord {
     /// When the record may be garbage-collected: `retention` after it stopped working (expiry,
     /// including any rotation grace, or revocation, whichever came first). Kept that long so a
     /// caller still gets `EXPIRED_API_KEY` rather than `INVALID_API_KEY`, and the dashboard still
-    /// shows the key. `None` for a key that works until revoked.
+    /// shows the key. `None` for a key that works until revoked, and for one not yet retired
+    /// ([`KeyRecord::retired_at`]).
     pub fn collectable_at(&self, retention: TimeDelta) -> Option<DateTime<Utc>> {
+        self.retired_at?;
         let end = match (self.expires_at, self.revoked_at) {
             (Some(e), Some(r)) => e.min(r),
             (e, r) => e.or(r)?,

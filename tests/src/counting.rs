@@ -62,6 +62,10 @@ impl<S: KeyStore> KeyStore for CountingStore<S> {
         self.inner.rotate(tenant, id, replacement, old_expires_at).await
     }
 
+    async fn retire(&self, tenant: &TenantId, id: &KeyId, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.inner.retire(tenant, id, at).await
+    }
+
     async fn touch(&self, digest: &KeyDigest, at: DateTime<Utc>) -> Result<(), StoreError> {
         self.inner.touch(digest, at).await
     }

@@ -46,8 +46,10 @@ async fn stored_ttl(store: &DynamoKeyStore, digest: &KeyDigest) -> Option<i64> {
     item.get(schema::TTL_ATTRIBUTE).map(|ttl| ttl.as_n().unwrap().parse().unwrap())
 }
 
+/// The TTL is set only once a dead key is retired (its gateway key deleted, its place in the
+/// tenant's count given back): a record collected before would leak both.
 #[tokio::test]
-async fn ttl_attribute_follows_expiry_and_revocation_plus_retention() {
+async fn ttl_attribute_is_set_at_retirement_to_the_end_of_life_plus_retention() {
     let retention = TimeDelta::days(30);
     let store = fresh_dynamo_store(retention).await;
 
@@ -57,18 +59,21 @@ async fn ttl_attribute_follows_expiry_and_revocation_plus_retention() {
 
     let expiring = record(Some(now() + TimeDelta::days(7)));
     store.insert(&expiring).await.unwrap();
-    let expected = (now() + TimeDelta::days(7) + retention).timestamp();
-    assert_eq!(stored_ttl(&store, &expiring.digest).await, Some(expected));
+    assert_eq!(stored_ttl(&store, &expiring.digest).await, None, "not while it holds its place");
 
     let revoked_at = now() + TimeDelta::hours(1);
     store.revoke(&forever.tenant_id, &forever.id, revoked_at).await.unwrap();
+    assert_eq!(stored_ttl(&store, &forever.digest).await, None);
+    assert!(store.retire(&forever.tenant_id, &forever.id, revoked_at).await.unwrap());
     assert_eq!(stored_ttl(&store, &forever.digest).await, Some((revoked_at + retention).timestamp()));
 
-    // Rotation sets the old key's expiry to the end of its grace: the TTL follows.
+    // Rotation sets the old key's expiry to the end of its grace: the TTL follows, once retired.
     let mut replacement = record(None);
     replacement.tenant_id = expiring.tenant_id.clone();
     let grace_end = now() + TimeDelta::minutes(5);
     store.rotate(&expiring.tenant_id, &expiring.id, &replacement, grace_end).await.unwrap();
+    assert!(matches!(store.retire(&expiring.tenant_id, &expiring.id, now()).await, Err(StoreError::Conflict(_))));
+    assert!(store.retire(&expiring.tenant_id, &expiring.id, grace_end).await.unwrap());
     assert_eq!(stored_ttl(&store, &expiring.digest).await, Some((grace_end + retention).timestamp()));
 }
 
@@ -94,7 +99,7 @@ async fn the_table_holds_no_plaintext_key() {
     }
     let scan = store.client().scan().table_name(store.table()).send().await.unwrap();
     let dump = format!("{:?}", scan.items());
-    assert_eq!(scan.items().len(), 10, "a record and an id pointer per key");
+    assert_eq!(scan.items().len(), 11, "a record and an id pointer per key, and the tenant's count");
     for key in &keys {
         let text = key.expose_secret();
         let body = &text[profile.prefix().len() + 1..];

@@ -328,6 +328,50 @@ async fn datasources_are_a_tenants_own(store: impl DatasourceStore) {
     assert_eq!(store.get_datasource(&owner, &first.id).await.unwrap(), None);
 }
 
+/// With a limit of 2: the count is of keys not yet retired, kept in the keys' own transactions.
+async fn a_tenant_holds_at_most_its_limit_until_dead_keys_retire(store: impl KeyStore) {
+    let owner = tenant("a");
+    let (_, first) = issue(&owner, "first");
+    let (_, second) = issue(&owner, "second");
+    store.insert(&first).await.unwrap();
+    store.insert(&second).await.unwrap();
+    let (_, third) = issue(&owner, "third");
+    assert!(matches!(store.insert(&third).await, Err(StoreError::LimitReached { limit: 2 })));
+    assert_eq!(store.get(&owner, &third.id).await.unwrap(), None, "nothing of a refused insert is stored");
+    // Another tenant counts apart.
+    store.insert(&issue(&tenant("b"), "theirs").1).await.unwrap();
+    // A rotation with a grace period counts the new key; one without may pass by one, as its old
+    // key retires right after.
+    let (_, graceful) = issue(&owner, "graceful");
+    let later = now() + chrono::TimeDelta::minutes(5);
+    assert!(matches!(store.rotate(&owner, &first.id, &graceful, later).await, Err(StoreError::LimitReached { .. })));
+    let (_, at_once) = issue(&owner, "at once");
+    store.rotate(&owner, &first.id, &at_once, now()).await.unwrap();
+    // A key that still verifies cannot retire; a dead one retires once, and frees its place.
+    assert!(matches!(store.retire(&owner, &second.id, now()).await, Err(StoreError::Conflict(_))));
+    assert!(store.retire(&owner, &first.id, now()).await.unwrap());
+    assert!(!store.retire(&owner, &first.id, now()).await.unwrap());
+    assert!(store.get(&owner, &first.id).await.unwrap().unwrap().retired_at.is_some());
+    assert!(matches!(store.insert(&third).await, Err(StoreError::LimitReached { .. })));
+    store.revoke(&owner, &second.id, now()).await.unwrap();
+    assert!(store.retire(&owner, &second.id, now()).await.unwrap());
+    store.insert(&third).await.unwrap();
+    assert!(matches!(store.retire(&tenant("b"), &third.id, now()).await, Err(StoreError::NotFound)));
+}
+
+#[tokio::test]
+async fn dynamodb_counts_keys_not_yet_retired() {
+    let store = latchkey_tests::fresh_dynamo_store(chrono::TimeDelta::days(30)).await.with_max_keys_per_tenant(2);
+    a_tenant_holds_at_most_its_limit_until_dead_keys_retire(store).await;
+}
+
+#[tokio::test]
+async fn embedded_counts_keys_not_yet_retired() {
+    let file = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(latchkey_tests::unique_name("keys") + ".redb");
+    let store = latchkey::store::embedded::EmbeddedKeyStore::open(&file).unwrap().with_max_keys_per_tenant(2);
+    a_tenant_holds_at_most_its_limit_until_dead_keys_retire(store).await;
+}
+
 macro_rules! contract {
     ($store_module:ident, $make:expr) => {
         contract!(@cases $store_module, $make, [

@@ -104,7 +104,8 @@ pub async fn from_env(roles: &'static [Role]) -> Result<DeployedFunction, SetupE
 
     let sdk = latchkey::aws::load_sdk_config(&settings.aws_timeouts).await;
     let store = DynamoKeyStore::new(aws_sdk_dynamodb::Client::new(&sdk), keys.keys_table, settings.record_retention)
-        .with_audit_retention(keys.audit_retention);
+        .with_audit_retention(keys.audit_retention)
+        .with_max_keys_per_tenant(settings.max_keys_per_tenant);
     let gateway = ApiGatewayKeys::new(aws_sdk_apigateway::Client::new(&sdk), keys.usage_plans);
     let records = keys
         .records_table

@@ -128,7 +128,7 @@ pub async fn open(config: &LocalConfig, clock: Arc<dyn Clock>) -> Result<(Embedd
     create_data_dir(config).await?;
     let file = config.data_dir.join("latchkey.redb");
     private_files::file(&file).map_err(|cause| LocalError::File { path: file.display().to_string(), cause })?;
-    let store = Arc::new(EmbeddedKeyStore::open(&file)?);
+    let store = Arc::new(EmbeddedKeyStore::open(&file)?.with_max_keys_per_tenant(config.settings.max_keys_per_tenant));
     assemble(config, clock, Arc::clone(&store), store).await
 }
 
@@ -143,7 +143,8 @@ pub async fn open_dynamodb(
         config.tables.clone().ok_or(ConfigError::Missing { var: "LATCHKEY_KEYS_TABLE and LATCHKEY_RECORDS_TABLE" })?;
     let sdk = latchkey::aws::load_sdk_config(&config.settings.aws_timeouts).await;
     let client = aws_sdk_dynamodb::Client::new(&sdk);
-    let keys = DynamoKeyStore::new(client.clone(), keys_table, config.settings.record_retention);
+    let keys = DynamoKeyStore::new(client.clone(), keys_table, config.settings.record_retention)
+        .with_max_keys_per_tenant(config.settings.max_keys_per_tenant);
     let records = DynamoRecordStore::new(client, records_table).with_retention(config.settings.record_ttl);
     assemble(config, clock, Arc::new(keys), Arc::new(records)).await
 }

@@ -1,16 +1,52 @@
 //! [`GatewayKeys`] on API Gateway (`aws-sdk-apigateway`).
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_sdk_apigateway::Client;
+use aws_sdk_apigateway::config::retry::RetryConfig;
 use aws_sdk_apigateway::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_apigateway::types::{Op, PatchOperation};
+use aws_sdk_apigateway::operation::create_api_key::CreateApiKeyError;
 use chrono::NaiveDate;
+use rand::TryRngCore;
+use rand::rngs::OsRng;
 use tokio::sync::OnceCell;
 
 use super::{DailyUsage, GatewayError, GatewayKeys};
 use crate::{GatewayKey, KeyId, TierName};
+
+/// How many times `CreateApiKey` is sent while API Gateway throttles it.
+pub const THROTTLE_ATTEMPTS: u32 = 5;
+/// The first wait after a throttled `CreateApiKey`; each next one doubles, up to
+/// [`THROTTLE_MAX_WAIT`]. API Gateway allows 5 per second per account (not adjustable), so a
+/// fifth of a second is the first moment a retry can expect room. Waits are 1/2 to 1 of that
+/// (jitter), so throttled callers do not retry in step: at most 0.2 + 0.4 + 0.8 + 1.0 = 2.4 s in
+/// all, within the key functions' timeout.
+const THROTTLE_FIRST_WAIT: Duration = Duration::from_millis(200);
+const THROTTLE_MAX_WAIT: Duration = Duration::from_secs(1);
+
+/// Calls `call` until it succeeds, fails otherwise than `throttled`, or has been tried
+/// [`THROTTLE_ATTEMPTS`] times, waiting with backoff and jitter in between.
+async fn retry_throttled<T, E, F, Fut>(throttled: impl Fn(&E) -> bool, mut call: F) -> Result<T, E>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let mut wait = THROTTLE_FIRST_WAIT;
+    for _ in 1..THROTTLE_ATTEMPTS {
+        match call().await {
+            Err(error) if throttled(&error) => {
+                let jitter = f64::from(OsRng.try_next_u32().unwrap_or(u32::MAX)) / f64::from(u32::MAX);
+                tokio::time::sleep(wait.mul_f64(0.5 + jitter / 2.0)).await;
+                wait = (wait * 2).min(THROTTLE_MAX_WAIT);
+            }
+            done => return done,
+        }
+    }
+    call().await
+}
 
 /// API keys in usage plans, one plan per tier.
 #[derive(Debug, Clone)]
@@ -155,23 +191,30 @@ impl GatewayKeys for ApiGatewayKeys {
         // The plan first: a tier without one makes no gateway key.
         let plan = self.plan(tier).await?;
         // The value is API Gateway's own random one; the name ties it to our key for operators.
-        let created = self
-            .client
-            .create_api_key()
-            .name(key_id.as_str())
-            .description("Latchkey: usage plan identity of this key id")
-            .enabled(true)
-            .send()
-            .await
-            .map_err(|error| {
-                // API Gateway answers an exhausted API key quota with LimitExceededException
-                // (throttling is TooManyRequestsException, which the SDK retries).
-                if error.as_service_error().is_some_and(|e| e.is_limit_exceeded_exception()) {
-                    GatewayError::LimitReached
-                } else {
-                    unavailable(error)
-                }
-            })?;
+        // Throttling (TooManyRequestsException) is retried here, and only here: the SDK's own
+        // retries are off for this call, so that the attempts are the ones counted above and do
+        // not multiply with `LATCHKEY_AWS_MAX_ATTEMPTS`.
+        let create = || {
+            self.client
+                .create_api_key()
+                .name(key_id.as_str())
+                .description("Latchkey: usage plan identity of this key id")
+                .enabled(true)
+                .customize()
+                .config_override(aws_sdk_apigateway::config::Builder::default().retry_config(RetryConfig::disabled()))
+                .send()
+        };
+        let throttled = |error: &SdkError<_, _>| {
+            error.as_service_error().is_some_and(|e: &CreateApiKeyError| e.is_too_many_requests_exception())
+        };
+        let created = retry_throttled(throttled, create).await.map_err(|error| {
+            // API Gateway answers an exhausted API key quota with LimitExceededException.
+            if error.as_service_error().is_some_and(|e| e.is_limit_exceeded_exception()) {
+                GatewayError::LimitReached
+            } else {
+                unavailable(error)
+            }
+        })?;
         let (Some(id), Some(value)) = (created.id, created.value) else {
             return Err(GatewayError::Unavailable("CreateApiKey answered without an id or value".into()));
         };
@@ -190,16 +233,6 @@ impl GatewayKeys for ApiGatewayKeys {
         // Into the new plan first: in between the key is in both, never in none (unthrottled).
         self.attach(&key.id, to).await?;
         self.detach(&key.id, from).await
-    }
-
-    async fn retire(&self, key: &GatewayKey, tier: &TierName) -> Result<(), GatewayError> {
-        let disable = PatchOperation::builder().op(Op::Replace).path("/enabled").value("false").build();
-        match self.client.update_api_key().api_key(&key.id).patch_operations(disable).send().await {
-            Ok(_) => {}
-            Err(error) if error.as_service_error().is_some_and(|e| e.is_not_found_exception()) => return Ok(()),
-            Err(error) => return Err(unavailable(error)),
-        }
-        self.detach(&key.id, tier).await
     }
 
     async fn delete(&self, key: &GatewayKey) -> Result<(), GatewayError> {
@@ -269,6 +302,70 @@ mod tests {
             String::from_utf8_lossy(&request[..read]).into_owned()
         });
         (address, served)
+    }
+
+    /// Answers each request, one per connection, with the next of `answers`; notes the
+    /// requests' first lines.
+    async fn scripted(answers: Vec<(u16, &'static str)>) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = format!("http://{}", listener.local_addr().unwrap());
+        let noted = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let requests = noted.clone();
+        tokio::spawn(async move {
+            for (status, body) in answers {
+                let Ok((mut socket, _)) = listener.accept().await else { break };
+                let mut request = vec![0; 8192];
+                let read = socket.read(&mut request).await.unwrap();
+                let text = String::from_utf8_lossy(&request[..read]).into_owned();
+                requests.lock().unwrap().push(text.lines().next().unwrap_or_default().to_owned());
+                let error_type = if status == 429 { "x-amzn-errortype: TooManyRequestsException\r\n" } else { "" };
+                let head = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n{error_type}content-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                socket.write_all(head.as_bytes()).await.unwrap();
+                socket.write_all(body.as_bytes()).await.unwrap();
+            }
+        });
+        (address, noted)
+    }
+
+    fn creates(requests: &std::sync::Mutex<Vec<String>>) -> usize {
+        requests.lock().unwrap().iter().filter(|r| r.starts_with("POST /apikeys")).count()
+    }
+
+    /// The gateway as the functions build it: the SDK config of [`crate::aws`] at its defaults.
+    async fn gateway_at(endpoint: String) -> ApiGatewayKeys {
+        let sdk = crate::aws::load_sdk_config(&crate::config::AwsTimeouts::default()).await;
+        let config = aws_sdk_apigateway::config::Builder::from(&sdk)
+            .region(aws_sdk_apigateway::config::Region::new("eu-west-1"))
+            .credentials_provider(aws_sdk_apigateway::config::Credentials::new("test", "test", None, None, "test"))
+            .endpoint_url(endpoint)
+            .build();
+        ApiGatewayKeys::new(Client::from_conf(config), HashMap::from([("free".parse().unwrap(), "plan-1".to_owned())]))
+    }
+
+    const THROTTLED: (u16, &str) = (429, r#"{"message":"Too Many Requests"}"#);
+
+    #[tokio::test]
+    async fn a_throttled_create_api_key_is_tried_again() {
+        let created = (201, r#"{"id":"gw-1","value":"value-1","enabled":true}"#);
+        let attached = (201, r#"{"id":"gw-1","type":"API_KEY"}"#);
+        let (endpoint, requests) = scripted(vec![THROTTLED, THROTTLED, created, attached]).await;
+        let key = gateway_at(endpoint).await.issue(&KeyId::generate(), &"free".parse().unwrap()).await.unwrap();
+        assert_eq!(key.map(|k| k.id).as_deref(), Some("gw-1"));
+        assert_eq!(creates(&requests), 3, "{requests:?}");
+    }
+
+    /// Throttled throughout: a bounded number of attempts (the SDK's own retries do not multiply
+    /// them), then `SERVICE_UNAVAILABLE`, and nothing created.
+    #[tokio::test]
+    async fn create_api_key_gives_up_after_a_bounded_number_of_throttled_attempts() {
+        let (endpoint, requests) = scripted(vec![THROTTLED; 20]).await;
+        let error = gateway_at(endpoint).await.issue(&KeyId::generate(), &"free".parse().unwrap()).await.unwrap_err();
+        assert!(matches!(error, GatewayError::Unavailable(_)), "{error:?}");
+        assert_eq!(crate::ApiError::from(error).code(), "SERVICE_UNAVAILABLE");
+        assert_eq!(creates(&requests), THROTTLE_ATTEMPTS as usize, "{requests:?}");
     }
 
     #[tokio::test]

@@ -3,8 +3,10 @@
 //! Each Latchkey key gets an API Gateway key of its own (a random value of API Gateway's; our
 //! prefixed keys are not valid gateway key values) in its tier's usage plan; the authorizer
 //! returns that value as `usageIdentifierKey`. API Gateway allows 10,000 API keys per account and
-//! region by default; past that, creating a key fails with [`GatewayError::LimitReached`] and
-//! nothing is created.
+//! region, a quota AWS does not raise; past that, creating a key fails with
+//! [`GatewayError::LimitReached`] and nothing is created. So a gateway key lives only as long as
+//! its Latchkey key can verify (deleted on revocation, at the end of a rotation's grace, once
+//! expired), and each tenant holds a bounded number (`LATCHKEY_MAX_KEYS_PER_TENANT`).
 
 use std::future::Future;
 
@@ -76,10 +78,9 @@ pub trait GatewayKeys: Send + Sync {
         to: &TierName,
     ) -> impl Future<Output = Result<(), GatewayError>> + Send;
 
-    /// Disables the key and takes it out of its usage plan (revocation). Idempotent.
-    fn retire(&self, key: &GatewayKey, tier: &TierName) -> impl Future<Output = Result<(), GatewayError>> + Send;
-
-    /// Deletes the key: undoes [`GatewayKeys::issue`] when the rest of a create fails.
+    /// Deletes the key (and with it its place in its usage plan): when its Latchkey key can no
+    /// longer verify, or to undo [`GatewayKeys::issue`] when the rest of a create fails.
+    /// Idempotent.
     fn delete(&self, key: &GatewayKey) -> impl Future<Output = Result<(), GatewayError>> + Send;
 
     /// Requests per day, `from` to `to` inclusive, as counted by `tier`'s usage plan.
@@ -102,10 +103,6 @@ impl GatewayKeys for NoGateway {
     }
 
     async fn change_tier(&self, _: &GatewayKey, _: &TierName, _: &TierName) -> Result<(), GatewayError> {
-        Ok(())
-    }
-
-    async fn retire(&self, _: &GatewayKey, _: &TierName) -> Result<(), GatewayError> {
         Ok(())
     }
 

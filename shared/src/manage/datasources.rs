@@ -250,6 +250,9 @@ impl<S: KeyStore + AuditLog + DatasourceStore, G: GatewayKeys, R: RecordStore> D
             if record.status(now) == KeyStatus::Active {
                 self.keys.revoke(caller, record.id.as_str()).await?;
                 keys_revoked += 1;
+            } else {
+                // Dead already (a grace period that ended): its gateway key goes too.
+                self.keys.retire_if_dead(&record, now).await;
             }
             next = match &record.replaces {
                 Some(_) if record.created_at + longest_grace < now => None,

@@ -32,6 +32,9 @@ pub const MAX_USAGE_DAYS: u32 = 90;
 /// A filtered listing reads at most this many store pages per request, so one request's cost is
 /// bounded however few keys match; the cursor then continues where it stopped.
 const MAX_PAGES_PER_FILTERED_LIST: usize = 10;
+/// A sweep for dead keys reads at most this many pages: enough for the largest limit
+/// (`LATCHKEY_MAX_KEYS_PER_TENANT` is at most 10,000) and the dead keys among them.
+const MAX_SWEEP_PAGES: usize = 101;
 
 /// The dependencies every management operation has.
 pub struct KeyService<S, G> {
@@ -209,24 +212,33 @@ impl<S: KeyStore + AuditLog, G: GatewayKeys> KeyService<S, G> {
             })
             .await?;
         self.audit(caller, AuditAction::KeyRotate, &old.id, now).await;
+        // The old key's gateway key goes as soon as the old key stops: now, without a grace
+        // period; otherwise at the next rotation, when the key before it has stopped (every
+        // rotation of a chain is where its grace ends are looked at: no scheduler needed).
+        let mut stopped = old.clone();
+        stopped.expires_at = Some(old_expires_at);
+        self.retire_if_dead(&stopped, now).await;
+        if let Some(previous) = &old.replaces {
+            match self.store.get(&caller.tenant, previous).await {
+                Ok(Some(previous)) => drop(self.retire_if_dead(&previous, now).await),
+                Ok(None) => {}
+                Err(error) => tracing::warn!(key_id = %previous, %error, "replaced key not read for retirement"),
+            }
+        }
         let mut issued = IssuedKey::new(&key, &record, now);
         issued.replaced_key_expires_at = Some(old_expires_at);
         Ok(issued)
     }
 
     /// `DELETE /keys/{id}`: immediate and irreversible; revoking again changes nothing. The API
-    /// Gateway key is then disabled and taken out of its plan (retried by a repeat call if that
-    /// fails: the key is dead either way, the authorizer denies it).
+    /// Gateway key is then deleted and the key retired (retried by a repeat call if that fails:
+    /// the key is dead either way, the authorizer denies it).
     pub async fn revoke(&self, caller: &Caller, id: &str) -> Result<(), ApiError> {
         caller.require(Permission::Admin)?;
         let id = parse_id(id)?;
         let now = self.clock.now();
         let record = self.store.revoke(&caller.tenant, &id, now).await?;
-        if let Some(gateway_key) = &record.gateway_key
-            && let Err(error) = self.gateway.retire(gateway_key, &record.tier).await
-        {
-            tracing::warn!(key_id = %record.id, %error, "revoked, but its API Gateway key is not yet disabled");
-        }
+        self.retire_if_dead(&record, now).await;
         // The store keeps the first revocation's time: only the call that revoked audits (two
         // revocations at the very same instant would both count, which only a frozen clock does).
         if record.revoked_at == Some(now) {
@@ -317,8 +329,51 @@ impl<S: KeyStore + AuditLog, G: GatewayKeys> KeyService<S, G> {
         self.store.get(&caller.tenant, &id).await?.ok_or(ApiError::NotFound)
     }
 
+    /// Gives a dead key's place back (`KeyStore::retire`): deletes its gateway key, then retires
+    /// it, in this order so that a failure in between is retried by the next attempt (deleting is
+    /// idempotent) and no retired key keeps a gateway key. Best effort: a failure is logged, the
+    /// key is dead either way. `true` if this call retired it.
+    pub(crate) async fn retire_if_dead(&self, record: &KeyRecord, now: DateTime<Utc>) -> bool {
+        if record.retired_at.is_some() || record.status(now) == KeyStatus::Active {
+            return false;
+        }
+        if let Some(gateway_key) = &record.gateway_key
+            && let Err(error) = self.gateway.delete(gateway_key).await
+        {
+            tracing::warn!(key_id = %record.id, gateway_key_id = %gateway_key.id, %error,
+                "dead key's API Gateway key not deleted; retried by the next sweep");
+            return false;
+        }
+        match self.store.retire(&record.tenant_id, &record.id, now).await {
+            Ok(retired) => retired,
+            Err(error) => {
+                tracing::warn!(key_id = %record.id, %error, "dead key not retired; retried by the next sweep");
+                false
+            }
+        }
+    }
+
+    /// Retires every dead key of `tenant` that still holds a place: run when the tenant is at its
+    /// limit, so that the limit counts keys that still verify. How many it retired.
+    async fn sweep(&self, tenant: &crate::TenantId, now: DateTime<Utc>) -> Result<usize, ApiError> {
+        let mut retired = 0;
+        let mut cursor = None;
+        for _ in 0..MAX_SWEEP_PAGES {
+            let page = self.store.list(tenant, crate::store::MAX_PAGE_SIZE, cursor.as_ref()).await?;
+            for record in &page.items {
+                retired += usize::from(self.retire_if_dead(record, now).await);
+            }
+            cursor = match page.next_cursor {
+                Some(next) => Some(crate::store::Cursor::decode(&next)?),
+                None => break,
+            };
+        }
+        Ok(retired)
+    }
+
     /// Generates a key, gives it an API Gateway key, and stores it with `store`; all or nothing:
-    /// if storing fails, the gateway key is deleted again.
+    /// if storing fails, the gateway key is deleted again. A tenant at its limit has its dead
+    /// keys retired and the store tried once more.
     async fn issue<P, F, Fut>(
         &self,
         issuance: &Issuance<P>,
@@ -328,13 +383,21 @@ impl<S: KeyStore + AuditLog, G: GatewayKeys> KeyService<S, G> {
     ) -> Result<(ApiKey, KeyRecord), ApiError>
     where
         P: PepperProvider,
-        F: FnOnce(KeyRecord) -> Fut,
+        F: Fn(KeyRecord) -> Fut,
         Fut: Future<Output = Result<(), crate::store::StoreError>>,
     {
         let peppers = issuance.peppers.current().await;
         let (key, mut record) = KeyRecord::issue(&issuance.profile, &peppers.current, spec, now);
         record.gateway_key = self.gateway.issue(&record.id, &record.tier).await?;
-        if let Err(error) = store(record.clone()).await {
+        let mut stored = store(record.clone()).await;
+        if matches!(stored, Err(crate::store::StoreError::LimitReached { .. })) {
+            match self.sweep(&record.tenant_id, now).await {
+                Ok(0) => {}
+                Ok(_) => stored = store(record.clone()).await,
+                Err(error) => tracing::warn!(tenant = %record.tenant_id, %error, "sweep for dead keys failed"),
+            }
+        }
+        if let Err(error) = stored {
             if let Some(gateway_key) = &record.gateway_key
                 && let Err(undo) = self.gateway.delete(gateway_key).await
             {

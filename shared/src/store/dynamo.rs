@@ -30,13 +30,26 @@ pub struct DynamoKeyStore {
     table: String,
     retention: TimeDelta,
     audit_retention: TimeDelta,
+    max_keys_per_tenant: u32,
 }
 
 impl DynamoKeyStore {
     /// `retention`: how long a dead (expired or revoked) record is kept before DynamoDB's TTL may
     /// collect it.
     pub fn new(client: Client, table: impl Into<String>, retention: TimeDelta) -> Self {
-        Self { client, table: table.into(), retention, audit_retention: DEFAULT_AUDIT_RETENTION }
+        Self {
+            client,
+            table: table.into(),
+            retention,
+            audit_retention: DEFAULT_AUDIT_RETENTION,
+            max_keys_per_tenant: super::DEFAULT_MAX_KEYS_PER_TENANT,
+        }
+    }
+
+    /// How many keys not yet retired one tenant may hold (`LATCHKEY_MAX_KEYS_PER_TENANT`).
+    pub fn with_max_keys_per_tenant(mut self, limit: u32) -> Self {
+        self.max_keys_per_tenant = limit;
+        self
     }
 
     /// How long audit events are kept before DynamoDB's TTL may collect them.
@@ -95,6 +108,36 @@ impl DynamoKeyStore {
             .build()
             .map_err(build_error)?;
         Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// One more key for `tenant`, provided it holds fewer than `limit`.
+    fn count_up(&self, tenant: &TenantId, limit: u32) -> Result<TransactWriteItem, StoreError> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key(schema::PARTITION_KEY, AttributeValue::S(schema::tenant_count_pk(tenant)))
+            .update_expression("ADD #live :one")
+            .condition_expression("attribute_not_exists(#live) OR #live < :limit")
+            .expression_attribute_names("#live", schema::LIVE_KEYS_ATTRIBUTE)
+            .expression_attribute_values(":one", number(1))
+            .expression_attribute_values(":limit", number(limit.into()))
+            .build()
+            .map_err(build_error)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// One key fewer. Unconditional: the record's own condition makes it happen once per key (a
+    /// key stored before counting existed takes the count below zero, which only gives back the
+    /// place it never took).
+    fn count_down(&self, tenant: &TenantId) -> Result<TransactWriteItem, StoreError> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key(schema::PARTITION_KEY, AttributeValue::S(schema::tenant_count_pk(tenant)))
+            .update_expression("ADD #live :minus_one")
+            .expression_attribute_names("#live", schema::LIVE_KEYS_ATTRIBUTE)
+            .expression_attribute_values(":minus_one", AttributeValue::N("-1".into()))
+            .build()
+            .map_err(build_error)?;
+        Ok(TransactWriteItem::builder().update(update).build())
     }
 
     /// The conditional update that every read-modify-write ends with: `SET` the given attributes
@@ -180,15 +223,31 @@ impl DynamoKeyStore {
     }
 
     async fn transact(&self, items: Vec<TransactWriteItem>, on_condition: StoreError) -> Result<(), StoreError> {
+        self.transact_counted(items, None, on_condition).await
+    }
+
+    /// [`Self::transact`] where item `counter` is a [`Self::count_up`]: its condition alone failing
+    /// means the tenant's limit is reached.
+    async fn transact_counted(
+        &self,
+        items: Vec<TransactWriteItem>,
+        counter: Option<usize>,
+        on_condition: StoreError,
+    ) -> Result<(), StoreError> {
         let result = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
         result.map(|_| ()).map_err(|error| {
             let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) = error.as_service_error()
             else {
                 return unavailable(error);
             };
-            let codes: Vec<&str> = cancelled.cancellation_reasons().iter().filter_map(|r| r.code()).collect();
-            if codes.contains(&"ConditionalCheckFailed") {
+            let reasons = cancelled.cancellation_reasons();
+            let failed = |i: usize| reasons.get(i).and_then(|r| r.code()) == Some("ConditionalCheckFailed");
+            let codes: Vec<&str> = reasons.iter().filter_map(|r| r.code()).collect();
+            let others_failed = (0..reasons.len()).any(|i| Some(i) != counter && failed(i));
+            if others_failed {
                 on_condition
+            } else if counter.is_some_and(failed) {
+                StoreError::LimitReached { limit: self.max_keys_per_tenant }
             } else if codes.contains(&"TransactionConflict") {
                 StoreError::Conflict("the key is being changed concurrently; try again")
             } else {
@@ -243,8 +302,12 @@ where
 
 impl KeyStore for DynamoKeyStore {
     async fn insert(&self, record: &KeyRecord) -> Result<(), StoreError> {
-        let items = vec![self.put(self.record_item(record)?)?, self.put(id_item(record))?];
-        self.transact(items, StoreError::AlreadyExists).await
+        let items = vec![
+            self.put(self.record_item(record)?)?,
+            self.put(id_item(record))?,
+            self.count_up(&record.tenant_id, self.max_keys_per_tenant)?,
+        ];
+        self.transact_counted(items, Some(2), StoreError::AlreadyExists).await
     }
 
     async fn find_by_digest(&self, digest: &KeyDigest) -> Result<Option<KeyRecord>, StoreError> {
@@ -325,9 +388,26 @@ impl KeyStore for DynamoKeyStore {
             self.put(self.record_item(replacement)?)?,
             self.put(id_item(replacement))?,
             TransactWriteItem::builder().update(update).build(),
+            self.count_up(tenant, super::rotation_limit(self.max_keys_per_tenant, replacement, old_expires_at))?,
         ];
-        self.transact(items, StoreError::Conflict("the key was changed concurrently (rotated or revoked)")).await?;
+        let conflict = StoreError::Conflict("the key was changed concurrently (rotated or revoked)");
+        self.transact_counted(items, Some(3), conflict).await?;
         Ok(updated)
+    }
+
+    async fn retire(&self, tenant: &TenantId, id: &KeyId, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        for _ in 0..OPTIMISTIC_ATTEMPTS {
+            let record = self.get(tenant, id).await?.ok_or(StoreError::NotFound)?;
+            let Some(updated) = super::retired(&record, at)? else { return Ok(false) };
+            let update = self.update_record(&record, &updated, &[("retired_at", to_value(&at)?)])?;
+            let items = vec![TransactWriteItem::builder().update(update).build(), self.count_down(tenant)?];
+            match self.transact(items, StoreError::Conflict("changed since read")).await {
+                Ok(()) => return Ok(true),
+                Err(StoreError::Conflict(_)) => continue,
+                Err(error) => return Err(error),
+            }
+        }
+        Err(StoreError::Conflict("the key is being changed concurrently; try again"))
     }
 
     async fn touch(&self, digest: &KeyDigest, at: DateTime<Utc>) -> Result<(), StoreError> {

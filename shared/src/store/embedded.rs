@@ -21,6 +21,8 @@ const RECORDS: TableDefinition<&[u8], &str> = TableDefinition::new("records_by_d
 const IDS: TableDefinition<&str, &[u8]> = TableDefinition::new("digest_by_key_id");
 /// `"{tenant}#{key id}"` → nothing: the listing index (`#` never occurs in a tenant id).
 const TENANT_KEYS: TableDefinition<&str, ()> = TableDefinition::new("keys_by_tenant");
+/// Tenant → how many of its keys are not yet retired (see [`KeyStore`]).
+const TENANT_COUNTS: TableDefinition<&str, i64> = TableDefinition::new("live_keys_by_tenant");
 /// `"{tenant}#{event id}"` → the audit event as JSON.
 const AUDIT: TableDefinition<&str, &str> = TableDefinition::new("audit_by_tenant");
 
@@ -30,6 +32,7 @@ mod records;
 #[derive(Clone)]
 pub struct EmbeddedKeyStore {
     db: Arc<Database>,
+    max_keys_per_tenant: u32,
 }
 
 impl std::fmt::Debug for EmbeddedKeyStore {
@@ -54,11 +57,12 @@ fn tenant_key(tenant: &TenantId, id: &impl std::fmt::Display) -> String {
     format!("{tenant}#{id}")
 }
 
-/// The three tables of one write transaction.
+/// The tables of one write transaction.
 struct Tables<'txn> {
     records: Table<'txn, &'static [u8], &'static str>,
     ids: Table<'txn, &'static str, &'static [u8]>,
     tenant_keys: Table<'txn, &'static str, ()>,
+    counts: Table<'txn, &'static str, i64>,
 }
 
 impl<'txn> Tables<'txn> {
@@ -67,7 +71,21 @@ impl<'txn> Tables<'txn> {
             records: txn.open_table(RECORDS).map_err(unavailable)?,
             ids: txn.open_table(IDS).map_err(unavailable)?,
             tenant_keys: txn.open_table(TENANT_KEYS).map_err(unavailable)?,
+            counts: txn.open_table(TENANT_COUNTS).map_err(unavailable)?,
         })
+    }
+
+    /// Adds `delta` to the tenant's count; a rise past `limit` is `LimitReached` (and the
+    /// transaction, not committed, changes nothing).
+    fn count(&mut self, tenant: &TenantId, delta: i64, limit: Option<(u32, u32)>) -> Result<(), StoreError> {
+        let now = self.counts.get(tenant.as_str()).map_err(unavailable)?.map_or(0, |v| v.value());
+        if let Some((allowed, reported)) = limit
+            && now >= i64::from(allowed)
+        {
+            return Err(StoreError::LimitReached { limit: reported });
+        }
+        self.counts.insert(tenant.as_str(), now + delta).map_err(unavailable)?;
+        Ok(())
     }
 
     fn record(&self, digest: &KeyDigest) -> Result<Option<KeyRecord>, StoreError> {
@@ -117,7 +135,13 @@ impl EmbeddedKeyStore {
         txn.open_table(records::RECORDS_BY_SEQUENCE).map_err(unavailable)?;
         txn.open_table(records::RECORD_IDENTITIES).map_err(unavailable)?;
         txn.commit().map_err(unavailable)?;
-        Ok(Self { db: Arc::new(db) })
+        Ok(Self { db: Arc::new(db), max_keys_per_tenant: super::DEFAULT_MAX_KEYS_PER_TENANT })
+    }
+
+    /// How many keys not yet retired one tenant may hold (`LATCHKEY_MAX_KEYS_PER_TENANT`).
+    pub fn with_max_keys_per_tenant(mut self, limit: u32) -> Self {
+        self.max_keys_per_tenant = limit;
+        self
     }
 
     async fn blocking<T, F>(&self, work: F) -> Result<T, StoreError>
@@ -159,8 +183,12 @@ impl EmbeddedKeyStore {
 
 impl KeyStore for EmbeddedKeyStore {
     async fn insert(&self, record: &KeyRecord) -> Result<(), StoreError> {
-        let record = record.clone();
-        self.write(move |tables| tables.insert_new(&record)).await
+        let (record, limit) = (record.clone(), self.max_keys_per_tenant);
+        self.write(move |tables| {
+            tables.insert_new(&record)?;
+            tables.count(&record.tenant_id, 1, Some((limit, limit)))
+        })
+        .await
     }
 
     async fn find_by_digest(&self, digest: &KeyDigest) -> Result<Option<KeyRecord>, StoreError> {
@@ -250,12 +278,27 @@ impl KeyStore for EmbeddedKeyStore {
         old_expires_at: DateTime<Utc>,
     ) -> Result<KeyRecord, StoreError> {
         let (tenant, id, replacement) = (tenant.clone(), id.clone(), replacement.clone());
+        let limit = self.max_keys_per_tenant;
+        let allowed = super::rotation_limit(limit, &replacement, old_expires_at);
         self.write(move |tables| {
             let old = tables.tenant_record(&tenant, &id)?.ok_or(StoreError::NotFound)?;
             let updated = super::rotated(&old, &replacement.id, old_expires_at)?;
             tables.insert_new(&replacement)?;
             tables.put_record(&updated)?;
+            tables.count(&tenant, 1, Some((allowed, limit)))?;
             Ok(updated)
+        })
+        .await
+    }
+
+    async fn retire(&self, tenant: &TenantId, id: &KeyId, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let (tenant, id) = (tenant.clone(), id.clone());
+        self.write(move |tables| {
+            let record = tables.tenant_record(&tenant, &id)?.ok_or(StoreError::NotFound)?;
+            let Some(updated) = super::retired(&record, at)? else { return Ok(false) };
+            tables.put_record(&updated)?;
+            tables.count(&tenant, -1, None)?;
+            Ok(true)
         })
         .await
     }

@@ -28,6 +28,9 @@ pub enum StoreError {
     /// to another digest).
     #[error("{0}")]
     Conflict(&'static str),
+    /// The tenant has `limit` keys that have not been retired ([`KeyStore::retire`]).
+    #[error("the tenant holds {limit} keys, its limit")]
+    LimitReached { limit: u32 },
     #[error("the page cursor is not one this service issued")]
     InvalidCursor,
     /// The store cannot be reached, timed out, or throttled us. Callers fail closed.
@@ -44,6 +47,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound => ApiError::NotFound,
             StoreError::AlreadyExists => ApiError::conflict("the key already exists"),
             StoreError::Conflict(message) => ApiError::conflict(message),
+            StoreError::LimitReached { limit } => ApiError::TenantKeyLimitReached { limit },
             StoreError::InvalidCursor => ApiError::validation("cursor", "the cursor is not valid"),
             StoreError::Unavailable(cause) => {
                 tracing::error!(%cause, "key store unavailable");
@@ -56,6 +60,9 @@ impl From<StoreError> for ApiError {
         }
     }
 }
+
+/// Keys a tenant may hold unless the store is told otherwise (`LATCHKEY_MAX_KEYS_PER_TENANT`).
+pub const DEFAULT_MAX_KEYS_PER_TENANT: u32 = crate::config::DEFAULT_MAX_KEYS_PER_TENANT;
 
 /// Largest page a list call returns.
 pub const MAX_PAGE_SIZE: u32 = 100;
@@ -116,8 +123,14 @@ impl<Id: FromStr + fmt::Display> Cursor<Id> {
 /// The storage contract. Every method is one logical operation whose atomicity the
 /// implementation guarantees (conditional writes or transactions in DynamoDB, one write
 /// transaction in redb).
+///
+/// Each tenant has a count of its keys not yet retired, changed in the same transaction as the
+/// keys: `insert` and `rotate` add one (refused with `LimitReached` at the store's limit), and
+/// `retire` takes one away. It is what keeps one tenant from using up the region's API Gateway
+/// keys, which every tenant shares.
 pub trait KeyStore: Send + Sync {
-    /// Stores a new key. `AlreadyExists` if its digest or its id is taken.
+    /// Stores a new key. `AlreadyExists` if its digest or its id is taken, `LimitReached` if the
+    /// tenant holds as many keys as it may.
     fn insert(&self, record: &KeyRecord) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Verification's one read: the record stored under this digest, if any.
@@ -146,7 +159,9 @@ pub trait KeyStore: Send + Sync {
     /// Atomically stores `replacement` and marks key `id` as replaced by it, now expiring at
     /// `old_expires_at` (the end of its grace period). Exactly one of two concurrent rotations
     /// wins; the other, like a rotation of a revoked key, is `Conflict`. Returns the old record
-    /// as stored.
+    /// as stored. Counted like `insert`, except that a rotation whose old key stops at once
+    /// (`old_expires_at` not after the replacement's creation) may pass the limit by one: the
+    /// caller retires the old key right after.
     fn rotate(
         &self,
         tenant: &TenantId,
@@ -164,6 +179,17 @@ pub trait KeyStore: Send + Sync {
         id: &KeyId,
         changes: &KeyChanges,
     ) -> impl Future<Output = Result<KeyRecord, StoreError>> + Send;
+
+    /// Marks a dead key (revoked, or expired by `at`) as retired at `at`, giving its place in its
+    /// tenant's count back; its gateway key must be deleted by then. `true` if this call retired
+    /// it, `false` if it was retired already; `Conflict` for a key that still verifies, `NotFound`
+    /// for a missing or another tenant's key. The record becomes collectable by the TTL from now.
+    fn retire(
+        &self,
+        tenant: &TenantId,
+        id: &KeyId,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Records that the key was used at `at` (`last_used_at`). Best effort and unconditional on
     /// the revision: it never conflicts with a revocation, and never creates an item for a key
@@ -237,6 +263,26 @@ pub(crate) fn updated(record: &KeyRecord, changes: &KeyChanges) -> Result<KeyRec
     }
     updated.revision += 1;
     Ok(updated)
+}
+
+/// The record after retirement at `at`; `None` when it is retired already.
+pub(crate) fn retired(record: &KeyRecord, at: DateTime<Utc>) -> Result<Option<KeyRecord>, StoreError> {
+    if record.retired_at.is_some() {
+        return Ok(None);
+    }
+    if record.status(at) == crate::KeyStatus::Active {
+        return Err(StoreError::Conflict("a key that still verifies keeps its place"));
+    }
+    let mut updated = record.clone();
+    updated.retired_at = Some(at);
+    updated.revision += 1;
+    Ok(Some(updated))
+}
+
+/// The count a rotation may reach: one more than the limit when the old key stops at once, as it
+/// is retired right after.
+pub(crate) fn rotation_limit(limit: u32, replacement: &KeyRecord, old_expires_at: DateTime<Utc>) -> u32 {
+    if old_expires_at <= replacement.created_at { limit.saturating_add(1) } else { limit }
 }
 
 /// The record as it is stored under its digest for the current pepper.

@@ -18,6 +18,11 @@
 //!   `id = <datasource id>`, the datasource in `datasource`: read by id with one consistent
 //!   `GetItem`, listed through `by_tenant` like the audit trail.
 //!
+//! And one counter per tenant:
+//! - `pk = "tenant_keys#<tenant>"`, `live`: how many of the tenant's keys are not yet retired,
+//!   changed in the transaction that writes a key (see [`crate::store::KeyStore`]). No
+//!   `tenant_id`, so it stays out of the index.
+//!
 //! `ttl` (epoch seconds) only garbage-collects: expiry is enforced in code on every read.
 
 pub const PARTITION_KEY: &str = "pk";
@@ -54,6 +59,13 @@ pub fn digest_pk(digest: &crate::KeyDigest) -> String {
 pub fn id_pk(id: &crate::KeyId) -> String {
     format!("id#{id}")
 }
+
+/// The item counting a tenant's keys that are not yet retired, in [`LIVE_KEYS_ATTRIBUTE`].
+pub fn tenant_count_pk(tenant: &crate::TenantId) -> String {
+    format!("tenant_keys#{tenant}")
+}
+
+pub const LIVE_KEYS_ATTRIBUTE: &str = "live";
 
 pub fn audit_pk(id: &crate::AuditId) -> String {
     format!("audit#{id}")

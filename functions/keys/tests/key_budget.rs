@@ -1,0 +1,131 @@
+//! API Gateway keys are a per-region budget of 10,000 that AWS does not raise: a Latchkey key
+//! that can no longer verify gives its gateway key back (deleted in moto's API Gateway), and a
+//! tenant holds at most `LATCHKEY_MAX_KEYS_PER_TENANT` keys that still verify.
+
+mod common;
+
+use chrono::TimeDelta;
+use common::{Stack, start};
+use latchkey::TenantId;
+use latchkey::store::KeyStore;
+use serde_json::{Value, json};
+
+/// The gateway key id of a tenant's key, as stored.
+async fn gateway_id(stack: &Stack, tenant: &str, id: &str) -> String {
+    let tenant: TenantId = tenant.parse().unwrap();
+    let record = stack.store.get(&tenant, &id.parse().unwrap()).await.unwrap().unwrap();
+    record.gateway_key.expect("every issued key has a gateway key").id
+}
+
+async fn create(stack: &Stack, admin: &str, body: Value) -> (String, String) {
+    let created = stack.call(admin, "POST", "/keys", Some(body)).await.expect(201);
+    (created["id"].as_str().unwrap().to_owned(), created["key"].as_str().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn a_revoked_key_loses_its_gateway_key() {
+    let stack = Stack::new().await;
+    let admin = stack.bootstrap("acme").await;
+    let (id, key) = create(&stack, &admin, json!({"name": "doomed", "tier": "free"})).await;
+    let gateway = gateway_id(&stack, "acme", &id).await;
+    assert_eq!(stack.gateway_key(&gateway).await, Some((true, vec!["free".to_owned()])));
+    for _ in 0..2 {
+        assert_eq!(stack.call(&admin, "DELETE", &format!("/keys/{id}"), None).await.status, 204);
+        assert_eq!(stack.gateway_key(&gateway).await, None, "deleted, not only disabled");
+    }
+    stack.let_cached_decisions_expire();
+    stack.call(&key, "GET", "/whoami", None).await.expect_error(401, "INVALID_API_KEY");
+}
+
+#[tokio::test]
+async fn a_rotation_without_grace_deletes_the_old_gateway_key_at_once() {
+    let stack = Stack::new().await;
+    let admin = stack.bootstrap("acme").await;
+    let (id, _) = create(&stack, &admin, json!({"name": "rotated", "tier": "free"})).await;
+    let old = gateway_id(&stack, "acme", &id).await;
+    let rotated = stack.call(&admin, "POST", &format!("/keys/{id}/rotate"), None).await.expect(201);
+    assert_eq!(stack.gateway_key(&old).await, None);
+    let new = gateway_id(&stack, "acme", rotated["id"].as_str().unwrap()).await;
+    assert_eq!(stack.gateway_key(&new).await, Some((true, vec!["free".to_owned()])));
+    stack.call(rotated["key"].as_str().unwrap(), "GET", "/whoami", None).await.expect(200);
+}
+
+/// With a grace period the old key keeps verifying, and keeps its gateway key (its plan throttles
+/// it) until the grace ends; the tenant's next rotation deletes it.
+#[tokio::test]
+async fn a_rotated_key_loses_its_gateway_key_after_its_grace_period() {
+    let stack = Stack::new().await;
+    let admin = stack.bootstrap("acme").await;
+    let (id, old_key) = create(&stack, &admin, json!({"name": "graceful", "tier": "free"})).await;
+    let old = gateway_id(&stack, "acme", &id).await;
+    let grace = json!({"grace_period_seconds": 60});
+    let rotated = stack.call(&admin, "POST", &format!("/keys/{id}/rotate"), Some(grace)).await.expect(201);
+    assert_eq!(stack.gateway_key(&old).await, Some((true, vec!["free".to_owned()])));
+    stack.call(&old_key, "GET", "/whoami", None).await.expect(200);
+
+    stack.clock.advance(TimeDelta::seconds(61));
+    stack.call(&old_key, "GET", "/whoami", None).await.expect_error(401, "EXPIRED_API_KEY");
+    let new_id = rotated["id"].as_str().unwrap();
+    let again = stack.call(&admin, "POST", &format!("/keys/{new_id}/rotate"), None).await.expect(201);
+    assert_eq!(stack.gateway_key(&old).await, None);
+    stack.call(again["key"].as_str().unwrap(), "GET", "/whoami", None).await.expect(200);
+}
+
+#[tokio::test]
+async fn a_deleted_datasource_deletes_its_keys_gateway_keys() {
+    let stack = Stack::new().await;
+    let admin = stack.bootstrap("acme").await;
+    let created = stack.call(&admin, "POST", "/datasources", Some(json!({"name": "sensors"}))).await.expect(201);
+    let id = created["id"].as_str().unwrap();
+    let first = gateway_id(&stack, "acme", created["key_id"].as_str().unwrap()).await;
+    let grace = json!({"grace_period_seconds": 3600});
+    let regenerated =
+        stack.call(&admin, "POST", &format!("/datasources/{id}/regenerate-key"), Some(grace)).await.expect(201);
+    let second = gateway_id(&stack, "acme", regenerated["key_id"].as_str().unwrap()).await;
+    stack.call(&admin, "DELETE", &format!("/datasources/{id}"), None).await.expect(200);
+    assert_eq!((stack.gateway_key(&first).await, stack.gateway_key(&second).await), (None, None));
+}
+
+/// A stack whose tenants may hold `limit` keys that still verify.
+async fn limited(limit: u32) -> Stack {
+    let store = latchkey_tests::fresh_dynamo_store(TimeDelta::days(30)).await.with_max_keys_per_tenant(limit);
+    Stack::with_store(store).await
+}
+
+#[tokio::test]
+async fn a_tenant_holds_at_most_its_limit_of_keys_that_verify() {
+    // 3: the bootstrap admin key and two more (the default, 1,000, is checked below).
+    let stack = limited(3).await;
+    let admin = stack.bootstrap("acme").await;
+    let (revoked, _) = create(&stack, &admin, json!({"name": "one"})).await;
+    let expiry = (start() + TimeDelta::hours(1)).to_rfc3339();
+    let (expiring, _) = create(&stack, &admin, json!({"name": "two", "expires_at": expiry})).await;
+
+    let refused = stack.call(&admin, "POST", "/keys", Some(json!({"name": "three"}))).await;
+    assert_eq!(refused.body["error"]["details"]["limit"], "3", "{:?}", refused.body);
+    refused.expect_error(409, "TENANT_KEY_LIMIT_REACHED");
+    let rotate = format!("/keys/{revoked}/rotate");
+    let grace = json!({"grace_period_seconds": 60});
+    stack.call(&admin, "POST", &rotate, Some(grace)).await.expect_error(409, "TENANT_KEY_LIMIT_REACHED");
+    // Another tenant's budget is its own.
+    let other = stack.bootstrap("globex").await;
+    create(&stack, &other, json!({"name": "theirs"})).await;
+
+    // A revoked key frees its place at once; an expired one as soon as it is needed.
+    assert_eq!(stack.call(&admin, "DELETE", &format!("/keys/{revoked}"), None).await.status, 204);
+    create(&stack, &admin, json!({"name": "three"})).await;
+    stack
+        .call(&admin, "POST", "/keys", Some(json!({"name": "four"})))
+        .await
+        .expect_error(409, "TENANT_KEY_LIMIT_REACHED");
+    let expiring_gateway = gateway_id(&stack, "acme", &expiring).await;
+    stack.clock.advance(TimeDelta::hours(2));
+    create(&stack, &admin, json!({"name": "four"})).await;
+    assert_eq!(stack.gateway_key(&expiring_gateway).await, None);
+}
+
+#[test]
+fn the_default_limit_is_a_thousand_keys_per_tenant() {
+    let settings = latchkey::config::Settings::from_env(&latchkey::config::Env::from_fn(|_| None)).unwrap();
+    assert_eq!(settings.max_keys_per_tenant, 1_000);
+}
