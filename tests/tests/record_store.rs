@@ -101,9 +101,9 @@ fn ids_in_shard(prefix: &str, shard: Option<u8>, count: usize) -> Vec<String> {
 async fn large_and_small_records_across_shards_come_back_exactly_once(store: impl RecordStore) {
     let ds = DatasourceId::generate();
     let (big, small) = (ids_in_shard("big", Some(0), 25), ids_in_shard("small", None, 75));
-    // 190 KB: with the `by_sequence` index projecting everything, DynamoDB counts an item twice
-    // against its 400 KB limit, so this is about the largest record it takes.
-    let pad = "x".repeat(190_000);
+    // Nearly the largest record ingest takes (MAX_RECORD_BYTES, 190,000 B: the `by_sequence`
+    // index projects everything, so DynamoDB counts an item twice against its 400 KB limit).
+    let pad = "x".repeat(latchkey::ingest::MAX_RECORD_BYTES - 100);
     // Each large record, then three small ones: 100 records, 4.75 MB, in one request.
     let mut records = Vec::new();
     let mut small = small.iter();
