@@ -5,7 +5,9 @@
 //! Every function binary is deployed and every deployed binary exists, built from
 //! `Metadata.BuildProperties.Binary`; every route reaches the function of its role behind the
 //! authorizer and its usage plan; the reading function cannot write; only the issuing functions
-//! read the pepper; the authorizer has no identity source and no caching and one invoke
+//! read the pepper; the authorizer writes only the items verification touches and keys-change
+//! puts only audit events; the key functions touch only this stack's usage plans; the stage has
+//! a throttle ceiling and each tier a quota as parameters; the authorizer has no identity source and no caching and one invoke
 //! permission; there is one stage; what must outlive the stack does; the access log cannot carry
 //! a key; the functions find their tier's usage plan by the name the plan has.
 
@@ -110,26 +112,50 @@ fn every_route_goes_to_the_function_of_its_role_behind_the_authorizer() {
     assert_eq!(template["Resources"]["Api"]["Properties"]["ApiKeySourceType"], "AUTHORIZER");
 }
 
-/// Every action each function's role allows (conditional statements included), by binary.
-fn allowed_actions(template: &Value) -> BTreeMap<String, Vec<(String, Value)>> {
+/// One action a function's role allows: on what, and under which condition (`Null`: none).
+struct Grant {
+    action: String,
+    resource: Value,
+    condition: Value,
+}
+
+/// The statements of a policy document, a conditional statement (`!If [condition, statement,
+/// AWS::NoValue]`) as where it applies.
+fn grants(document: &Value, owner: &str) -> Vec<Grant> {
+    assert_eq!(document["Version"], "2012-10-17", "{owner}'s policy has no Version");
+    let mut grants = Vec::new();
+    for statement in document["Statement"].as_array().unwrap() {
+        let statement = statement.get("Fn::If").map_or(statement, |branches| &branches[1]);
+        assert_eq!(statement["Effect"], "Allow");
+        let listed = match &statement["Action"] {
+            Value::String(one) => vec![one.clone()],
+            many => many.as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_owned()).collect(),
+        };
+        grants.extend(listed.into_iter().map(|action| Grant {
+            action,
+            resource: statement["Resource"].clone(),
+            condition: statement["Condition"].clone(),
+        }));
+    }
+    grants
+}
+
+/// Every action each function's role allows, by binary: the role's own policies and every
+/// `AWS::IAM::Policy` of the template attached to it.
+fn allowed_actions(template: &Value) -> BTreeMap<String, Vec<Grant>> {
     let binaries = deployed_binaries(&source());
     let mut allowed = BTreeMap::new();
     for (function, binary) in binaries {
-        let role = &template["Resources"][format!("{function}Role")];
+        let role_id = format!("{function}Role");
+        let role = &template["Resources"][&role_id];
         assert_eq!(role["Type"], "AWS::IAM::Role", "{function} has its own role");
         let mut actions = Vec::new();
         for policy in role["Properties"]["Policies"].as_array().unwrap() {
-            let document = &policy["PolicyDocument"];
-            assert_eq!(document["Version"], "2012-10-17", "{function}'s policy has no Version");
-            for statement in document["Statement"].as_array().unwrap() {
-                // `!If [condition, statement, AWS::NoValue]`: the statement, where it applies.
-                let statement = statement.get("Fn::If").map_or(statement, |branches| &branches[1]);
-                assert_eq!(statement["Effect"], "Allow");
-                let listed = match &statement["Action"] {
-                    Value::String(one) => vec![one.clone()],
-                    many => many.as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_owned()).collect(),
-                };
-                actions.extend(listed.into_iter().map(|action| (action, statement["Resource"].clone())));
+            actions.extend(grants(&policy["PolicyDocument"], &function));
+        }
+        for (id, policy) in resources_of(template, "AWS::IAM::Policy") {
+            if policy["Properties"]["Roles"].as_array().unwrap().contains(&json!({"Ref": role_id})) {
+                actions.extend(grants(&policy["Properties"]["PolicyDocument"], id));
             }
         }
         allowed.insert(binary, actions);
@@ -141,17 +167,105 @@ fn allowed_actions(template: &Value) -> BTreeMap<String, Vec<(String, Value)>> {
 fn the_reading_function_cannot_write_and_only_the_issuers_read_the_pepper() {
     let allowed = allowed_actions(default_transform());
     let writes = ["Put", "Update", "Delete", "BatchWrite", "apigateway:POST", "apigateway:PATCH", "apigateway:DELETE"];
-    for (action, _) in &allowed["keys-read"] {
-        assert!(!writes.iter().any(|w| action.contains(w)), "keys-read may {action}");
+    for grant in &allowed["keys-read"] {
+        assert!(!writes.iter().any(|w| grant.action.contains(w)), "keys-read may {}", grant.action);
     }
-    for (binary, actions) in &allowed {
-        let reads_pepper = actions.iter().any(|(action, _)| action.starts_with("secretsmanager:"));
+    for (binary, grants) in &allowed {
+        let reads_pepper = grants.iter().any(|grant| grant.action.starts_with("secretsmanager:"));
         assert_eq!(reads_pepper, ["authorizer", "keys-issue"].contains(&binary.as_str()), "{binary} and the pepper");
-        for (action, resource) in actions {
-            assert_ne!(resource, &json!("*"), "{binary} may {action} on every resource");
+        for grant in grants {
+            assert_ne!(grant.resource, json!("*"), "{binary} may {} on every resource", grant.action);
         }
     }
-    assert!(!allowed["ingest"].iter().any(|(action, _)| action.starts_with("apigateway:")));
+    assert!(!allowed["ingest"].iter().any(|grant| grant.action.starts_with("apigateway:")));
+}
+
+/// The partition key patterns a grant is restricted to (`dynamodb:LeadingKeys`), if it is.
+fn leading_keys(grant: &Value) -> Option<Vec<String>> {
+    let patterns = grant.get("ForAllValues:StringLike")?.get("dynamodb:LeadingKeys")?;
+    Some(patterns.as_array()?.iter().map(|p| p.as_str().unwrap().to_owned()).collect())
+}
+
+/// Whether an IAM `StringLike` pattern (only `*` wildcards here) matches `text`.
+fn like(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((head, tail)) => {
+            text.starts_with(head) && (0..=text.len() - head.len()).any(|i| like(tail, &text[head.len() + i..]))
+        }
+    }
+}
+
+#[test]
+fn the_authorizer_writes_only_the_items_verification_touches() {
+    use latchkey::store::schema;
+    let allowed = allowed_actions(default_transform());
+    let digest = schema::digest_pk(&latchkey::KeyDigest::from_bytes([7; 32]));
+    let pointer = schema::id_pk(&latchkey::KeyId::generate());
+    let audit = schema::audit_pk(&latchkey::AuditId::generate());
+    let datasource = schema::datasource_pk(&latchkey::DatasourceId::generate());
+    let authorizer = &allowed["authorizer"];
+    assert!(!authorizer.iter().any(|g| g.action == "dynamodb:ConditionCheckItem"), "unused: ConditionCheckItem");
+    for grant in authorizer.iter().filter(|g| g.action.starts_with("dynamodb:") && g.action != "dynamodb:GetItem") {
+        let action = &grant.action;
+        let patterns = leading_keys(&grant.condition).unwrap_or_else(|| panic!("the authorizer may {action} any item"));
+        let may = |pk: &str| patterns.iter().any(|pattern| like(pattern, pk));
+        assert!(!may(&audit) && !may(&datasource), "the authorizer may {action} {patterns:?}");
+        match action.as_str() {
+            // last_used_at on a key's record; the rehash repoints the key's id pointer.
+            "dynamodb:UpdateItem" => {
+                let attributes = &grant.condition["ForAllValues:StringEquals"]["dynamodb:Attributes"];
+                let expected = if may(&digest) { json!(["pk", "last_used_at"]) } else { json!(["pk", "digest"]) };
+                assert!(may(&digest) != may(&pointer), "one statement per item kind: {patterns:?}");
+                assert_eq!(attributes, &expected, "the authorizer may UpdateItem {patterns:?} in any attribute");
+            }
+            // The rehash moves a record to its new digest: in a transaction, records only.
+            "dynamodb:PutItem" | "dynamodb:DeleteItem" => {
+                assert!(may(&digest) && !may(&pointer), "the authorizer may {action} {patterns:?}");
+                assert_eq!(
+                    grant.condition["ForAnyValue:StringEquals"]["dynamodb:EnclosingOperation"],
+                    json!(["TransactWriteItems"]),
+                    "{action} outside the rehash's transaction"
+                );
+            }
+            other => panic!("the authorizer may {other}"),
+        }
+    }
+    // keys-change puts audit events, nothing else.
+    for grant in allowed["keys-change"].iter().filter(|g| g.action == "dynamodb:PutItem") {
+        let patterns = leading_keys(&grant.condition).expect("keys-change may PutItem any item");
+        assert!(
+            patterns.iter().all(|p| like(p, &audit) && !like(p, &digest) && !like(p, &datasource)),
+            "keys-change may PutItem {patterns:?}, not only audit events"
+        );
+    }
+}
+
+#[test]
+fn the_key_functions_touch_only_this_stacks_usage_plans() {
+    let plans = ["FreeUsagePlan", "StarterUsagePlan", "InternalUsagePlan"];
+    for (binary, grants) in allowed_actions(default_transform()) {
+        for grant in grants.iter().filter(|g| g.action.starts_with("apigateway:")) {
+            let resources = match &grant.resource {
+                Value::Array(many) => many.clone(),
+                one => vec![one.clone()],
+            };
+            for resource in resources {
+                let arn = resource["Fn::Sub"].as_str().unwrap_or_else(|| panic!("{binary}: {resource}"));
+                let Some((_, path)) = arn.split_once("}::") else { panic!("{binary}: {arn}") };
+                // Listing the plans (to find this stack's by name) has no narrower ARN.
+                if path == "/usageplans" || !path.starts_with("/usageplans") {
+                    continue;
+                }
+                let plan = path.trim_start_matches("/usageplans/").split('/').next().unwrap();
+                assert!(
+                    plans.iter().any(|p| plan == format!("${{{p}}}")),
+                    "{binary} may {} {path}: another stack's usage plan",
+                    grant.action
+                );
+            }
+        }
+    }
 }
 
 #[test]
@@ -291,17 +405,23 @@ fn resolved(value: &Value, conditions: &BTreeMap<String, bool>) -> Option<Value>
     })
 }
 
-/// The forwarding operation of each forwarded path, as deployed with `parameters`.
-fn forwarding(parameters: &[(&str, &str)]) -> (Value, BTreeMap<String, Value>) {
+/// The transformed template as deployed with `parameters`: conditions resolved, the resources
+/// whose condition does not hold left out.
+fn deployed(parameters: &[(&str, &str)]) -> Value {
     let arguments: Vec<String> = parameters.iter().map(|(name, value)| format!("{name}={value}")).collect();
     let template = transformed(&arguments.iter().map(String::as_str).collect::<Vec<_>>());
     let conditions = conditions(&template, parameters);
     let mut template = resolved(&template, &conditions).unwrap();
-    // Resources whose condition does not hold are not created.
     template["Resources"]
         .as_object_mut()
         .unwrap()
         .retain(|_, resource| resource["Condition"].as_str().is_none_or(|condition| conditions[condition]));
+    template
+}
+
+/// The forwarding operation of each forwarded path, as deployed with `parameters`.
+fn forwarding(parameters: &[(&str, &str)]) -> (Value, BTreeMap<String, Value>) {
+    let template = deployed(parameters);
     let paths = &template["Resources"]["Api"]["Properties"]["Body"]["paths"];
     let operations = FORWARDED
         .iter()
@@ -482,4 +602,60 @@ fn openapi_describes_exactly_the_routes() {
         .chain([("POST".to_owned(), "/ingest".to_owned())])
         .collect();
     assert_eq!(latchkey_tests::openapi::OpenApi::load().operations(), routes);
+}
+
+/// Each `Ref` to a parameter in `value` replaced by the parameter's value (as text).
+fn with_parameters(template: &Value, parameters: &[(&str, &str)], value: &Value) -> Value {
+    match value {
+        Value::Object(map)
+            if map.get("Ref").is_some_and(|name| template["Parameters"].get(name.as_str().unwrap()).is_some()) =>
+        {
+            json!(parameter_value(template, parameters, value))
+        }
+        Value::Object(map) => {
+            Value::Object(map.iter().map(|(k, v)| (k.clone(), with_parameters(template, parameters, v))).collect())
+        }
+        Value::Array(items) => Value::Array(items.iter().map(|v| with_parameters(template, parameters, v)).collect()),
+        other => other.clone(),
+    }
+}
+
+/// The stage's throttle settings and each plan's quota, as deployed with `parameters`.
+fn ceilings(parameters: &[(&str, &str)]) -> (Value, BTreeMap<String, Value>) {
+    let template = deployed(parameters);
+    let (_, stage) = resources_of(&template, "AWS::ApiGateway::Stage").pop().unwrap();
+    let settings = with_parameters(&template, parameters, &stage["Properties"]["MethodSettings"]);
+    let quotas = resources_of(&template, "AWS::ApiGateway::UsagePlan")
+        .into_iter()
+        .map(|(id, plan)| (id.to_owned(), with_parameters(&template, parameters, &plan["Properties"]["Quota"])))
+        .collect();
+    (settings, quotas)
+}
+
+#[test]
+fn the_stage_has_a_throttle_ceiling_before_the_authorizer_and_each_tier_a_daily_quota() {
+    // By default: a ceiling for the whole stage (every method, every caller together: API
+    // Gateway applies it before it calls the authorizer), no quota.
+    let (settings, quotas) = ceilings(&[]);
+    let all = |rate: &str, burst: &str| json!([{"ResourcePath": "/*", "HttpMethod": "*", "ThrottlingRateLimit": rate, "ThrottlingBurstLimit": burst}]);
+    assert_eq!(settings, all("1000", "2000"));
+    assert_eq!(quotas.len(), 3);
+    for (plan, quota) in &quotas {
+        assert_eq!(quota, &Value::Null, "{plan} has a quota by default");
+    }
+    let (settings, quotas) = ceilings(&[
+        ("StageThrottleRatePerSecond", "50"),
+        ("StageThrottleBurst", "100"),
+        ("FreeQuotaPerDay", "1000"),
+        ("StarterQuotaPerDay", "20000"),
+    ]);
+    assert_eq!(settings, all("50", "100"));
+    assert_eq!(quotas["FreeUsagePlan"], json!({"Limit": "1000", "Period": "DAY"}));
+    assert_eq!(quotas["StarterUsagePlan"], json!({"Limit": "20000", "Period": "DAY"}));
+    assert_eq!(quotas["InternalUsagePlan"], Value::Null);
+    let (_, quotas) = ceilings(&[("InternalQuotaPerDay", "5")]);
+    assert_eq!(quotas["InternalUsagePlan"], json!({"Limit": "5", "Period": "DAY"}));
+    // 0: no stage ceiling (the account's limits only).
+    let (settings, _) = ceilings(&[("StageThrottleRatePerSecond", "0")]);
+    assert_eq!(settings, Value::Null);
 }
