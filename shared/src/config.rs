@@ -102,6 +102,9 @@ pub struct Settings {
     /// `LATCHKEY_RECORD_TTL_DAYS` (default 90, 1 to 3650): how long an ingested record is kept
     /// before DynamoDB's TTL may delete it.
     pub record_ttl: TimeDelta,
+    /// `LATCHKEY_INGEST_MAX_RECORDS_PER_DAY` (default 1,000,000): the records one datasource may
+    /// send per UTC day, so one leaked ingest key cannot fill the table at will.
+    pub ingest_daily_cap: u64,
     /// `LATCHKEY_TIERS` (JSON list) and `LATCHKEY_DEFAULT_TIER` (default `free`).
     pub tiers: Tiers,
     /// `LATCHKEY_AWS_CONNECT_TIMEOUT_MS`, `LATCHKEY_AWS_ATTEMPT_TIMEOUT_MS`,
@@ -146,6 +149,11 @@ impl Settings {
             record_ttl: TimeDelta::days(
                 env.number_or("LATCHKEY_RECORD_TTL_DAYS", DEFAULT_RECORD_TTL_DAYS, 1..=3650)? as i64
             ),
+            ingest_daily_cap: env.number_or(
+                "LATCHKEY_INGEST_MAX_RECORDS_PER_DAY",
+                crate::ingest::DEFAULT_DAILY_CAP,
+                1..=1_000_000_000,
+            )?,
             tiers,
             aws_timeouts,
             max_keys_per_tenant: env.number_or(

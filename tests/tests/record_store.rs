@@ -202,6 +202,21 @@ async fn deleting_a_datasources_records_goes_in_bounded_steps(store: impl Record
     assert_eq!(store.delete_records(&ds, 120).await.unwrap().deleted, 0);
 }
 
+/// The ingest cap's count: per datasource and day, never past the cap, nothing counted when
+/// refused, and the counter invisible to listings.
+async fn the_daily_count_stops_at_the_cap(store: impl RecordStore) {
+    let (ds, other) = (DatasourceId::generate(), DatasourceId::generate());
+    let day: chrono::NaiveDate = "2100-01-01".parse().unwrap();
+    assert!(store.count_received(&ds, day, 6, 10).await.unwrap());
+    assert!(!store.count_received(&ds, day, 5, 10).await.unwrap(), "6 + 5 passes 10");
+    assert!(store.count_received(&ds, day, 4, 10).await.unwrap(), "the refused 5 were not counted");
+    assert!(!store.count_received(&ds, day, 1, 10).await.unwrap());
+    assert!(store.count_received(&other, day, 10, 10).await.unwrap(), "another datasource");
+    assert!(store.count_received(&ds, day.succ_opt().unwrap(), 10, 10).await.unwrap(), "the next day");
+    assert!(!store.count_received(&ds, day, 11, 10).await.unwrap(), "more than the cap at once");
+    assert!(store.list(&ds, None, 100, None).await.unwrap().items.is_empty());
+}
+
 macro_rules! contract {
     ($store_module:ident, $make:expr) => {
         mod $store_module {
@@ -213,6 +228,11 @@ macro_rules! contract {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn large_and_small_records_across_shards_come_back_exactly_once() {
                 super::large_and_small_records_across_shards_come_back_exactly_once($make).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn the_daily_count_stops_at_the_cap() {
+                super::the_daily_count_stops_at_the_cap($make).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -239,6 +239,16 @@ fn the_authorizer_writes_only_the_items_verification_touches() {
             "keys-change may PutItem {patterns:?}, not only audit events"
         );
     }
+    // ingest updates only a datasource's daily count, never a record in place.
+    let datasource_id = latchkey::DatasourceId::generate();
+    let (count, record) = (
+        latchkey::store::schema::received_count_pk(&datasource_id),
+        latchkey::store::schema::records_pk(&datasource_id, 0),
+    );
+    for grant in allowed["ingest"].iter().filter(|g| g.action == "dynamodb:UpdateItem") {
+        let patterns = leading_keys(&grant.condition).expect("ingest may UpdateItem any item");
+        assert!(patterns.iter().all(|p| like(p, &count) && !like(p, &record)), "ingest may UpdateItem {patterns:?}");
+    }
 }
 
 #[test]

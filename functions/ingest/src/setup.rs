@@ -24,5 +24,5 @@ pub async fn from_env() -> Result<IngestService<DynamoRecordStore>, SetupError> 
     let records =
         DynamoRecordStore::new(aws_sdk_dynamodb::Client::new(&sdk), table).with_retention(settings.record_ttl);
     records.warm_up().await.map_err(SetupError::Store)?;
-    Ok(IngestService { records: Arc::new(records), clock: Arc::new(SystemClock) })
+    Ok(IngestService { records: Arc::new(records), clock: Arc::new(SystemClock), daily_cap: settings.ingest_daily_cap })
 }

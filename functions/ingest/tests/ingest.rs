@@ -12,7 +12,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use latchkey::ingest::dynamo::DynamoRecordStore;
 use latchkey::ingest::service::IngestService;
 use latchkey::ingest::{
-    MAX_RECORD_BYTES, MAX_RECORDS, NewRecord, PutOutcome, RecordStore, RecordsDeleted, Sequence, StoredRecord,
+    DEFAULT_DAILY_CAP, MAX_RECORD_BYTES, MAX_RECORDS, NewRecord, PutOutcome, RecordStore, RecordsDeleted, Sequence,
+    StoredRecord,
 };
 use latchkey::pepper::CachedPepper;
 use latchkey::store::dynamo::DynamoKeyStore;
@@ -100,7 +101,7 @@ async fn stack_with<R: RecordStore>(wrap: impl FnOnce(DynamoRecordStore) -> R) -
         jwt: None,
         session_usage_keys: None,
     });
-    let ingest = IngestService { records: Arc::new(wrap(records)), clock: clock.clone() };
+    let ingest = IngestService { records: Arc::new(wrap(records)), clock: clock.clone(), daily_cap: DEFAULT_DAILY_CAP };
     Stack { authorizer, keys, ingest, clock }
 }
 
@@ -217,6 +218,54 @@ async fn the_largest_record_ingest_accepts_is_one_dynamodb_stores() {
 }
 
 #[tokio::test]
+async fn a_datasource_past_its_daily_cap_is_refused_whichever_instance_it_reaches() {
+    let mut stack = stack().await;
+    stack.ingest.daily_cap = 10;
+    let datasource = DatasourceId::generate();
+    let (key, record) = stack.key(&[Permission::Ingest], Some(&datasource)).await;
+    let header = [("x-api-key", key.as_str())];
+    let batch = |n: usize| json!({"records": (0..n).map(|i| json!({"i": i})).collect::<Vec<_>>()}).to_string();
+    // A second instance of the function over the same table, with its own memory.
+    let other = IngestService {
+        records: Arc::new(DynamoRecordStore::new(
+            stack.ingest.records.client().clone(),
+            stack.ingest.records.table().to_owned(),
+        )),
+        clock: stack.clock.clone(),
+        daily_cap: 10,
+    };
+    let caller = || {
+        Ok(latchkey::manage::Caller {
+            actor: latchkey::manage::Actor::Key(record.id.clone()),
+            tenant: record.tenant_id.clone(),
+            permissions: record.permissions,
+            datasource: Some(datasource.clone()),
+            request_id: None,
+        })
+    };
+
+    assert_eq!(stack.post(&header, &batch(6)).await.expect(202)["accepted"], 6);
+    // 6 + 5 would pass 10: refused whole, nothing stored, until midnight UTC.
+    let refused = other.ingest(caller(), None, batch(5).as_bytes()).await;
+    assert_eq!(refused.status, 429);
+    let body: Value = serde_json::from_str(refused.body.as_deref().unwrap()).unwrap();
+    assert_eq!(body["error"]["code"], "QUOTA_EXCEEDED");
+    assert_eq!(body["error"]["details"]["retry_after_seconds"], "86400", "the clock is at midnight");
+    assert!(refused.headers.contains(&("retry-after", "86400".to_owned())));
+    assert_eq!(stack.stored(&datasource).await.len(), 6);
+    // What still fits is taken, on either instance; then nothing more that day.
+    assert_eq!(other.ingest(caller(), None, batch(4).as_bytes()).await.status, 202);
+    stack.post(&header, &batch(1)).await.expect_error(429, "QUOTA_EXCEEDED");
+    // Another datasource has a day of its own; and the next day starts again.
+    let elsewhere = DatasourceId::generate();
+    let (other_key, _) = stack.key(&[Permission::Ingest], Some(&elsewhere)).await;
+    stack.post(&[("x-api-key", other_key.as_str())], &batch(10)).await.expect(202);
+    stack.clock.advance(TimeDelta::days(1));
+    stack.post(&header, &batch(10)).await.expect(202);
+    assert_eq!(stack.stored(&datasource).await.len(), 20);
+}
+
+#[tokio::test]
 async fn idempotency_keys_and_record_ids_make_retries_harmless() {
     let stack = stack().await;
     let datasource = DatasourceId::generate();
@@ -290,6 +339,16 @@ impl RecordStore for Flaky {
         after: Option<&Cursor<Sequence>>,
     ) -> Result<Page<StoredRecord>, StoreError> {
         self.inner.list(datasource, since, limit, after).await
+    }
+
+    async fn count_received(
+        &self,
+        datasource: &DatasourceId,
+        day: chrono::NaiveDate,
+        records: u64,
+        cap: u64,
+    ) -> Result<bool, StoreError> {
+        self.inner.count_received(datasource, day, records, cap).await
     }
 
     async fn delete_records(&self, datasource: &DatasourceId, budget: u32) -> Result<RecordsDeleted, StoreError> {

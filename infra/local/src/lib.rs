@@ -203,7 +203,7 @@ where
     let api = LocalApi {
         authorizer,
         management,
-        ingest: IngestService { records, clock },
+        ingest: IngestService { records, clock, daily_cap: settings.ingest_daily_cap },
         limits: RateLimits::new(&settings.tiers),
         upstream: config.upstream.clone(),
     };

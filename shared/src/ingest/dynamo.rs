@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, ReturnValuesOnConditionCheckFailure, WriteRequest};
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use rand::TryRngCore;
 use serde_json::value::RawValue;
 use tokio::sync::Semaphore;
@@ -201,6 +201,43 @@ impl RecordStore for DynamoRecordStore {
             if !page.offer(record) {
                 return Ok(page.finish(true));
             }
+        }
+    }
+
+    /// One conditional `UpdateItem` on the day's counter item (`count#DATASOURCE`, sort key the
+    /// day), which expires with the table's TTL two days later. Not in `by_sequence` (it has no
+    /// `seq`), so listings never see it.
+    async fn count_received(
+        &self,
+        datasource: &DatasourceId,
+        day: NaiveDate,
+        records: u64,
+        cap: u64,
+    ) -> Result<bool, StoreError> {
+        let Some(room) = cap.checked_sub(records) else {
+            return Ok(false);
+        };
+        let expires = day.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc() + TimeDelta::days(2);
+        let result = self
+            .client
+            .update_item()
+            .table_name(&*self.table)
+            .key(schema::PARTITION_KEY, AttributeValue::S(schema::received_count_pk(datasource)))
+            .key(schema::RECORDS_SORT_KEY, AttributeValue::S(day.to_string()))
+            .update_expression("ADD received :n SET #ttl = :ttl")
+            .condition_expression("attribute_not_exists(received) OR received <= :room")
+            .expression_attribute_names("#ttl", schema::TTL_ATTRIBUTE)
+            .expression_attribute_values(":n", AttributeValue::N(records.to_string()))
+            .expression_attribute_values(":room", AttributeValue::N(room.to_string()))
+            .expression_attribute_values(":ttl", AttributeValue::N(expires.timestamp().to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                Ok(false)
+            }
+            Err(error) => Err(StoreError::Unavailable(DisplayErrorContext(&error).to_string())),
         }
     }
 

@@ -19,7 +19,7 @@ use std::fmt;
 use std::future::Future;
 use std::str::FromStr;
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
@@ -29,6 +29,8 @@ use crate::store::{Cursor, Page, StoreError};
 
 /// A request body's size limit: under Lambda's 6 MB limit for a synchronous payload.
 pub const MAX_BODY_BYTES: usize = 5 * 1024 * 1024;
+/// Records one datasource may send per UTC day, by default (`LATCHKEY_INGEST_MAX_RECORDS_PER_DAY`).
+pub const DEFAULT_DAILY_CAP: u64 = 1_000_000;
 /// Records per request.
 pub const MAX_RECORDS: usize = 500;
 /// One record's size as sent (its JSON). DynamoDB's item limit is 400 KB, but a table with a
@@ -202,6 +204,17 @@ pub trait RecordStore: Send + Sync {
         limit: u32,
         after: Option<&Cursor<Sequence>>,
     ) -> impl Future<Output = Result<Page<StoredRecord>, StoreError>> + Send;
+
+    /// Counts `records` more received on `day` (UTC) for the datasource unless that would take
+    /// the day's count past `cap`: `Ok(true)` counted, `Ok(false)` refused and nothing counted.
+    /// Atomic across instances (the per-datasource ingest cap).
+    fn count_received(
+        &self,
+        datasource: &DatasourceId,
+        day: NaiveDate,
+        records: u64,
+        cap: u64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Deletes up to `budget` of the datasource's records (a datasource's delete; called again
     /// until none remain).

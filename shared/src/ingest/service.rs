@@ -24,6 +24,8 @@ fn next_request() -> u64 {
 pub struct IngestService<R> {
     pub records: Arc<R>,
     pub clock: Arc<dyn Clock>,
+    /// Records one datasource may send per UTC day ([`super::DEFAULT_DAILY_CAP`]).
+    pub daily_cap: u64,
 }
 
 /// `202`: what became of each record.
@@ -78,7 +80,27 @@ impl<R: RecordStore> IngestService<R> {
         let request = next_request();
         let prepared = prepare(body, idempotency_key, self.clock.now(), request)?;
         let (indices, records): (Vec<usize>, Vec<NewRecord>) = prepared.records.into_iter().unzip();
-        let outcomes = self.records.put(datasource, &records).await;
+        // Counted as received, duplicates included, before anything is written: a request that
+        // would pass the day's cap stores nothing.
+        // A count that cannot be made stores nothing, answered like any store fault (the client
+        // sends them again).
+        let now = self.clock.now();
+        let counted = match records.is_empty() {
+            true => Ok(true),
+            false => {
+                self.records.count_received(datasource, now.date_naive(), records.len() as u64, self.daily_cap).await
+            }
+        };
+        let outcomes = match counted {
+            Ok(true) => self.records.put(datasource, &records).await,
+            Ok(false) => {
+                let midnight = (now.date_naive() + chrono::TimeDelta::days(1)).and_hms_opt(0, 0, 0).expect("midnight");
+                let seconds = (midnight.and_utc() - now).num_seconds().max(1) as u64;
+                tracing::warn!(%datasource, cap = self.daily_cap, "ingest cap reached");
+                return Err(ApiError::QuotaExceeded { retry_after_seconds: seconds });
+            }
+            Err(cause) => vec![PutOutcome::Failed(cause.to_string()); records.len()],
+        };
         let mut answer = IngestAnswer { accepted: 0, duplicates: 0, rejected: prepared.rejected };
         let mut not_stored = Vec::new();
         for (index, outcome) in indices.into_iter().zip(outcomes) {

@@ -134,6 +134,7 @@ impl EmbeddedKeyStore {
         txn.open_table(datasources::DATASOURCES).map_err(unavailable)?;
         txn.open_table(records::RECORDS_BY_SEQUENCE).map_err(unavailable)?;
         txn.open_table(records::RECORD_IDENTITIES).map_err(unavailable)?;
+        txn.open_table(records::RECEIVED_COUNTS).map_err(unavailable)?;
         txn.commit().map_err(unavailable)?;
         Ok(Self { db: Arc::new(db), max_keys_per_tenant: super::DEFAULT_MAX_KEYS_PER_TENANT })
     }

@@ -44,6 +44,12 @@ pub fn records_pk(datasource: &crate::DatasourceId, shard: u8) -> String {
     format!("ds#{datasource}#{shard}")
 }
 
+/// The partition of a datasource's daily counts of received records (the ingest cap); the sort
+/// key is the day, `YYYY-MM-DD`.
+pub fn received_count_pk(datasource: &crate::DatasourceId) -> String {
+    format!("count#{datasource}")
+}
+
 pub fn record_sk(identity_digest: &str) -> String {
     format!("rec#{identity_digest}")
 }

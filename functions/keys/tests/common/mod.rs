@@ -114,7 +114,11 @@ impl Stack {
             session_usage_keys: None,
         });
         Self {
-            ingest: IngestService { records: records.clone(), clock: clock.clone() },
+            ingest: IngestService {
+                records: records.clone(),
+                clock: clock.clone(),
+                daily_cap: latchkey::ingest::DEFAULT_DAILY_CAP,
+            },
             records: records.clone(),
             read: function(&[Role::Read], false).await,
             issue: function(&[Role::Issue], true).await,

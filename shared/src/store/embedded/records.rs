@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::ops::Bound;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::{EmbeddedKeyStore, unavailable};
@@ -17,6 +17,8 @@ use crate::store::{Cursor, Page, StoreError};
 
 pub(super) const RECORDS_BY_SEQUENCE: TableDefinition<&str, &str> = TableDefinition::new("records_by_sequence");
 pub(super) const RECORD_IDENTITIES: TableDefinition<&str, &str> = TableDefinition::new("record_identities");
+/// `datasource#YYYY-MM-DD` → records received that day (the ingest cap).
+pub(super) const RECEIVED_COUNTS: TableDefinition<&str, u64> = TableDefinition::new("received_counts");
 
 fn sequence_key(datasource: &DatasourceId, sequence: &Sequence) -> String {
     format!("{datasource}#{sequence}")
@@ -89,6 +91,31 @@ impl RecordStore for EmbeddedKeyStore {
                 }
             }
             Ok(page.finish(false))
+        })
+        .await
+    }
+
+    async fn count_received(
+        &self,
+        datasource: &DatasourceId,
+        day: NaiveDate,
+        records: u64,
+        cap: u64,
+    ) -> Result<bool, StoreError> {
+        let key = format!("{datasource}#{day}");
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(unavailable)?;
+            let counted = {
+                let mut counts = txn.open_table(RECEIVED_COUNTS).map_err(unavailable)?;
+                let received = counts.get(key.as_str()).map_err(unavailable)?.map_or(0, |count| count.value());
+                let total = received.checked_add(records).filter(|total| *total <= cap);
+                if let Some(total) = total {
+                    counts.insert(key.as_str(), total).map_err(unavailable)?;
+                }
+                total.is_some()
+            };
+            txn.commit().map_err(unavailable)?;
+            Ok(counted)
         })
         .await
     }
