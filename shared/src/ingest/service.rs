@@ -59,7 +59,8 @@ impl<R: RecordStore> IngestService<R> {
     /// store failed some (those reported accepted are durable; the client sends the rest again
     /// with the same identities).
     pub async fn ingest(&self, caller: Result<Caller, ApiError>, idempotency_key: Option<&str>, body: &[u8]) -> Reply {
-        match self.try_ingest(caller, idempotency_key, body).await {
+        // On the heap, as `Management::handle` does: a large future in a debug build.
+        match Box::pin(self.try_ingest(caller, idempotency_key, body)).await {
             Ok(reply) => reply,
             Err(error) => Reply::error(&error),
         }

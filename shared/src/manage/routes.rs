@@ -186,7 +186,9 @@ where
     R: RecordStore,
 {
     pub async fn handle<'r, Q: Fn(&str) -> Option<&'r str>>(&self, request: ManagementRequest<'r, Q>) -> Reply {
-        match self.dispatch(request).await {
+        // On the heap: the future of every operation's branch is large, and in a debug build
+        // (`cargo lambda watch`, the tests) it overflowed a 2 MiB thread stack.
+        match Box::pin(self.dispatch(request)).await {
             Ok(reply) => reply,
             Err(error) => {
                 if error.status() >= 500 {
