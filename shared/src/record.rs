@@ -154,6 +154,19 @@ impl KeyRecord {
         }
     }
 
+    /// What a caller presenting this key at `now` is refused with, if anything: the authorizer's
+    /// answer, and key management's when it re-reads its caller. Revoked answers as unknown, so a
+    /// caller learns nothing about which.
+    pub fn refusal(&self, now: DateTime<Utc>) -> Option<crate::ApiError> {
+        match self.status(now) {
+            KeyStatus::Revoked => Some(crate::ApiError::InvalidApiKey),
+            KeyStatus::Expired => Some(crate::ApiError::ExpiredApiKey {
+                expired_at: self.expires_at.expect("expired keys have an expiry"),
+            }),
+            KeyStatus::Active => None,
+        }
+    }
+
     /// When the record may be garbage-collected: `retention` after it stopped working (expiry,
     /// including any rotation grace, or revocation, whichever came first). Kept that long so a
     /// caller still gets `EXPIRED_API_KEY` rather than `INVALID_API_KEY`, and the dashboard still

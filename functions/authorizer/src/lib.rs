@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use latchkey::lookup::find_key;
 use latchkey::pepper::{CachedPepper, PepperProvider, PepperSet};
 use latchkey::store::KeyStore;
-use latchkey::{ApiError, ApiKey, Clock, Credential, KeyProfile, KeyRecord, KeyStatus, extract_credential};
+use latchkey::{ApiError, ApiKey, Clock, Credential, KeyProfile, KeyRecord, extract_credential};
 
 pub mod cache;
 pub mod event;
@@ -122,17 +122,11 @@ impl<S: KeyStore + 'static, P: PepperProvider> Authorizer<S, P> {
         };
         let record = record.ok_or(ApiError::InvalidApiKey)?;
         let now = self.clock.now();
-        match record.status(now) {
-            // Revoked and unknown answer alike: the caller learns nothing about which.
-            KeyStatus::Revoked => Err(ApiError::InvalidApiKey),
-            KeyStatus::Expired => {
-                Err(ApiError::ExpiredApiKey { expired_at: record.expires_at.expect("expired keys have an expiry") })
-            }
-            KeyStatus::Active => {
-                self.last_used.record(digest, &record.id, now);
-                Ok(record)
-            }
+        if let Some(refused) = record.refusal(now) {
+            return Err(refused);
         }
+        self.last_used.record(digest, &record.id, now);
+        Ok(record)
     }
 
     /// The stored record of `key`. A cold start fetches only the current pepper: on its first

@@ -313,14 +313,9 @@ impl<S: KeyStore + AuditLog, G: GatewayKeys> KeyService<S, G> {
             return Ok(caller);
         };
         let record = self.store.get(&caller.tenant, id).await?.ok_or(ApiError::InvalidApiKey)?;
-        match record.status(self.clock.now()) {
-            KeyStatus::Revoked => Err(ApiError::InvalidApiKey),
-            KeyStatus::Expired => {
-                Err(ApiError::ExpiredApiKey { expired_at: record.expires_at.expect("expired keys have an expiry") })
-            }
-            KeyStatus::Active => {
-                Ok(Caller { permissions: record.permissions, datasource: record.datasource_id, ..caller })
-            }
+        match record.refusal(self.clock.now()) {
+            Some(refused) => Err(refused),
+            None => Ok(Caller { permissions: record.permissions, datasource: record.datasource_id, ..caller }),
         }
     }
 
