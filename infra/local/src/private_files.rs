@@ -25,29 +25,31 @@ pub fn data_dir(dir: &Path) -> Result<(), String> {
 /// Makes `path` an empty 0600 file if there is none, or checks the existing one: not a symlink,
 /// readable by its owner only. For files another library then opens (the store).
 pub fn file(path: &Path) -> Result<(), String> {
-    match fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_symlink() => Err("is a symlink; name the file itself".to_owned()),
-        Ok(meta) if !meta.is_file() => Err("is not a regular file".to_owned()),
-        Ok(meta) => private_mode(&meta, "600"),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => fs::OpenOptions::new()
+    match regular_file(path)? {
+        Some(meta) => private_mode(&meta, "600"),
+        None => fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
             .open(path)
             .map(drop)
             .map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
     }
 }
 
 /// Checks that `text` may be written to `path` (nothing there, or a regular file: never a
 /// symlink), so that a refusal comes before the secret is made.
 pub fn writable(path: &Path) -> Result<(), String> {
+    regular_file(path).map(drop)
+}
+
+/// The regular file at `path`, `None` if there is nothing; a symlink or anything else refused.
+fn regular_file(path: &Path) -> Result<Option<fs::Metadata>, String> {
     match fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_symlink() => Err("is a symlink; name the file itself".to_owned()),
         Ok(meta) if !meta.is_file() => Err("is not a regular file".to_owned()),
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Ok(meta) => Ok(Some(meta)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e.to_string()),
     }
 }
