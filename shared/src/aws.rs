@@ -1,9 +1,10 @@
 //! The AWS SDK configuration every Latchkey process shares: one TLS stack (rustls on ring), and
 //! timeouts and retries on every call so that a slow dependency fails instead of hanging.
 
+use aws_config::BehaviorVersion;
+pub use aws_config::SdkConfig;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, SdkConfig};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 
 use crate::config::AwsTimeouts;

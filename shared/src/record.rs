@@ -174,11 +174,16 @@ impl KeyRecord {
     /// ([`KeyRecord::retired_at`]).
     pub fn collectable_at(&self, retention: TimeDelta) -> Option<DateTime<Utc>> {
         self.retired_at?;
-        let end = match (self.expires_at, self.revoked_at) {
-            (Some(e), Some(r)) => e.min(r),
-            (e, r) => e.or(r)?,
-        };
-        Some(end + retention)
+        Some(self.stops_at()? + retention)
+    }
+
+    /// When the key stops (or stopped) verifying: its expiry, including any rotation grace, or
+    /// its revocation, whichever comes first. `None` for a key that works until revoked.
+    pub fn stops_at(&self) -> Option<DateTime<Utc>> {
+        match (self.expires_at, self.revoked_at) {
+            (Some(e), Some(r)) => Some(e.min(r)),
+            (e, r) => e.or(r),
+        }
     }
 }
 

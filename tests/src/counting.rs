@@ -66,6 +66,15 @@ impl<S: KeyStore> KeyStore for CountingStore<S> {
         self.inner.retire(tenant, id, at).await
     }
 
+    async fn stopped(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        after: Option<&KeyRecord>,
+    ) -> Result<Vec<KeyRecord>, StoreError> {
+        self.inner.stopped(now, limit, after).await
+    }
+
     async fn touch(&self, digest: &KeyDigest, at: DateTime<Utc>) -> Result<(), StoreError> {
         self.inner.touch(digest, at).await
     }

@@ -328,6 +328,44 @@ async fn datasources_are_a_tenants_own(store: impl DatasourceStore) {
     assert_eq!(store.get_datasource(&owner, &first.id).await.unwrap(), None);
 }
 
+/// What the sweep reads: keys that stopped by a time and are not retired, in the order they
+/// stopped (revocation or expiry, grace included), paged by the last one read.
+async fn stopped_keys_come_in_the_order_they_stopped_until_retired(store: impl KeyStore) {
+    let owner = tenant("a");
+    let at = |minutes: i64| now() + TimeDelta::minutes(minutes);
+    let expiring = |name: &str, minutes: i64| {
+        let mut spec = spec(&owner, name);
+        spec.expires_at = Some(at(minutes));
+        KeyRecord::issue(&KeyProfile::latchkey(), &hasher(), spec, now()).1
+    };
+    let (_, forever) = issue(&owner, "forever");
+    let (_, revoked) = issue(&owner, "revoked");
+    let (hour, two_hours, later) = (expiring("hour", 60), expiring("two hours", 120), expiring("later", 180));
+    for record in [&forever, &revoked, &hour, &two_hours, &later] {
+        store.insert(record).await.unwrap();
+    }
+    let names = |records: Vec<KeyRecord>| records.into_iter().map(|r| r.name).collect::<Vec<_>>();
+    assert_eq!(names(store.stopped(at(150), 10, None).await.unwrap()), ["hour", "two hours"]);
+    store.revoke(&owner, &revoked.id, at(30)).await.unwrap();
+    let all = store.stopped(at(150), 10, None).await.unwrap();
+    assert_eq!(names(all.clone()), ["revoked", "hour", "two hours"]);
+    assert_eq!(names(store.stopped(at(90), 10, None).await.unwrap()), ["revoked", "hour"]);
+    let first = store.stopped(at(150), 2, None).await.unwrap();
+    assert_eq!(names(first.clone()), ["revoked", "hour"]);
+    let rest = store.stopped(at(150), 2, first.last()).await.unwrap();
+    assert_eq!(names(rest.clone()), ["two hours"]);
+    assert!(store.stopped(at(150), 2, rest.last()).await.unwrap().is_empty());
+    // A new expiry moves a key; a rotation puts the old key at the end of its grace; retired
+    // keys are gone.
+    let changes = KeyChanges { expires_at: Some(at(100)), ..KeyChanges::default() };
+    store.update(&owner, &forever.id, &changes).await.unwrap();
+    let (_, replacement) = issue(&owner, "replacement");
+    store.rotate(&owner, &later.id, &replacement, at(140)).await.unwrap();
+    assert!(store.retire(&owner, &hour.id, at(150)).await.unwrap());
+    let after = names(store.stopped(at(150), 10, None).await.unwrap());
+    assert_eq!(after, ["revoked", "forever", "two hours", "later"]);
+}
+
 /// With a limit of 2: the count is of keys not yet retired, kept in the keys' own transactions.
 async fn a_tenant_holds_at_most_its_limit_until_dead_keys_retire(store: impl KeyStore) {
     let owner = tenant("a");
@@ -385,6 +423,7 @@ macro_rules! contract {
             touch_records_last_use_without_bumping_the_revision,
             many_parallel_inserts_lose_nothing,
             datasources_are_a_tenants_own,
+            stopped_keys_come_in_the_order_they_stopped_until_retired,
         ]);
     };
     (@cases $store_module:ident, $make:expr, [$($case:ident),* $(,)?]) => {

@@ -251,6 +251,91 @@ fn the_authorizer_writes_only_the_items_verification_touches() {
     }
 }
 
+/// The sweep reads the stopped keys' index, and writes only what retiring a key writes: the
+/// key's record and its tenant's count, in the transaction; it deletes gateway keys and nothing
+/// else in API Gateway; and a schedule runs it.
+#[test]
+fn the_sweep_runs_on_a_schedule_and_may_only_retire_keys() {
+    use latchkey::store::schema;
+    let template = default_transform();
+    let digest = schema::digest_pk(&latchkey::KeyDigest::from_bytes([7; 32]));
+    let count = schema::tenant_count_pk(&"acme".parse().unwrap());
+    let others = [
+        schema::id_pk(&latchkey::KeyId::generate()),
+        schema::audit_pk(&latchkey::AuditId::generate()),
+        schema::datasource_pk(&latchkey::DatasourceId::generate()),
+    ];
+    let allowed = allowed_actions(template);
+    for grant in &allowed["keys-sweep"] {
+        let action = grant.action.as_str();
+        match action {
+            "dynamodb:GetItem" => assert_eq!(grant.resource, json!({"Fn::GetAtt": ["KeysTable", "Arn"]})),
+            "dynamodb:Query" => {
+                assert_eq!(
+                    grant.resource,
+                    json!({"Fn::Sub": format!("${{KeysTable.Arn}}/index/{}", schema::STOP_INDEX)})
+                )
+            }
+            "dynamodb:UpdateItem" => {
+                let patterns = leading_keys(&grant.condition).expect("the sweep may UpdateItem any item");
+                let may = |pk: &str| patterns.iter().any(|pattern| like(pattern, pk));
+                assert!(may(&digest) && may(&count), "the sweep cannot retire: {patterns:?}");
+                assert!(!others.iter().any(|pk| may(pk)), "the sweep may UpdateItem {patterns:?}");
+                assert_eq!(
+                    grant.condition["ForAnyValue:StringEquals"]["dynamodb:EnclosingOperation"],
+                    json!(["TransactWriteItems"]),
+                    "UpdateItem outside retirement's transaction"
+                );
+            }
+            "apigateway:DELETE" => {
+                let arn = grant.resource["Fn::Sub"].as_str().unwrap();
+                assert!(arn.ends_with("::/apikeys/*"), "the sweep may DELETE {arn}");
+            }
+            kms if kms.starts_with("kms:") => {}
+            other => panic!("the sweep may {other}"),
+        }
+    }
+    let rules: Vec<&Value> = resources_of(template, "AWS::Events::Rule").into_iter().map(|(_, rule)| rule).collect();
+    let targets =
+        |rule: &Value| rule["Properties"]["Targets"][0]["Arn"] == json!({"Fn::GetAtt": ["KeysSweepFunction", "Arn"]});
+    let rule = rules.into_iter().find(|rule| targets(rule)).expect("no schedule runs keys-sweep");
+    assert_eq!(rule["Properties"]["ScheduleExpression"], json!({"Ref": "SweepSchedule"}));
+    assert_eq!(source()["Parameters"]["SweepSchedule"]["Default"], "rate(15 minutes)");
+}
+
+/// The keys table as deployed has the indexes the store queries, keyed as the schema says (the
+/// tests' tables are made from the schema, so a drift would pass them and fail deployed).
+#[test]
+fn the_keys_table_has_the_schemas_indexes() {
+    use latchkey::store::schema;
+    let table = &source()["Resources"]["KeysTable"]["Properties"];
+    let types: BTreeMap<&str, &str> = table["AttributeDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["AttributeName"].as_str().unwrap(), d["AttributeType"].as_str().unwrap()))
+        .collect();
+    let indexes: BTreeMap<&str, (&str, &str)> = table["GlobalSecondaryIndexes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|index| {
+            let key = |n: usize| index["KeySchema"][n]["AttributeName"].as_str().unwrap();
+            assert_eq!(index["Projection"]["ProjectionType"], "ALL", "{index}");
+            (index["IndexName"].as_str().unwrap(), (key(0), key(1)))
+        })
+        .collect();
+    assert_eq!(
+        indexes,
+        BTreeMap::from([
+            (schema::TENANT_INDEX, (schema::TENANT_INDEX_PARTITION_KEY, schema::TENANT_INDEX_SORT_KEY)),
+            (schema::STOP_INDEX, (schema::STOP_INDEX_PARTITION_KEY, schema::STOP_INDEX_SORT_KEY)),
+        ])
+    );
+    assert_eq!(types[schema::STOP_INDEX_SORT_KEY], "N", "stops_at is epoch seconds");
+    assert_eq!(types[schema::STOP_INDEX_PARTITION_KEY], "S");
+}
+
 #[test]
 fn the_key_functions_touch_only_this_stacks_usage_plans() {
     let plans = ["FreeUsagePlan", "StarterUsagePlan", "InternalUsagePlan"];

@@ -1,13 +1,14 @@
 //! The management functions behind `/keys`, `/datasources`, `/whoami` and `/audit`. The operations and the
 //! routing are the domain's ([`latchkey::manage`]); this crate turns a `lambda_http` request into a
 //! [`ManagementRequest`] and the [`Reply`] back into a response, and builds each function from its
-//! environment. The three binaries differ only in the [`Role`]s they serve:
+//! environment. The three API binaries differ only in the [`Role`]s they serve:
 //!
 //! | function | routes | reads the pepper | API Gateway keys |
 //! |---|---|---|---|
 //! | `keys-read` | `GET /keys`, `GET /keys/{id}`, `GET /keys/{id}/usage`, `GET /whoami`, `GET /audit`, `GET /datasources`, `GET /datasources/{id}`, `GET /datasources/{id}/records` | no | usage counts only |
 //! | `keys-issue` | `POST /keys`, `POST /keys/{id}/rotate`, `POST /datasources`, `POST /datasources/{id}/regenerate-key` | yes | creates (and deletes on failure) |
-//! | `keys-change` | `PATCH /keys/{id}`, `DELETE /keys/{id}`, `DELETE /datasources/{id}` | no | moves between plans, disables |
+//! | `keys-change` | `PATCH /keys/{id}`, `DELETE /keys/{id}`, `DELETE /datasources/{id}` | no | moves between plans, deletes |
+//! | `keys-sweep` | none: a schedule runs it ([`latchkey::manage::sweep`]) | no | deletes those of keys that stopped |
 
 pub mod setup;
 

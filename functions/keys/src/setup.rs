@@ -103,9 +103,7 @@ pub async fn from_env(roles: &'static [Role]) -> Result<DeployedFunction, SetupE
     }
 
     let sdk = latchkey::aws::load_sdk_config(&settings.aws_timeouts).await;
-    let store = DynamoKeyStore::new(aws_sdk_dynamodb::Client::new(&sdk), keys.keys_table, settings.record_retention)
-        .with_audit_retention(keys.audit_retention)
-        .with_max_keys_per_tenant(settings.max_keys_per_tenant);
+    let store = store(&sdk, &settings, &keys);
     let gateway = ApiGatewayKeys::new(aws_sdk_apigateway::Client::new(&sdk), keys.usage_plans);
     let records = keys
         .records_table
@@ -130,6 +128,29 @@ pub async fn from_env(roles: &'static [Role]) -> Result<DeployedFunction, SetupE
         records,
         ingest_tier: keys.ingest_tier,
         roles,
+    })
+}
+
+fn store(sdk: &latchkey::aws::SdkConfig, settings: &Settings, keys: &KeysSettings) -> DynamoKeyStore {
+    DynamoKeyStore::new(aws_sdk_dynamodb::Client::new(sdk), keys.keys_table.clone(), settings.record_retention)
+        .with_audit_retention(keys.audit_retention)
+        .with_max_keys_per_tenant(settings.max_keys_per_tenant)
+}
+
+/// The cold start of `keys-sweep`: the keys table and API Gateway, as the other functions have
+/// them; no routes, no pepper, no records.
+pub async fn sweeper_from_env() -> Result<KeyService<DynamoKeyStore, ApiGatewayKeys>, SetupError> {
+    let env = Env::process();
+    let settings = Settings::from_env(&env)?;
+    let keys = KeysSettings::from_env(&env, &settings.tiers)?;
+    let sdk = latchkey::aws::load_sdk_config(&settings.aws_timeouts).await;
+    let store = store(&sdk, &settings, &keys);
+    store.warm_up().await.map_err(SetupError::Store)?;
+    Ok(KeyService {
+        store: Arc::new(store),
+        gateway: ApiGatewayKeys::new(aws_sdk_apigateway::Client::new(&sdk), keys.usage_plans),
+        clock: Arc::new(SystemClock),
+        policy: KeyPolicy { tiers: settings.tiers, max_lifetime: keys.max_lifetime },
     })
 }
 

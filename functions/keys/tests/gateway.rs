@@ -94,6 +94,14 @@ impl KeyStore for RefusesNewKeys {
     async fn retire(&self, tenant: &TenantId, id: &KeyId, at: DateTime<Utc>) -> Result<bool, StoreError> {
         self.0.retire(tenant, id, at).await
     }
+    async fn stopped(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        after: Option<&KeyRecord>,
+    ) -> Result<Vec<KeyRecord>, StoreError> {
+        self.0.stopped(now, limit, after).await
+    }
     async fn touch(&self, digest: &KeyDigest, at: DateTime<Utc>) -> Result<(), StoreError> {
         self.0.touch(digest, at).await
     }

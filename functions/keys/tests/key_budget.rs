@@ -7,6 +7,7 @@ mod common;
 use chrono::TimeDelta;
 use common::{Stack, start};
 use latchkey::TenantId;
+use latchkey::manage::sweep::{MAX_KEYS_PER_SWEEP, Swept};
 use latchkey::store::KeyStore;
 use serde_json::{Value, json};
 
@@ -50,25 +51,61 @@ async fn a_rotation_without_grace_deletes_the_old_gateway_key_at_once() {
     stack.call(rotated["key"].as_str().unwrap(), "GET", "/whoami", None).await.expect(200);
 }
 
+/// The scheduled sweep, as `keys-sweep` runs it.
+async fn sweep(stack: &Stack) -> Swept {
+    stack.change.service.sweep_stopped(MAX_KEYS_PER_SWEEP).await.expect("the sweep reads the store")
+}
+
 /// With a grace period the old key keeps verifying, and keeps its gateway key (its plan throttles
-/// it) until the grace ends; the tenant's next rotation deletes it.
+/// it) until the grace ends; the first sweep after that deletes it, with no further request.
 #[tokio::test]
-async fn a_rotated_key_loses_its_gateway_key_after_its_grace_period() {
+async fn a_rotated_key_loses_its_gateway_key_at_the_first_sweep_after_its_grace_period() {
     let stack = Stack::new().await;
     let admin = stack.bootstrap("acme").await;
     let (id, old_key) = create(&stack, &admin, json!({"name": "graceful", "tier": "free"})).await;
     let old = gateway_id(&stack, "acme", &id).await;
     let grace = json!({"grace_period_seconds": 60});
     let rotated = stack.call(&admin, "POST", &format!("/keys/{id}/rotate"), Some(grace)).await.expect(201);
+    assert_eq!(sweep(&stack).await, Swept { retired: 0, left: 0 }, "in its grace, the old key still verifies");
     assert_eq!(stack.gateway_key(&old).await, Some((true, vec!["free".to_owned()])));
     stack.call(&old_key, "GET", "/whoami", None).await.expect(200);
 
     stack.clock.advance(TimeDelta::seconds(61));
-    stack.call(&old_key, "GET", "/whoami", None).await.expect_error(401, "EXPIRED_API_KEY");
-    let new_id = rotated["id"].as_str().unwrap();
-    let again = stack.call(&admin, "POST", &format!("/keys/{new_id}/rotate"), None).await.expect(201);
+    assert_eq!(sweep(&stack).await, Swept { retired: 1, left: 0 });
     assert_eq!(stack.gateway_key(&old).await, None);
-    stack.call(again["key"].as_str().unwrap(), "GET", "/whoami", None).await.expect(200);
+    let record = stack.store.get(&"acme".parse().unwrap(), &id.parse().unwrap()).await.unwrap().unwrap();
+    assert!(record.retired_at.is_some(), "{record:?}");
+    stack.call(&old_key, "GET", "/whoami", None).await.expect_error(401, "EXPIRED_API_KEY");
+    assert_eq!(sweep(&stack).await, Swept { retired: 0, left: 0 }, "retired keys leave the sweep's index");
+    stack.call(rotated["key"].as_str().unwrap(), "GET", "/whoami", None).await.expect(200);
+}
+
+/// An expired key is reached by the sweep alone: its gateway key is deleted and its place given
+/// back, while keys that still verify (with or without an expiry) are left as they are.
+#[tokio::test]
+async fn the_sweep_retires_expired_keys_and_only_those() {
+    let stack = limited(3).await;
+    let admin = stack.bootstrap("acme").await;
+    let soon = (start() + TimeDelta::hours(1)).to_rfc3339();
+    let later = (start() + TimeDelta::days(30)).to_rfc3339();
+    let (expiring, _) = create(&stack, &admin, json!({"name": "soon", "tier": "free", "expires_at": soon})).await;
+    let (lasting, lasting_key) = create(&stack, &admin, json!({"name": "later", "expires_at": later})).await;
+    let (expiring_gateway, lasting_gateway) =
+        (gateway_id(&stack, "acme", &expiring).await, gateway_id(&stack, "acme", &lasting).await);
+    stack
+        .call(&admin, "POST", "/keys", Some(json!({"name": "four"})))
+        .await
+        .expect_error(409, "TENANT_KEY_LIMIT_REACHED");
+
+    stack.clock.advance(TimeDelta::hours(2));
+    assert_eq!(sweep(&stack).await, Swept { retired: 1, left: 0 });
+    assert_eq!(stack.gateway_key(&expiring_gateway).await, None);
+    assert_eq!(stack.gateway_key(&lasting_gateway).await, Some((true, vec!["free".to_owned()])));
+    stack.call(&lasting_key, "GET", "/whoami", None).await.expect(200);
+    stack.call(&admin, "GET", "/whoami", None).await.expect(200);
+    let record = stack.store.get(&"acme".parse().unwrap(), &expiring.parse().unwrap()).await.unwrap().unwrap();
+    assert!(record.retired_at.is_some(), "its place is given back: {record:?}");
+    create(&stack, &admin, json!({"name": "four"})).await;
 }
 
 #[tokio::test]

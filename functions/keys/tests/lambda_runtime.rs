@@ -1,13 +1,14 @@
-//! The built `keys-read` and `keys-issue` binaries run as Lambda runs them (`cargo lambda
+//! The built `keys-read`, `keys-issue` and `keys-sweep` binaries run as Lambda runs them (`cargo lambda
 //! watch`, `cargo lambda invoke`), configured as template.yaml configures them, over DynamoDB
 //! Local and moto (Secrets Manager, API Gateway), with proxy events as API Gateway sends them
-//! behind the authorizer.
+//! behind the authorizer, and the scheduled event EventBridge sends the sweep.
 
 mod common;
 
 use std::collections::HashMap;
 
 use common::Stack;
+use latchkey::gateway::GatewayKeys;
 use latchkey::store::KeyStore;
 use latchkey_tests::api_gateway::proxy_event;
 use latchkey_tests::cargo_lambda::Watch;
@@ -68,4 +69,35 @@ async fn key_functions_answer_through_the_lambda_runtime_as_deployed() {
     // And the key it showed once works.
     let whoami = stack.call(created["key"].as_str().unwrap(), "GET", "/whoami", None).await.expect(200);
     assert_eq!(whoami["name"], "from the runtime");
+
+    // keys-sweep, on the wall clock as deployed: a key that expired an hour ago (stored as it
+    // was issued then, with its gateway key) is retired by a scheduled event, and the key
+    // that has no expiry is left alone.
+    let issued_at = chrono::Utc::now() - chrono::TimeDelta::hours(2);
+    let spec = latchkey::KeySpec {
+        tenant_id: "acme".parse().unwrap(),
+        name: "expired an hour ago".into(),
+        permissions: latchkey::Permissions::from_csv("read").unwrap(),
+        tier: "free".parse().unwrap(),
+        expires_at: Some(issued_at + chrono::TimeDelta::hours(1)),
+        datasource_id: None,
+        replaces: None,
+    };
+    let hasher = common::issuance().await.peppers.current().await.current.clone();
+    let (_, mut expired) = latchkey::KeyRecord::issue(&latchkey::KeyProfile::latchkey(), &hasher, spec, issued_at);
+    expired.gateway_key = stack.issue.service.gateway.issue(&expired.id, &expired.tier).await.unwrap();
+    let expired_gateway = expired.gateway_key.clone().unwrap();
+    stack.store.insert(&expired).await.unwrap();
+    let scheduled = json!({
+        "version": "0", "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa", "detail-type": "Scheduled Event",
+        "source": "aws.events", "account": "123456789012", "time": "2026-12-02T00:00:00Z", "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/latchkey-KeysSweepFunctionSweep"], "detail": {},
+    });
+    let swept = watch.invoke("keys-sweep", &scheduled.to_string()).await;
+    assert_eq!(swept, json!({"retired": 1, "left": 0}));
+    assert_eq!(stack.gateway_key(&expired_gateway.id).await, None);
+    let retired = stack.store.get(&expired.tenant_id, &expired.id).await.unwrap().unwrap();
+    assert!(retired.retired_at.is_some(), "{retired:?}");
+    stack.call(&admin, "GET", "/whoami", None).await.expect(200);
+    assert_eq!(watch.invoke("keys-sweep", &scheduled.to_string()).await, json!({"retired": 0, "left": 0}));
 }

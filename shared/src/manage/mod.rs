@@ -9,6 +9,7 @@ pub mod caller;
 pub mod datasources;
 pub mod input;
 pub mod routes;
+pub mod sweep;
 pub mod view;
 
 use std::sync::Arc;

@@ -79,6 +79,7 @@ impl DynamoKeyStore {
         if let Some(ttl) = self.ttl(record) {
             item.insert(schema::TTL_ATTRIBUTE.into(), ttl);
         }
+        item.extend(stop_index_entry(record).into_iter().flatten().map(|(name, value)| (name.to_owned(), value)));
         Ok(item)
     }
 
@@ -158,13 +159,22 @@ impl DynamoKeyStore {
         let mut assignments = vec!["#revision = :revision".to_owned()];
         let ttl = self.ttl(updated);
         let ttl = ttl.as_ref().map(|value| (schema::TTL_ATTRIBUTE, value.clone()));
-        for (name, value) in set.iter().cloned().chain(ttl) {
+        let stop = stop_index_entry(updated);
+        let mut expression = String::new();
+        if stop.is_none() {
+            // Retired (or never to stop): out of the sweep's index.
+            expression = format!(" REMOVE #{}, #{}", schema::STOP_INDEX_PARTITION_KEY, schema::STOP_INDEX_SORT_KEY);
+            for name in [schema::STOP_INDEX_PARTITION_KEY, schema::STOP_INDEX_SORT_KEY] {
+                builder = builder.expression_attribute_names(format!("#{name}"), name);
+            }
+        }
+        for (name, value) in set.iter().cloned().chain(ttl).chain(stop.into_iter().flatten()) {
             assignments.push(format!("#{name} = :{name}"));
             builder = builder
                 .expression_attribute_names(format!("#{name}"), name)
                 .expression_attribute_values(format!(":{name}"), value);
         }
-        builder.update_expression(format!("SET {}", assignments.join(", "))).build().map_err(build_error)
+        builder.update_expression(format!("SET {}{expression}", assignments.join(", "))).build().map_err(build_error)
     }
 
     /// Reads a tenant's record, lets `change` compute the new one and the attributes to `SET`
@@ -262,6 +272,19 @@ impl DynamoKeyStore {
 enum Order {
     Oldest,
     Newest,
+}
+
+/// The attributes that put a digest item in the sweep's index (`by_stop`): while the key has a
+/// stop time and is not retired.
+fn stop_index_entry(record: &KeyRecord) -> Option<[(&'static str, AttributeValue); 2]> {
+    if record.retired_at.is_some() {
+        return None;
+    }
+    let stops_at = record.stops_at()?;
+    Some([
+        (schema::STOP_INDEX_PARTITION_KEY, AttributeValue::S(schema::STOP_PARTITION.to_owned())),
+        (schema::STOP_INDEX_SORT_KEY, AttributeValue::N(stops_at.timestamp().to_string())),
+    ])
 }
 
 fn id_item(record: &KeyRecord) -> Item {
@@ -408,6 +431,37 @@ impl KeyStore for DynamoKeyStore {
             }
         }
         Err(StoreError::Conflict("the key is being changed concurrently; try again"))
+    }
+
+    async fn stopped(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        after: Option<&KeyRecord>,
+    ) -> Result<Vec<KeyRecord>, StoreError> {
+        let limit = limit.clamp(1, super::MAX_PAGE_SIZE);
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(schema::STOP_INDEX)
+            .key_condition_expression("#sweep = :due AND #stops_at <= :now")
+            .expression_attribute_names("#sweep", schema::STOP_INDEX_PARTITION_KEY)
+            .expression_attribute_names("#stops_at", schema::STOP_INDEX_SORT_KEY)
+            .expression_attribute_values(":due", AttributeValue::S(schema::STOP_PARTITION.to_owned()))
+            .expression_attribute_values(":now", AttributeValue::N(now.timestamp().to_string()))
+            .limit(limit as i32);
+        if let Some(after) = after {
+            // An index's position is its keys and the table's: all three are the record's.
+            let [(sweep, due), (stops, at)] = stop_index_entry(after)
+                .ok_or_else(|| StoreError::Corrupt(format!("{} has no place in the sweep's index", after.id)))?;
+            query = query
+                .exclusive_start_key(schema::PARTITION_KEY, AttributeValue::S(digest_pk(&after.digest)))
+                .exclusive_start_key(sweep, due)
+                .exclusive_start_key(stops, at);
+        }
+        let items = query.send().await.map_err(unavailable)?.items.unwrap_or_default();
+        items.into_iter().map(from_item).collect()
     }
 
     async fn touch(&self, digest: &KeyDigest, at: DateTime<Utc>) -> Result<(), StoreError> {

@@ -304,6 +304,34 @@ impl KeyStore for EmbeddedKeyStore {
         .await
     }
 
+    async fn stopped(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        after: Option<&KeyRecord>,
+    ) -> Result<Vec<KeyRecord>, StoreError> {
+        let limit = limit.clamp(1, super::MAX_PAGE_SIZE) as usize;
+        // The order of DynamoDB's index: by stop time, then by digest.
+        let position = |record: &KeyRecord| record.stops_at().map(|at| (at.timestamp(), record.digest.to_hex()));
+        let after = after.and_then(&position);
+        self.blocking(move |db| {
+            // A scan: a local store holds few keys, and the sweep runs rarely.
+            let txn = db.begin_read().map_err(unavailable)?;
+            let records = txn.open_table(RECORDS).map_err(unavailable)?;
+            let mut stopped = Vec::new();
+            for entry in records.iter().map_err(unavailable)? {
+                let record = decode(entry.map_err(unavailable)?.1.value())?;
+                let Some(at) = position(&record) else { continue };
+                if record.retired_at.is_none() && at.0 <= now.timestamp() && after.as_ref().is_none_or(|a| at > *a) {
+                    stopped.push((at, record));
+                }
+            }
+            stopped.sort_by(|a, b| a.0.cmp(&b.0));
+            Ok(stopped.into_iter().take(limit).map(|(_, record)| record).collect())
+        })
+        .await
+    }
+
     async fn touch(&self, digest: &KeyDigest, at: DateTime<Utc>) -> Result<(), StoreError> {
         let digest = *digest;
         self.write(move |tables| {

@@ -191,6 +191,16 @@ pub trait KeyStore: Send + Sync {
         at: DateTime<Utc>,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// Keys that stopped verifying by `now` (revoked, expired, past a rotation's grace) and are
+    /// not yet retired, in the order they stopped, at most `limit` (1 to [`MAX_PAGE_SIZE`]), after
+    /// `after` (the last of the previous page). What the scheduled sweep retires.
+    fn stopped(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        after: Option<&KeyRecord>,
+    ) -> impl Future<Output = Result<Vec<KeyRecord>, StoreError>> + Send;
+
     /// Records that the key was used at `at` (`last_used_at`). Best effort and unconditional on
     /// the revision: it never conflicts with a revocation, and never creates an item for a key
     /// that is gone.

@@ -24,6 +24,12 @@
 //!   `tenant_id`, so it stays out of the index.
 //!
 //! `ttl` (epoch seconds) only garbage-collects: expiry is enforced in code on every read.
+//!
+//! A digest item whose key has a stop time (an expiry, a rotation's grace end, a revocation) and
+//! is not yet retired also carries `sweep = "due"` and `stops_at` (epoch seconds), which put it in
+//! the sparse index `by_stop`: the scheduled sweep (`keys-sweep`) reads the keys that have stopped
+//! from there, oldest stop first, deletes their API Gateway keys and retires them. Retirement
+//! removes both attributes, and with them the item from the index.
 
 pub const PARTITION_KEY: &str = "pk";
 
@@ -54,6 +60,11 @@ pub fn record_sk(identity_digest: &str) -> String {
     format!("rec#{identity_digest}")
 }
 pub const TTL_ATTRIBUTE: &str = "ttl";
+pub const STOP_INDEX: &str = "by_stop";
+pub const STOP_INDEX_PARTITION_KEY: &str = "sweep";
+pub const STOP_INDEX_SORT_KEY: &str = "stops_at";
+/// The one value of [`STOP_INDEX_PARTITION_KEY`]: every key waiting for the sweep.
+pub const STOP_PARTITION: &str = "due";
 pub const TENANT_INDEX: &str = "by_tenant";
 pub const TENANT_INDEX_PARTITION_KEY: &str = "tenant_id";
 pub const TENANT_INDEX_SORT_KEY: &str = "id";
@@ -123,6 +134,13 @@ mod create {
             .projection(Projection::builder().projection_type(ProjectionType::All).build())
             .build()
             .map_err(|e| e.to_string())?;
+        let stops = GlobalSecondaryIndex::builder()
+            .index_name(STOP_INDEX)
+            .key_schema(key(STOP_INDEX_PARTITION_KEY, KeyType::Hash))
+            .key_schema(key(STOP_INDEX_SORT_KEY, KeyType::Range))
+            .projection(Projection::builder().projection_type(ProjectionType::All).build())
+            .build()
+            .map_err(|e| e.to_string())?;
         let request = client
             .create_table()
             .table_name(name)
@@ -130,8 +148,17 @@ mod create {
             .attribute_definitions(string_attribute(PARTITION_KEY))
             .attribute_definitions(string_attribute(TENANT_INDEX_PARTITION_KEY))
             .attribute_definitions(string_attribute(TENANT_INDEX_SORT_KEY))
+            .attribute_definitions(string_attribute(STOP_INDEX_PARTITION_KEY))
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(STOP_INDEX_SORT_KEY)
+                    .attribute_type(ScalarAttributeType::N)
+                    .build()
+                    .expect("name and type are set"),
+            )
             .key_schema(key(PARTITION_KEY, KeyType::Hash))
-            .global_secondary_indexes(index);
+            .global_secondary_indexes(index)
+            .global_secondary_indexes(stops);
         create_and_wait(client, name, request).await
     }
 

@@ -1,0 +1,20 @@
+//! `keys-sweep`: run on a schedule (template.yaml, `SweepSchedule`), not behind the API. Deletes
+//! the API Gateway keys of keys that have stopped verifying and retires them
+//! ([`latchkey::manage::sweep`]); answers what it did, `{"retired": n, "left": m}`.
+
+use lambda_http::lambda_runtime::{self, LambdaEvent, service_fn};
+use latchkey::manage::sweep::{MAX_KEYS_PER_SWEEP, Swept};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    latchkey::aws::init_logging();
+    let sweeper = latchkey_keys::setup::sweeper_from_env().await?;
+    let sweeper = &sweeper;
+    // The scheduled event says nothing the sweep needs: it runs on the clock.
+    lambda_runtime::run(service_fn(move |_: LambdaEvent<serde_json::Value>| async move {
+        let swept: Swept = sweeper.sweep_stopped(MAX_KEYS_PER_SWEEP).await?;
+        tracing::info!(retired = swept.retired, left = swept.left, "swept the keys that stopped");
+        Ok::<_, lambda_runtime::Error>(swept)
+    }))
+    .await
+}
