@@ -66,6 +66,9 @@ impl<S: KeyStore> KeyStore for CountingStore<S> {
         self.inner.retire(tenant, id, at).await
     }
 
+    async fn room(&self, tenant: &TenantId, allowance: u32) -> Result<(), StoreError> {
+        self.inner.room(tenant, allowance).await
+    }
     async fn stopped(
         &self,
         now: DateTime<Utc>,

@@ -374,6 +374,9 @@ async fn a_tenant_holds_at_most_its_limit_until_dead_keys_retire(store: impl Key
     store.insert(&first).await.unwrap();
     store.insert(&second).await.unwrap();
     let (_, third) = issue(&owner, "third");
+    assert!(matches!(store.room(&owner, 0).await, Err(StoreError::LimitReached { limit: 2 })));
+    store.room(&owner, 1).await.expect("one past the limit is allowed when asked for");
+    store.room(&tenant("b"), 0).await.expect("a tenant without keys has room");
     assert!(matches!(store.insert(&third).await, Err(StoreError::LimitReached { limit: 2 })));
     assert_eq!(store.get(&owner, &third.id).await.unwrap(), None, "nothing of a refused insert is stored");
     // Another tenant counts apart.
@@ -393,6 +396,7 @@ async fn a_tenant_holds_at_most_its_limit_until_dead_keys_retire(store: impl Key
     assert!(matches!(store.insert(&third).await, Err(StoreError::LimitReached { .. })));
     store.revoke(&owner, &second.id, now()).await.unwrap();
     assert!(store.retire(&owner, &second.id, now()).await.unwrap());
+    store.room(&owner, 0).await.expect("a retirement gives a place back");
     store.insert(&third).await.unwrap();
     assert!(matches!(store.retire(&tenant("b"), &third.id, now()).await, Err(StoreError::NotFound)));
 }

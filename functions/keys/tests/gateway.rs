@@ -94,6 +94,9 @@ impl KeyStore for RefusesNewKeys {
     async fn retire(&self, tenant: &TenantId, id: &KeyId, at: DateTime<Utc>) -> Result<bool, StoreError> {
         self.0.retire(tenant, id, at).await
     }
+    async fn room(&self, tenant: &TenantId, allowance: u32) -> Result<(), StoreError> {
+        self.0.room(tenant, allowance).await
+    }
     async fn stopped(
         &self,
         now: DateTime<Utc>,

@@ -207,8 +207,10 @@ impl<S: KeyStore + AuditLog, G: GatewayKeys> KeyService<S, G> {
             replaces: Some(old.id.clone()),
         };
         let old_id = &old.id;
+        // As the store counts a rotation: one past the limit when the old key stops at once.
+        let allowance = u32::from(old_expires_at <= now);
         let (key, record) = self
-            .issue(issuance, spec, now, |record| async move {
+            .issue(issuance, spec, now, allowance, |record| async move {
                 self.store.rotate(&caller.tenant, old_id, &record, old_expires_at).await.map(drop)
             })
             .await?;
@@ -300,7 +302,7 @@ impl<S: KeyStore + AuditLog, G: GatewayKeys> KeyService<S, G> {
         now: DateTime<Utc>,
     ) -> Result<IssuedKey, ApiError> {
         let (key, record) =
-            self.issue(issuance, spec, now, |record| async move { self.store.insert(&record).await }).await?;
+            self.issue(issuance, spec, now, 0, |record| async move { self.store.insert(&record).await }).await?;
         self.audit(caller, AuditAction::KeyCreate, &record.id, now).await;
         Ok(IssuedKey::new(&key, &record, now))
     }
@@ -369,12 +371,17 @@ impl<S: KeyStore + AuditLog, G: GatewayKeys> KeyService<S, G> {
 
     /// Generates a key, gives it an API Gateway key, and stores it with `store`; all or nothing:
     /// if storing fails, the gateway key is deleted again. A tenant at its limit has its dead
-    /// keys retired and the store tried once more.
+    /// keys retired and is refused if still full, before any API Gateway key is made (its
+    /// creates would otherwise spend the account's `CreateApiKey` rate, which every tenant
+    /// shares); the store's own count decides in the end, with one more sweep if a race filled
+    /// the tenant in between. `allowance`: keys past the limit this store may make (a rotation
+    /// whose old key stops at once: 1).
     async fn issue<P, F, Fut>(
         &self,
         issuance: &Issuance<P>,
         spec: KeySpec,
         now: DateTime<Utc>,
+        allowance: u32,
         store: F,
     ) -> Result<(ApiKey, KeyRecord), ApiError>
     where
@@ -382,6 +389,12 @@ impl<S: KeyStore + AuditLog, G: GatewayKeys> KeyService<S, G> {
         F: Fn(KeyRecord) -> Fut,
         Fut: Future<Output = Result<(), crate::store::StoreError>>,
     {
+        if let Err(crate::store::StoreError::LimitReached { .. }) = self.store.room(&spec.tenant_id, allowance).await {
+            if let Err(error) = self.sweep(&spec.tenant_id, now).await {
+                tracing::warn!(tenant = %spec.tenant_id, %error, "sweep for dead keys failed");
+            }
+            self.store.room(&spec.tenant_id, allowance).await?;
+        }
         let peppers = issuance.peppers.current().await;
         let (key, mut record) = KeyRecord::issue(&issuance.profile, &peppers.current, spec, now);
         record.gateway_key = self.gateway.issue(&record.id, &record.tier).await?;

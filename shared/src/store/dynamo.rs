@@ -433,6 +433,20 @@ impl KeyStore for DynamoKeyStore {
         Err(StoreError::Conflict("the key is being changed concurrently; try again"))
     }
 
+    async fn room(&self, tenant: &TenantId, allowance: u32) -> Result<(), StoreError> {
+        let count = self.get_item(schema::tenant_count_pk(tenant)).await?;
+        let live = count
+            .as_ref()
+            .and_then(|item| item.get(schema::LIVE_KEYS_ATTRIBUTE))
+            .and_then(|value| value.as_n().ok())
+            .map_or(Ok(0), |n| n.parse::<i64>())
+            .map_err(|e| StoreError::Corrupt(format!("the key count of {tenant}: {e}")))?;
+        if live >= i64::from(self.max_keys_per_tenant) + i64::from(allowance) {
+            return Err(StoreError::LimitReached { limit: self.max_keys_per_tenant });
+        }
+        Ok(())
+    }
+
     async fn stopped(
         &self,
         now: DateTime<Utc>,

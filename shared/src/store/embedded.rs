@@ -304,6 +304,24 @@ impl KeyStore for EmbeddedKeyStore {
         .await
     }
 
+    async fn room(&self, tenant: &TenantId, allowance: u32) -> Result<(), StoreError> {
+        let limit = self.max_keys_per_tenant;
+        let live = self.read_now(|db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let counts = match txn.open_table(TENANT_COUNTS) {
+                Ok(counts) => counts,
+                // No key was ever counted: nothing is held.
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
+                Err(error) => return Err(unavailable(error)),
+            };
+            Ok(counts.get(tenant.as_str()).map_err(unavailable)?.map_or(0, |v| v.value()))
+        })?;
+        if live >= i64::from(limit) + i64::from(allowance) {
+            return Err(StoreError::LimitReached { limit });
+        }
+        Ok(())
+    }
+
     async fn stopped(
         &self,
         now: DateTime<Utc>,

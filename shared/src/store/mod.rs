@@ -191,6 +191,12 @@ pub trait KeyStore: Send + Sync {
         at: DateTime<Utc>,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// `Ok` if the tenant holds fewer than its limit plus `allowance` keys not yet retired,
+    /// `LimitReached` if not: a consistent read of the count, checked before anything is made
+    /// for a new key. Only advisory (a concurrent insert may take the last place in between);
+    /// `insert` and `rotate` enforce the limit.
+    fn room(&self, tenant: &TenantId, allowance: u32) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Keys that stopped verifying by `now` (revoked, expired, past a rotation's grace) and are
     /// not yet retired, in the order they stopped, at most `limit` (1 to [`MAX_PAGE_SIZE`]), after
     /// `after` (the last of the previous page). What the scheduled sweep retires.
