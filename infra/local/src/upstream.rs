@@ -34,12 +34,23 @@ const HOP_BY_HOP: [&str; 9] = [
     "upgrade",
 ];
 
+thread_local! {
+    /// A connection pool per thread. With one shared pool, a connection opened by one event loop
+    /// (its hyper task spawned there) was taken by requests on the other: every request then woke
+    /// the other thread twice (the request handed to the connection's task, its answer handed
+    /// back), an eventfd write and an epoll wake-up each.
+    static CLIENT: Client<HttpConnector, Body> = {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        Client::builder(TokioExecutor::new()).build(connector)
+    };
+}
+
 #[derive(Debug, Clone)]
 pub struct Upstream {
     /// `scheme://authority` and a base path without its trailing slash.
     base: String,
     timeout: Duration,
-    client: Client<HttpConnector, Body>,
 }
 
 impl Upstream {
@@ -54,10 +65,7 @@ impl Upstream {
             return Err(format!("`{url}` has a query string; the request's own is passed on"));
         }
         let base = format!("http://{}{}", uri.authority().expect("checked"), uri.path().trim_end_matches('/'));
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new()).build(connector);
-        Ok(Self { base, timeout, client })
+        Ok(Self { base, timeout })
     }
 
     pub fn url(&self) -> &str {
@@ -98,7 +106,7 @@ impl Upstream {
 
         let mut request = Request::builder().method(method).uri(target).body(body).map_err(|_| ApiError::BadGateway)?;
         *request.headers_mut() = headers;
-        let response = match tokio::time::timeout(self.timeout, self.client.request(request)).await {
+        let response = match tokio::time::timeout(self.timeout, CLIENT.with(|client| client.request(request))).await {
             Err(_elapsed) => return Err(ApiError::GatewayTimeout),
             Ok(Err(error)) => {
                 tracing::warn!(upstream = %self.base, %error, "the backend did not answer");
