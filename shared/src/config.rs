@@ -95,6 +95,9 @@ pub struct Settings {
     /// `LATCHKEY_CACHE_TTL_SECONDS` (default 5, at most 300): how long a verification result is
     /// cached in process, and so how late a revocation can take effect.
     pub cache_ttl: Duration,
+    /// `LATCHKEY_SESSION_TTL_SECONDS` (default 900, 60 to 3600): how long a dashboard session
+    /// Latchkey signs is valid (`POST /sessions`).
+    pub session_ttl: chrono::TimeDelta,
     /// `LATCHKEY_PEPPER_REFRESH_SECONDS` (default 300): how often the pepper is fetched again.
     pub pepper_refresh: Duration,
     /// `LATCHKEY_RECORD_RETENTION_DAYS` (default 30): how long dead keys are kept.
@@ -144,6 +147,11 @@ impl Settings {
         Ok(Self {
             key_profile,
             cache_ttl: Duration::from_secs(env.number_or("LATCHKEY_CACHE_TTL_SECONDS", 5, 0..=300)?),
+            session_ttl: chrono::TimeDelta::seconds(env.number_or(
+                "LATCHKEY_SESSION_TTL_SECONDS",
+                crate::session::DEFAULT_TTL.num_seconds() as u64,
+                60..=3600,
+            )? as i64),
             pepper_refresh: Duration::from_secs(env.number_or("LATCHKEY_PEPPER_REFRESH_SECONDS", 300, 1..=86_400)?),
             record_retention: TimeDelta::days(env.number_or("LATCHKEY_RECORD_RETENTION_DAYS", 30, 0..=3650)? as i64),
             record_ttl: TimeDelta::days(

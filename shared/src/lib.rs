@@ -24,6 +24,7 @@ pub mod manage;
 pub mod pepper;
 pub mod permission;
 pub mod record;
+pub mod session;
 pub mod store;
 pub mod tier;
 pub mod upstream;

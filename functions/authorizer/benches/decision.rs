@@ -50,6 +50,7 @@ fn decision(c: &mut Criterion) {
             cache_ttl: Duration::from_secs(3600),
             cache_capacity: 10_000,
             jwt: None,
+            sessions: None,
             session_usage_keys: None,
         });
         // Warm the cache: the benchmark measures the cached path.

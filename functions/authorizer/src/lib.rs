@@ -47,7 +47,10 @@ pub struct Dependencies<S, P> {
     pub profile: KeyProfile,
     pub cache_ttl: Duration,
     pub cache_capacity: usize,
+    /// The identity provider's sessions (`LATCHKEY_JWT_*`).
     pub jwt: Option<JwtVerifier>,
+    /// Latchkey's own sessions (`POST /sessions`; [`latchkey::session`]).
+    pub sessions: Option<JwtVerifier>,
     /// The API Gateway keys given to sessions, which have no gateway key of their own.
     pub session_usage_keys: Option<SessionUsageKeys>,
 }
@@ -59,6 +62,7 @@ pub struct Authorizer<S, P> {
     profile: KeyProfile,
     cache: KeyCache,
     jwt: Option<JwtVerifier>,
+    sessions: Option<JwtVerifier>,
     session_usage_keys: Option<SessionUsageKeys>,
     last_used: LastUsed,
 }
@@ -83,6 +87,7 @@ impl<S: KeyStore + 'static, P: PepperProvider> Authorizer<S, P> {
             clock: deps.clock,
             profile: deps.profile,
             jwt: deps.jwt,
+            sessions: deps.sessions,
             session_usage_keys: deps.session_usage_keys,
         }
     }
@@ -98,10 +103,20 @@ impl<S: KeyStore + 'static, P: PepperProvider> Authorizer<S, P> {
         headers: impl IntoIterator<Item = (&'h str, &'h str)>,
     ) -> Result<Principal, ApiError> {
         match extract_credential(headers)? {
-            Credential::Jwt(token) => match &self.jwt {
-                Some(verifier) => verifier.verify(token).await.map(Principal::Session),
-                None => Err(ApiError::InvalidToken),
-            },
+            Credential::Jwt(token) => {
+                if let Some(own) = &self.sessions {
+                    match own.verify(token).await {
+                        // Not one of ours (another issuer, algorithm or secret): perhaps the
+                        // identity provider's.
+                        Err(ApiError::InvalidToken) if self.jwt.is_some() => {}
+                        decided => return decided.map(Principal::Session),
+                    }
+                }
+                match &self.jwt {
+                    Some(verifier) => verifier.verify(token).await.map(Principal::Session),
+                    None => Err(ApiError::InvalidToken),
+                }
+            }
             Credential::ApiKey(text) => self.authenticate_key(text).await.map(Principal::Key),
         }
     }

@@ -87,15 +87,19 @@ pub struct AuthorizerSettings {
     /// the API Gateway keys sessions are throttled under (see [`crate::sessions`]).
     pub session_usage_keys: Option<SessionUsageKeys>,
     pub jwt: Option<JwtSettings>,
+    /// `LATCHKEY_SESSION_SECRET_ID`: the secret Latchkey's own sessions are signed with
+    /// (`POST /sessions`, by `keys-issue`); unset, only the identity provider's are verified.
+    pub session_secret_id: Option<String>,
 }
 
 impl AuthorizerSettings {
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
         let jwt = JwtSettings::from_env(env)?;
+        let session_secret_id = env.get("LATCHKEY_SESSION_SECRET_ID");
         // Without a gateway key, API Gateway answers every session 403 before any handler runs.
-        let session_usage_keys = match &jwt {
-            None => None,
-            Some(_) => {
+        let session_usage_keys = match (&jwt, &session_secret_id) {
+            (None, None) => None,
+            _ => {
                 let shared = env.required("LATCHKEY_SESSION_USAGE_KEY")?;
                 let by_tenant = env.parse_or("LATCHKEY_SESSION_USAGE_KEYS", HashMap::new(), |text| {
                     SessionUsageKeys::parse_by_tenant(text)
@@ -107,6 +111,7 @@ impl AuthorizerSettings {
             cache_capacity: env.number_or("LATCHKEY_CACHE_CAPACITY", 10_000, 0..=1_000_000)? as usize,
             session_usage_keys,
             jwt,
+            session_secret_id,
         })
     }
 }
@@ -139,9 +144,15 @@ pub async fn from_env() -> Result<DeployedAuthorizer, SetupError> {
     // DynamoDB read that opens the connection.
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let pepper_provider = SecretsManagerPepper::new(secrets.clone(), resources.pepper_secret_id);
-    let (peppers, jwt, warmed) = tokio::join!(
+    let own_sessions = async {
+        let Some(secret_id) = &extra.session_secret_id else { return Ok(None) };
+        let config = JwtConfig::new(latchkey::session::ISSUER, latchkey::session::AUDIENCE);
+        JwtVerifier::with_secrets_manager(secrets.clone(), secret_id, config, Arc::clone(&clock)).await.map(Some)
+    };
+    let (peppers, jwt, sessions, warmed) = tokio::join!(
         CachedPepper::load_current(pepper_provider, settings.pepper_refresh),
         jwt_verifier(extra.jwt, &secrets, settings.aws_timeouts.operation, Arc::clone(&clock)),
+        own_sessions,
         store.warm_up(),
     );
     warmed.map_err(SetupError::Store)?;
@@ -153,6 +164,7 @@ pub async fn from_env() -> Result<DeployedAuthorizer, SetupError> {
         cache_ttl: settings.cache_ttl,
         cache_capacity: extra.cache_capacity,
         jwt: jwt?,
+        sessions: sessions?,
         session_usage_keys: extra.session_usage_keys,
     }))
 }
@@ -242,6 +254,14 @@ mod tests {
             Err(ConfigError::Invalid { var: "LATCHKEY_SESSION_USAGE_KEYS", .. }) => {}
             other => panic!("{other:?}"),
         }
+        // Latchkey's own sessions need one too, with or without an identity provider.
+        match settings(&[("LATCHKEY_SESSION_SECRET_ID", "sessions")]) {
+            Err(ConfigError::Missing { var: "LATCHKEY_SESSION_USAGE_KEY" }) => {}
+            other => panic!("{other:?}"),
+        }
+        let own =
+            settings(&[("LATCHKEY_SESSION_SECRET_ID", "sessions"), ("LATCHKEY_SESSION_USAGE_KEY", "gw")]).unwrap();
+        assert_eq!((own.session_secret_id.as_deref(), own.jwt.is_none()), (Some("sessions"), true));
     }
 
     #[test]

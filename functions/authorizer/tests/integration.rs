@@ -63,6 +63,7 @@ async fn a_cold_start_after_a_rotation_still_verifies_old_keys() {
         cache_ttl: Duration::ZERO,
         cache_capacity: 0,
         jwt: None,
+        sessions: None,
         session_usage_keys: None,
     });
     let decide = |name: &'static str| {

@@ -99,6 +99,7 @@ async fn stack_with<R: RecordStore>(wrap: impl FnOnce(DynamoRecordStore) -> R) -
         cache_ttl: Duration::ZERO,
         cache_capacity: 0,
         jwt: None,
+        sessions: None,
         session_usage_keys: None,
     });
     let ingest = IngestService { records: Arc::new(wrap(records)), clock: clock.clone(), daily_cap: DEFAULT_DAILY_CAP };

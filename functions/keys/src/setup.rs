@@ -11,7 +11,8 @@ use latchkey::config::{ConfigError, Env, Settings};
 use latchkey::gateway::apigateway::{ApiGatewayKeys, PlanNames, UsagePlans};
 use latchkey::ingest::dynamo::DynamoRecordStore;
 use latchkey::manage::{Issuance, KeyPolicy, KeyService, Management, Role};
-use latchkey::pepper::{CachedPepper, PepperError, SecretsManagerPepper};
+use latchkey::pepper::{CachedPepper, PepperError, SecretsManagerPepper, read_secret};
+use latchkey::session::SessionSigner;
 use latchkey::store::dynamo::DynamoKeyStore;
 use latchkey::{TierName, Tiers};
 
@@ -109,11 +110,26 @@ pub async fn from_env(roles: &'static [Role]) -> Result<DeployedFunction, SetupE
         .records_table
         .filter(|_| reads_records)
         .map(|table| Arc::new(DynamoRecordStore::new(aws_sdk_dynamodb::Client::new(&sdk), table)));
+    let session_secret = if issues { env.get("LATCHKEY_SESSION_SECRET_ID") } else { None };
     let issuance = async {
         let Some(secret) = pepper_secret else { return Ok(None) };
-        let provider = SecretsManagerPepper::new(aws_sdk_secretsmanager::Client::new(&sdk), secret);
+        let client = aws_sdk_secretsmanager::Client::new(&sdk);
+        let provider = SecretsManagerPepper::new(client.clone(), secret);
         let peppers = CachedPepper::load_current(provider, settings.pepper_refresh).await?;
-        Ok::<_, PepperError>(Some(Issuance { peppers, profile: settings.key_profile.clone() }))
+        // Signed with the current secret; the authorizer also accepts the previous one, so a
+        // rotation does not end the sessions a warm instance signed before it.
+        let sessions = match &session_secret {
+            None => None,
+            Some(id) => {
+                let value = read_secret(&client, id, "AWSCURRENT")
+                    .await?
+                    .ok_or_else(|| PepperError::Missing { secret: id.clone() })?;
+                let signer = SessionSigner::new(&value.bytes, settings.session_ttl)
+                    .ok_or_else(|| PepperError::TooShort { secret: id.clone(), len: value.bytes.len() })?;
+                Some(signer)
+            }
+        };
+        Ok::<_, PepperError>(Some(Issuance { peppers, profile: settings.key_profile.clone(), sessions }))
     };
     let (issuance, warmed) = tokio::join!(issuance, store.warm_up());
     warmed.map_err(SetupError::Store)?;

@@ -22,6 +22,8 @@ async fn key_functions_answer_through_the_lambda_runtime_as_deployed() {
     let admin_id = me["id"].as_str().unwrap();
     let secrets = aws_sdk_secretsmanager::Client::new(&latchkey_tests::sdk_config().await);
     let pepper = latchkey_tests::create_secret(&secrets, std::str::from_utf8(common::PEPPER).unwrap()).await;
+    let session_secret = "s".repeat(64);
+    let sessions = latchkey_tests::create_secret(&secrets, &session_secret).await;
 
     // The variables template.yaml gives the functions: usage plans by name, not by id.
     let watch = Watch::start(&[
@@ -29,6 +31,7 @@ async fn key_functions_answer_through_the_lambda_runtime_as_deployed() {
         ("LATCHKEY_USAGE_PLAN_NAMES", stack.plan_names.clone()),
         ("LATCHKEY_RECORDS_TABLE", stack.records.table().to_owned()),
         ("LATCHKEY_PEPPER_SECRET_ID", pepper),
+        ("LATCHKEY_SESSION_SECRET_ID", sessions),
         ("RUST_LOG", "info".to_owned()),
     ])
     .await;
@@ -58,7 +61,7 @@ async fn key_functions_answer_through_the_lambda_runtime_as_deployed() {
     let created = watch
         .invoke(
             "keys-issue",
-            &proxy_event("POST", "/keys", &HashMap::new(), Some(&body.to_string()), context).to_string(),
+            &proxy_event("POST", "/keys", &HashMap::new(), Some(&body.to_string()), context.clone()).to_string(),
         )
         .await;
     assert_eq!(created["statusCode"], 201, "{created}");
@@ -69,6 +72,17 @@ async fn key_functions_answer_through_the_lambda_runtime_as_deployed() {
     // And the key it showed once works.
     let whoami = stack.call(created["key"].as_str().unwrap(), "GET", "/whoami", None).await.expect(200);
     assert_eq!(whoami["name"], "from the runtime");
+
+    // keys-issue signs a dashboard session with the secret the authorizer verifies it with.
+    let session = watch.invoke("keys-issue", &call("POST", "/sessions")).await;
+    assert_eq!(session["statusCode"], 201, "{session}");
+    let session: Value = serde_json::from_str(session["body"].as_str().unwrap()).unwrap();
+    let verifier = latchkey_authorizer::jwt::JwtVerifier::with_shared_secret(
+        session_secret.as_bytes(),
+        latchkey_authorizer::jwt::JwtConfig::new(latchkey::session::ISSUER, latchkey::session::AUDIENCE),
+    );
+    let verified = verifier.verify(session["token"].as_str().unwrap()).await.unwrap();
+    assert_eq!((verified.subject.as_str(), verified.tenant_id.as_str()), (admin_id, "acme"));
 
     // keys-sweep, on the wall clock as deployed: a key that expired an hour ago (stored as it
     // was issued then, with its gateway key) is retired by a scheduled event, and the key

@@ -29,10 +29,12 @@ use latchkey::ingest::service::IngestService;
 use latchkey::manage::Route;
 use latchkey::manage::{Caller, Issuance, KeyPolicy, KeyService, Management, ManagementRequest, Reply, Role};
 use latchkey::pepper::{CachedPepper, FilePepper, PepperError};
+use latchkey::session::{self, SessionSigner};
 use latchkey::store::dynamo::DynamoKeyStore;
 use latchkey::store::embedded::EmbeddedKeyStore;
 use latchkey::store::{KeyStore, StoreError};
 use latchkey::{ApiError, Clock, SystemClock, TenantId};
+use latchkey_authorizer::jwt::{JwtConfig, JwtVerifier};
 use latchkey_authorizer::policy::AllowContext;
 use latchkey_authorizer::{Authorizer, Dependencies, Principal};
 
@@ -175,6 +177,15 @@ where
     }
     let pepper = || FilePepper::new(dir.join("pepper"));
     let settings = &config.settings;
+    let session_file = dir.join("session-secret");
+    let session_secret = tokio::task::spawn_blocking(move || private_files::secret(&session_file))
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()))
+        .map_err(|cause| LocalError::File { path: dir.join("session-secret").display().to_string(), cause })?;
+    // Dashboard sessions: signed by the management side, verified by the authorizer, as deployed.
+    let sessions = SessionSigner::new(session_secret.as_bytes(), settings.session_ttl).expect("64 hex digits");
+    let session_verifier =
+        JwtVerifier::with_shared_secret(session_secret.as_bytes(), JwtConfig::new(session::ISSUER, session::AUDIENCE));
     let authorizer = Authorizer::new(Dependencies {
         store: Arc::clone(&store),
         peppers: CachedPepper::load(pepper(), settings.pepper_refresh).await?,
@@ -183,6 +194,7 @@ where
         cache_ttl: settings.cache_ttl,
         cache_capacity: 10_000,
         jwt: None,
+        sessions: Some(session_verifier),
         session_usage_keys: None,
     });
     let management = Management {
@@ -195,6 +207,7 @@ where
         issuance: Some(Issuance {
             peppers: CachedPepper::load(pepper(), settings.pepper_refresh).await?,
             profile: settings.key_profile.clone(),
+            sessions: Some(sessions),
         }),
         records: Some(Arc::clone(&records)),
         ingest_tier: settings.tiers.default_tier().clone(),

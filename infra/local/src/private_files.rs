@@ -80,3 +80,22 @@ fn private_mode(meta: &fs::Metadata, wanted: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// The secret in `path` (made on first use: 32 random bytes as hex, written as [`write_secret`]
+/// writes), for files only this process reads whole (the session secret).
+pub fn secret(path: &Path) -> Result<String, String> {
+    match regular_file(path)? {
+        Some(meta) => {
+            private_mode(&meta, "600")?;
+            Ok(fs::read_to_string(path).map_err(|e| e.to_string())?.trim().to_owned())
+        }
+        None => {
+            let mut bytes = [0u8; 32];
+            rand::TryRngCore::try_fill_bytes(&mut rand::rngs::OsRng, &mut bytes)
+                .map_err(|e| format!("the OS random number generator failed: {e}"))?;
+            let text = hex::encode(bytes);
+            write_secret(path, &text)?;
+            Ok(text)
+        }
+    }
+}

@@ -97,6 +97,8 @@ async fn every_response_matches_openapi() {
     assert_eq!(c.call(admin, Method::PATCH, &format!("/keys/{new_id}"), Some(json!({"name": "z"}))).await.0, 409);
     assert_eq!(c.call(admin, Method::GET, "/keys?status=revoked", None).await.0, 200);
     assert_eq!(c.call(admin, Method::GET, "/audit?limit=5", None).await.0, 200);
+    assert_eq!(c.call(admin, Method::POST, "/sessions", None).await.0, 201);
+    assert_eq!(c.call(Some(&secret), Method::POST, "/sessions", None).await.0, 403);
 
     // Datasources, ingest, records.
     let (status, datasource) = c.call(admin, Method::POST, "/datasources", Some(json!({"name": "station"}))).await;

@@ -9,6 +9,7 @@ pub mod caller;
 pub mod datasources;
 pub mod input;
 pub mod routes;
+pub mod sessions;
 pub mod sweep;
 pub mod view;
 
@@ -50,6 +51,8 @@ pub struct KeyService<S, G> {
 pub struct Issuance<P> {
     pub peppers: CachedPepper<P>,
     pub profile: KeyProfile,
+    /// What signs dashboard sessions (`POST /sessions`); `None` where none are configured.
+    pub sessions: Option<crate::session::SessionSigner>,
 }
 
 impl<S: KeyStore + AuditLog, G: GatewayKeys> KeyService<S, G> {

@@ -35,6 +35,7 @@ pub enum Route<'p> {
     DeleteDatasource(&'p str),
     RegenerateDatasourceKey(&'p str),
     ListRecords(&'p str),
+    CreateSession,
 }
 
 /// Every management route as API Gateway names it (method, resource path) and the role that
@@ -55,6 +56,7 @@ pub const ROUTES: &[(&str, &str, Role)] = &[
     ("DELETE", "/datasources/{id}", Role::Change),
     ("POST", "/datasources/{id}/regenerate-key", Role::Issue),
     ("GET", "/datasources/{id}/records", Role::Read),
+    ("POST", "/sessions", Role::Issue),
 ];
 
 /// The three management functions, split so that each holds only the permissions it needs.
@@ -100,6 +102,8 @@ impl<'p> Route<'p> {
             (["datasources", _, "regenerate-key"], _) => (&["POST"], None),
             (["datasources", id, "records"], "GET") => (&[], Some(Route::ListRecords(id))),
             (["datasources", _, "records"], _) => (&["GET"], None),
+            (["sessions"], "POST") => (&[], Some(Route::CreateSession)),
+            (["sessions"], _) => (&["POST"], None),
             _ => return Err(ApiError::NotFound),
         };
         route.ok_or(ApiError::MethodNotAllowed { allowed })
@@ -115,9 +119,11 @@ impl<'p> Route<'p> {
             | Route::ListDatasources
             | Route::GetDatasource(_)
             | Route::ListRecords(_) => Role::Read,
-            Route::CreateKey | Route::RotateKey(_) | Route::CreateDatasource | Route::RegenerateDatasourceKey(_) => {
-                Role::Issue
-            }
+            Route::CreateKey
+            | Route::RotateKey(_)
+            | Route::CreateDatasource
+            | Route::RegenerateDatasourceKey(_)
+            | Route::CreateSession => Role::Issue,
             Route::UpdateKey(_) | Route::RevokeKey(_) | Route::DeleteDatasource(_) => Role::Change,
         }
     }
@@ -266,6 +272,13 @@ where
             Route::ListRecords(id) => {
                 let page = PageQuery::<Sequence>::parse(query("limit"), query("cursor"))?;
                 Reply::json(200, &datasources.records(&caller, id, query("since"), page).await?)
+            }
+            Route::CreateSession => {
+                let signer = self.issuance()?.sessions.as_ref().ok_or_else(|| {
+                    tracing::error!("POST /sessions reached a function without a session secret");
+                    ApiError::ServiceUnavailable
+                })?;
+                Reply::json(201, &service.start_session(signer, &caller).await?)
             }
         })
     }

@@ -79,6 +79,7 @@ pub async fn harness<S: KeyStore + 'static, P: PepperProvider>(
         cache_ttl,
         cache_capacity: 1_000,
         jwt: Some(JwtVerifier::with_shared_secret(JWT_SECRET, JwtConfig::new("https://auth.example.com/", "latchkey"))),
+        sessions: None,
         session_usage_keys: Some(SessionUsageKeys::new(SESSION_USAGE_KEY.to_owned(), HashMap::new())),
     });
     Harness { authorizer, store, clock, records }

@@ -111,6 +111,7 @@ impl Stack {
             cache_ttl: default_cache_ttl(),
             cache_capacity: 10_000,
             jwt: None,
+            sessions: None,
             session_usage_keys: None,
         });
         Self {
@@ -229,7 +230,7 @@ impl Stack {
 /// What the issuing function holds: the tests' pepper and the default key profile.
 pub async fn issuance() -> Issuance<StaticPepper> {
     let peppers = CachedPepper::load(StaticPepper::new(PEPPER, "v1"), Duration::from_secs(300)).await.unwrap();
-    Issuance { peppers, profile: KeyProfile::latchkey() }
+    Issuance { peppers, profile: KeyProfile::latchkey(), sessions: None }
 }
 
 /// The default tiers, and keys that live a year at most.

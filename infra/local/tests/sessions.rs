@@ -1,0 +1,80 @@
+//! Dashboard sessions on the local API: an admin key is exchanged for a short-lived JWT
+//! (`POST /sessions`), which then authenticates as the key's tenant with the key's permissions;
+//! a session is refreshed by asking again, while its key still verifies and is still an admin key.
+
+mod common;
+
+use common::Running;
+use reqwest::{Client, Method};
+use serde_json::{Value, json};
+
+async fn with_bearer(api: &Running, token: &str, method: Method, path: &str) -> (u16, Value) {
+    let response = Client::new()
+        .request(method, format!("{}{path}", api.base))
+        .header("authorization", format!("Bearer {token}"))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_key_is_exchanged_for_a_session_that_refreshes_while_its_key_is_an_admin_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = Running::start(dir.path()).await;
+    let admin = api.admin_key.clone().unwrap();
+
+    let (status, session) = api.json(Some(&admin), Method::POST, "/sessions", None).await;
+    assert_eq!(status, 201, "{session}");
+    assert_eq!((session["token_type"].as_str(), session["expires_in"].as_i64()), (Some("Bearer"), Some(900)));
+    let token = session["token"].as_str().unwrap().to_owned();
+    assert!(!token.contains(&admin), "the key is not in its session");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(dir.path().join("data/session-secret")).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+
+    // The session is the key's tenant and permissions.
+    let (status, me) = with_bearer(&api, &token, Method::GET, "/whoami").await;
+    assert_eq!(
+        (status, me["auth_type"].as_str(), me["tenant_id"].as_str()),
+        (200, Some("jwt"), Some("default")),
+        "{me}"
+    );
+    let (status, keys) = with_bearer(&api, &token, Method::GET, "/keys").await;
+    assert_eq!((status, keys["keys"].as_array().map(Vec::len)), (200, Some(1)), "{keys}");
+
+    // A second admin key's session refreshes while the key lives, and no longer once revoked.
+    let body = json!({"name": "operator", "permissions": ["read", "write", "admin"]});
+    let (_, second) = api.json(Some(&admin), Method::POST, "/keys", Some(body)).await;
+    let (status, theirs) = api.json(Some(second["key"].as_str().unwrap()), Method::POST, "/sessions", None).await;
+    assert_eq!(status, 201);
+    let theirs = theirs["token"].as_str().unwrap().to_owned();
+    let (status, refreshed) = with_bearer(&api, &theirs, Method::POST, "/sessions").await;
+    assert_eq!(status, 201, "{refreshed}");
+    let (status, _) =
+        api.json(Some(&admin), Method::DELETE, &format!("/keys/{}", second["id"].as_str().unwrap()), None).await;
+    assert_eq!(status, 204);
+    let (status, refused) = with_bearer(&api, &theirs, Method::POST, "/sessions").await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (401, Some("INVALID_TOKEN")), "{refused}");
+
+    // A key without admin gets no session; a forged or garbled token is refused.
+    let (_, reader) = api.json(Some(&admin), Method::POST, "/keys", Some(json!({"name": "reader"}))).await;
+    let (status, body) = api.json(Some(reader["key"].as_str().unwrap()), Method::POST, "/sessions", None).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("INSUFFICIENT_PERMISSIONS")));
+    // One character of the signature changed (not its last, whose low bits are padding).
+    let at = token.len() - 10;
+    let swapped = if &token[at..=at] == "A" { "B" } else { "A" };
+    let forged = format!("{}{swapped}{}", &token[..at], &token[at + 1..]);
+    let (status, body) = with_bearer(&api, &forged, Method::GET, "/whoami").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (401, Some("INVALID_TOKEN")));
+    api.stop().await;
+
+    // The secret outlives a restart: a session made before it still verifies after.
+    let api = Running::start(dir.path()).await;
+    let (status, _) = with_bearer(&api, &token, Method::GET, "/whoami").await;
+    assert_eq!(status, 200);
+    api.stop().await;
+}
