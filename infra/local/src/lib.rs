@@ -6,6 +6,7 @@
 //! the caller from the same context; or, for a path that is not Latchkey's and with an upstream
 //! configured, the team's backend ([`upstream`]).
 
+pub mod dashboard;
 mod private_files;
 mod rate_limit;
 pub mod threads;
@@ -327,9 +328,9 @@ where
 }
 
 /// Whether `path` is one of Latchkey's own routes (whatever the method), which the gateway never
-/// forwards: the management routes and `/ingest`.
+/// forwards: the management routes, `/ingest` and the dashboard.
 pub fn serves(path: &str) -> bool {
-    is_ingest(path) || !matches!(Route::parse("GET", path), Err(ApiError::NotFound))
+    is_ingest(path) || dashboard::owns(path) || !matches!(Route::parse("GET", path), Err(ApiError::NotFound))
 }
 
 /// `/ingest`, with or without a trailing slash (as the management routes tolerate one).
@@ -359,6 +360,12 @@ where
     R: RecordStore + 'static,
 {
     let too_large = || Reply { status: 413, headers: Vec::new(), body: Some(REQUEST_TOO_LARGE_BODY.to_owned()) };
+    if let Some(page) = dashboard::serve(&method, uri.path()) {
+        return page;
+    }
+    if uri.path() == "/" && api.upstream.is_none() && (method == Method::GET || method == Method::HEAD) {
+        return dashboard::redirect();
+    }
     if let Some(upstream) = api.upstream.as_ref().filter(|_| !serves(uri.path())) {
         // Streamed, so the size is known up front only from Content-Length.
         let length = headers.get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());

@@ -1,0 +1,204 @@
+"""The dashboard in a real browser: Debian's headless Chromium driven by Selenium (WebDriver),
+against a local API started by infra/dashboard/test. Flows: sign in; create a key and read it
+from the dialog; use it; reload and find the secret gone from the page, storage and network log;
+rotate with a grace period (both keys work); revoke behind the confirmation (the key stops); an
+expired session leads back to sign-in; no console errors; screenshots, desktop and 360 px wide.
+
+usage: test.py BASE_URL ADMIN_KEY_FILE SCREENSHOT_DIR
+"""
+
+import json
+import pathlib
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+from selenium.common.exceptions import StaleElementReferenceException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as seen
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+base, admin_file, shots = sys.argv[1], sys.argv[2], pathlib.Path(sys.argv[3])
+admin_key = pathlib.Path(admin_file).read_text().strip()
+shots.mkdir(parents=True, exist_ok=True)
+
+
+def whoami(key):
+    request = urllib.request.Request(f"{base}/whoami", headers={"x-api-key": key})
+    try:
+        with urllib.request.urlopen(request) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as error:
+        return error.code, json.load(error)
+
+
+def browser(profile):
+    options = Options()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-default-apps", f"--user-data-dir={profile}", "--window-size=1280,900"]:
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+
+
+def console_errors(driver, allowed=()):
+    errors = [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+    return [message for message in errors if not any(text in message for text in allowed)]
+
+
+def wait(driver):
+    # The table is rebuilt after each change: an element read mid-rebuild is simply read again.
+    return WebDriverWait(driver, 10, ignored_exceptions=(StaleElementReferenceException,))
+
+
+def shot(driver, name):
+    path = shots / f"{name}.png"
+    driver.save_screenshot(str(path))
+    return path
+
+
+def visible(driver, element_id):
+    return wait(driver).until(seen.visibility_of_element_located((By.ID, element_id)))
+
+
+def rows(driver):
+    return driver.find_elements(By.CSS_SELECTOR, "#key-rows tr[data-id]")
+
+
+def row_named(driver, name):
+    return wait(driver).until(lambda d: next((r for r in rows(d) if r.find_element(By.TAG_NAME, "td").text == name), None))
+
+
+def sign_in(driver):
+    field = visible(driver, "admin-key")
+    field.send_keys(admin_key)
+    driver.find_element(By.CSS_SELECTOR, "#sign-in-form button[type=submit]").click()
+    visible(driver, "keys")
+    wait(driver).until(lambda d: len(rows(d)) >= 1)
+
+
+def read_secret(driver):
+    value = visible(driver, "secret-value").get_attribute("value")
+    assert value.startswith("lk_"), value
+    return value
+
+
+def close_secret(driver):
+    driver.find_element(By.ID, "secret-done").click()
+    visible(driver, "secret-close").click()
+    wait(driver).until(lambda d: not d.find_element(By.ID, "secret-dialog").is_displayed())
+    assert driver.find_element(By.ID, "secret-value").get_attribute("value") == ""
+
+
+with tempfile.TemporaryDirectory() as profile:
+    driver = browser(profile)
+    try:
+        # Sign in: `/` leads to the dashboard, the key goes to POST /sessions and nowhere else.
+        driver.get(f"{base}/")
+        assert driver.current_url.endswith("/dashboard"), driver.current_url
+        visible(driver, "sign-in")
+        shot(driver, "sign-in-desktop")
+        sign_in(driver)
+        assert driver.find_element(By.ID, "admin-key").get_attribute("value") == ""
+        assert admin_key not in json.dumps(driver.execute_script("return {...sessionStorage, ...localStorage}"))
+        shot(driver, "keys-desktop")
+
+        # Create a key: shown once in the dialog, and it works.
+        driver.find_element(By.ID, "create-open").click()
+        visible(driver, "create-name").send_keys("billing worker")
+        driver.find_element(By.CSS_SELECTOR, "input[name=permission][value=write]").click()
+        Select(driver.find_element(By.ID, "create-tier")).select_by_value("starter")
+        shot(driver, "create-desktop")
+        driver.find_element(By.ID, "create-submit").click()
+        secret = read_secret(driver)
+        assert "won't be shown again" in driver.find_element(By.ID, "secret-dialog").text
+        shot(driver, "secret-desktop")
+        status, me = whoami(secret)
+        assert (status, me.get("name"), me.get("tier")) == (200, "billing worker", "starter"), me
+        close_secret(driver)
+        row_named(driver, "billing worker")
+
+        # After a reload the secret is nowhere: page, DOM, storage, network log.
+        driver.get_log("performance")
+        started = time.monotonic()
+        driver.refresh()
+        row_named(driver, "billing worker")
+        interactive_ms = (time.monotonic() - started) * 1000
+        network = json.dumps(driver.get_log("performance"))
+        storage = json.dumps(driver.execute_script("return {...sessionStorage, ...localStorage}"))
+        for place, text in [("page", driver.page_source), ("storage", storage), ("network log", network)]:
+            assert secret not in text, f"the secret is in the {place} after a reload"
+        transferred = driver.execute_script(
+            "return performance.getEntriesByType('navigation').concat(performance.getEntriesByType('resource'))"
+            ".filter(e => !e.name.includes('/keys') && !e.name.includes('/whoami')).reduce((n, e) => n + e.transferSize, 0)")
+
+        # Rotate with a grace period: the new key is shown once, and both work.
+        row_named(driver, "billing worker").find_element(By.CSS_SELECTOR, "button.rotate").click()
+        Select(visible(driver, "rotate-grace")).select_by_value("900")
+        driver.find_element(By.ID, "rotate-submit").click()
+        rotated = read_secret(driver)
+        assert "works until" in driver.find_element(By.ID, "secret-replaced").text
+        close_secret(driver)
+        assert whoami(rotated)[0] == 200 and whoami(secret)[0] == 200
+        wait(driver).until(lambda d: len([r for r in rows(d) if "billing worker" in r.text]) == 2)
+        badges = [r.find_element(By.CSS_SELECTOR, ".badge").text for r in rows(driver) if "billing worker" in r.text]
+        assert sorted(badges) == ["active", "expires soon"], badges
+
+        # Revoke, behind the confirmation: the old key stops at once.
+        old = next(r for r in rows(driver) if "billing worker" in r.text and "expires soon" in r.text)
+        old.find_element(By.CSS_SELECTOR, "button.revoke").click()
+        dialog = visible(driver, "revoke-dialog")
+        assert "immediate and irreversible" in dialog.text
+        shot(driver, "revoke-desktop")
+        driver.find_element(By.ID, "revoke-submit").click()
+        wait(driver).until(lambda d: "revoked" in [b.text for b in d.find_elements(By.CSS_SELECTOR, ".badge")])
+        status, body = whoami(secret)
+        assert (status, body["error"]["code"]) == (401, "INVALID_API_KEY"), body
+        assert whoami(rotated)[0] == 200
+        Select(driver.find_element(By.ID, "status-filter")).select_by_value("revoked")
+        wait(driver).until(lambda d: len(rows(d)) == 1)
+        errors = console_errors(driver)
+        assert not errors, errors
+
+        # Narrow: readable at 360 px, nothing wider than the screen but the table's own scroller.
+        driver.set_window_size(360, 800)
+        Select(driver.find_element(By.ID, "status-filter")).select_by_value("")
+        wait(driver).until(lambda d: len(rows(d)) >= 3)
+        width = driver.execute_script("return document.documentElement.scrollWidth")
+        inner = driver.execute_script("return window.innerWidth")
+        widest = driver.execute_script(
+            "return [...document.querySelectorAll('body, main, section, .table-wrap, header, body > *')].filter(e => e.getBoundingClientRect().right > innerWidth || e.scrollWidth > innerWidth)"
+            ".slice(0, 8).map(e => e.tagName + '#' + e.id + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right) + '/' + e.scrollWidth)")
+        assert width <= inner, f"the page is {width} px wide at {inner}: {widest}"
+        shot(driver, "keys-narrow")
+
+        # An expired session leads back to sign-in, not to a broken page; so does a bad token.
+        driver.execute_script(
+            "sessionStorage.setItem('latchkey.session', JSON.stringify({token: 'x', expires_at: '2000-01-01T00:00:00Z'}))")
+        driver.refresh()
+        visible(driver, "sign-in")
+        assert "expired" in driver.find_element(By.ID, "notice").text
+        driver.execute_script(
+            "sessionStorage.setItem('latchkey.session', JSON.stringify({token: 'a.b.c', expires_at: '2999-01-01T00:00:00Z'}))")
+        driver.refresh()
+        visible(driver, "sign-in")
+        shot(driver, "sign-in-narrow")
+        # The refused token's 401 is the only error the console may show here.
+        errors = console_errors(driver, allowed=["status of 401"])
+        assert not errors, errors
+        driver.set_window_size(1280, 900)
+        sign_in(driver)
+        errors = console_errors(driver)
+        assert not errors, errors
+
+        print(f"dashboard: first load {transferred} B transferred (HTML, script, style), "
+              f"keys page interactive {interactive_ms:.0f} ms after a reload; screenshots in {shots}")
+    finally:
+        driver.quit()
