@@ -3,21 +3,19 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
-use common::Stack;
+use chrono::{DateTime, TimeDelta, Utc};
+use common::{Noting, Stack};
 use latchkey::audit::{AuditEvent, AuditLog};
 use latchkey::datasource::{Datasource, DatasourceStore};
 use latchkey::gateway::apigateway::{ApiGatewayKeys, PlanNames, UsagePlans};
-use latchkey::gateway::{DailyUsage, GatewayError, GatewayKeys};
+use latchkey::gateway::{GatewayError, GatewayKeys};
 use latchkey::ingest::dynamo::DynamoRecordStore;
 use latchkey::manage::{Caller, KeyService, Management, ManagementRequest, Role};
 use latchkey::store::dynamo::DynamoKeyStore;
 use latchkey::store::{Cursor, KeyStore, Page, StoreError};
-use latchkey::{
-    AuditId, DatasourceId, GatewayKey, KeyChanges, KeyDigest, KeyId, KeyRecord, PepperVersion, TenantId, TierName,
-};
+use latchkey::{AuditId, DatasourceId, GatewayKey, KeyChanges, KeyDigest, KeyId, KeyRecord, PepperVersion, TenantId};
 use latchkey_tests::StaticPepper;
 use serde_json::json;
 
@@ -161,8 +159,7 @@ async fn a_create_or_rotation_that_fails_halfway_leaves_nothing() {
     // The same table, gateway and pepper, but the table refuses new keys; the gateway keys
     // made on the way are noted, to be looked for afterwards.
     let store = DynamoKeyStore::new(stack.store.client().clone(), stack.store.table(), TimeDelta::days(30));
-    let gateway =
-        Noting { inner: ApiGatewayKeys::new(stack.apigateway.clone(), stack.plans.clone()), issued: Mutex::default() };
+    let gateway = Noting::new(&stack);
     let failing: Management<_, _, StaticPepper, DynamoRecordStore> = Management {
         service: KeyService {
             store: Arc::new(RefusesNewKeys(store)),
@@ -191,35 +188,6 @@ async fn a_create_or_rotation_that_fails_halfway_leaves_nothing() {
     stack.call(existing["key"].as_str().unwrap(), "GET", "/whoami", None).await.expect(200);
     let unrotated = stack.call(&admin, "GET", &format!("/keys/{existing_id}"), None).await.expect(200);
     assert!(unrotated.get("replaced_by").is_none());
-}
-
-/// moto's API Gateway, noting the id of every gateway key it issues.
-struct Noting {
-    inner: ApiGatewayKeys,
-    issued: Mutex<Vec<String>>,
-}
-
-impl GatewayKeys for Noting {
-    async fn issue(&self, key_id: &KeyId, tier: &TierName) -> Result<Option<GatewayKey>, GatewayError> {
-        let issued = self.inner.issue(key_id, tier).await?;
-        self.issued.lock().unwrap().extend(issued.iter().map(|key| key.id.clone()));
-        Ok(issued)
-    }
-    async fn change_tier(&self, key: &GatewayKey, from: &TierName, to: &TierName) -> Result<(), GatewayError> {
-        self.inner.change_tier(key, from, to).await
-    }
-    async fn delete(&self, key: &GatewayKey) -> Result<(), GatewayError> {
-        self.inner.delete(key).await
-    }
-    async fn usage(
-        &self,
-        key: &GatewayKey,
-        tier: &TierName,
-        from: NaiveDate,
-        to: NaiveDate,
-    ) -> Result<Vec<DailyUsage>, GatewayError> {
-        self.inner.usage(key, tier, from, to).await
-    }
 }
 
 fn request<'r>(

@@ -4,16 +4,12 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-use chrono::{NaiveDate, TimeDelta};
-use common::{Stack, start};
-use latchkey::gateway::apigateway::ApiGatewayKeys;
-use latchkey::gateway::{DailyUsage, GatewayError, GatewayKeys};
+use chrono::TimeDelta;
+use common::{Noting, Stack, start};
+use latchkey::TenantId;
 use latchkey::manage::sweep::{MAX_KEYS_PER_SWEEP, Swept};
 use latchkey::manage::{Caller, KeyService};
 use latchkey::store::KeyStore;
-use latchkey::{GatewayKey, KeyId, TenantId, TierName};
 use serde_json::{Value, json};
 
 /// The gateway key id of a tenant's key, as stored.
@@ -172,35 +168,6 @@ fn the_default_limit_is_a_thousand_keys_per_tenant() {
     assert_eq!(settings.max_keys_per_tenant, 1_000);
 }
 
-/// API Gateway as the stack has it, counting the keys made: `CreateApiKey` runs at 5 a second
-/// per account, shared by every tenant.
-struct CountingGateway {
-    inner: ApiGatewayKeys,
-    created: AtomicUsize,
-}
-
-impl GatewayKeys for CountingGateway {
-    async fn issue(&self, key_id: &KeyId, tier: &TierName) -> Result<Option<GatewayKey>, GatewayError> {
-        self.created.fetch_add(1, Ordering::SeqCst);
-        self.inner.issue(key_id, tier).await
-    }
-    async fn change_tier(&self, key: &GatewayKey, from: &TierName, to: &TierName) -> Result<(), GatewayError> {
-        self.inner.change_tier(key, from, to).await
-    }
-    async fn delete(&self, key: &GatewayKey) -> Result<(), GatewayError> {
-        self.inner.delete(key).await
-    }
-    async fn usage(
-        &self,
-        key: &GatewayKey,
-        tier: &TierName,
-        from: NaiveDate,
-        to: NaiveDate,
-    ) -> Result<Vec<DailyUsage>, GatewayError> {
-        self.inner.usage(key, tier, from, to).await
-    }
-}
-
 /// A tenant at its limit is refused before an API Gateway key is made: its creates and rotations
 /// cannot spend the `CreateApiKey` rate every tenant shares.
 #[tokio::test]
@@ -210,10 +177,7 @@ async fn a_tenant_at_its_limit_is_refused_without_making_a_gateway_key() {
     let (other, _) = create(&stack, &admin, json!({"name": "second"})).await;
     let service = KeyService {
         store: stack.store.clone(),
-        gateway: CountingGateway {
-            inner: ApiGatewayKeys::new(stack.apigateway.clone(), stack.plans.clone()),
-            created: AtomicUsize::new(0),
-        },
+        gateway: Noting::new(&stack),
         clock: stack.clock.clone(),
         policy: common::policy(),
     };
@@ -227,18 +191,18 @@ async fn a_tenant_at_its_limit_is_refused_without_making_a_gateway_key() {
     let grace = serde_json::from_value(json!({"grace_period_seconds": 60})).unwrap();
     let refused = service.rotate(&issuance, &operator, &other, grace).await.unwrap_err();
     assert_eq!(refused.code(), "TENANT_KEY_LIMIT_REACHED");
-    assert_eq!(service.gateway.created.load(Ordering::SeqCst), 0, "gateway keys made for refused keys");
+    assert_eq!(service.gateway.issued.lock().unwrap().len(), 0, "gateway keys made for refused keys");
 
     // A rotation whose old key stops at once may be made at the limit (its old key retires).
     let at_once = serde_json::from_value(json!({})).unwrap();
     let rotated = service.rotate(&issuance, &operator, &other, at_once).await.unwrap();
-    assert_eq!(service.gateway.created.load(Ordering::SeqCst), 1);
+    assert_eq!(service.gateway.issued.lock().unwrap().len(), 1);
     let refused = service.create(&issuance, &operator, body()).await.unwrap_err();
     assert_eq!(refused.code(), "TENANT_KEY_LIMIT_REACHED");
-    assert_eq!(service.gateway.created.load(Ordering::SeqCst), 1);
+    assert_eq!(service.gateway.issued.lock().unwrap().len(), 1);
     // A revocation gives the place back, and the next create makes its gateway key.
     let rotated = serde_json::to_value(&rotated).unwrap()["id"].as_str().unwrap().to_owned();
     assert_eq!(stack.call(&admin, "DELETE", &format!("/keys/{rotated}"), None).await.status, 204);
     service.create(&issuance, &operator, body()).await.unwrap();
-    assert_eq!(service.gateway.created.load(Ordering::SeqCst), 2);
+    assert_eq!(service.gateway.issued.lock().unwrap().len(), 2);
 }

@@ -441,10 +441,7 @@ impl KeyStore for DynamoKeyStore {
             .and_then(|value| value.as_n().ok())
             .map_or(Ok(0), |n| n.parse::<i64>())
             .map_err(|e| StoreError::Corrupt(format!("the key count of {tenant}: {e}")))?;
-        if live >= i64::from(self.max_keys_per_tenant) + i64::from(allowance) {
-            return Err(StoreError::LimitReached { limit: self.max_keys_per_tenant });
-        }
-        Ok(())
+        super::room(live, self.max_keys_per_tenant, allowance)
     }
 
     async fn stopped(

@@ -316,10 +316,7 @@ impl KeyStore for EmbeddedKeyStore {
             };
             Ok(counts.get(tenant.as_str()).map_err(unavailable)?.map_or(0, |v| v.value()))
         })?;
-        if live >= i64::from(limit) + i64::from(allowance) {
-            return Err(StoreError::LimitReached { limit });
-        }
-        Ok(())
+        super::room(live, limit, allowance)
     }
 
     async fn stopped(

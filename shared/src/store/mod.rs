@@ -301,6 +301,14 @@ pub(crate) fn rotation_limit(limit: u32, replacement: &KeyRecord, old_expires_at
     if old_expires_at <= replacement.created_at { limit.saturating_add(1) } else { limit }
 }
 
+/// [`KeyStore::room`] on a tenant's count `live`: `LimitReached` at `limit` plus `allowance`.
+pub(crate) fn room(live: i64, limit: u32, allowance: u32) -> Result<(), StoreError> {
+    if live >= i64::from(limit) + i64::from(allowance) {
+        return Err(StoreError::LimitReached { limit });
+    }
+    Ok(())
+}
+
 /// The record as it is stored under its digest for the current pepper.
 pub(crate) fn rehashed(record: &KeyRecord, digest: KeyDigest, version: PepperVersion) -> KeyRecord {
     let mut moved = record.clone();

@@ -237,3 +237,47 @@ pub async fn issuance() -> Issuance<StaticPepper> {
 pub fn policy() -> KeyPolicy {
     KeyPolicy { tiers: Tiers::default(), max_lifetime: Some(TimeDelta::days(365)) }
 }
+
+/// moto's API Gateway as the stack has it, noting the id of every gateway key it issues.
+pub struct Noting {
+    pub inner: ApiGatewayKeys,
+    pub issued: std::sync::Mutex<Vec<String>>,
+}
+
+impl Noting {
+    pub fn new(stack: &Stack) -> Self {
+        Self { inner: ApiGatewayKeys::new(stack.apigateway.clone(), stack.plans.clone()), issued: Default::default() }
+    }
+}
+
+impl latchkey::gateway::GatewayKeys for Noting {
+    async fn issue(
+        &self,
+        key_id: &latchkey::KeyId,
+        tier: &TierName,
+    ) -> Result<Option<latchkey::GatewayKey>, latchkey::gateway::GatewayError> {
+        let issued = self.inner.issue(key_id, tier).await?;
+        self.issued.lock().unwrap().extend(issued.iter().map(|key| key.id.clone()));
+        Ok(issued)
+    }
+    async fn change_tier(
+        &self,
+        key: &latchkey::GatewayKey,
+        from: &TierName,
+        to: &TierName,
+    ) -> Result<(), latchkey::gateway::GatewayError> {
+        self.inner.change_tier(key, from, to).await
+    }
+    async fn delete(&self, key: &latchkey::GatewayKey) -> Result<(), latchkey::gateway::GatewayError> {
+        self.inner.delete(key).await
+    }
+    async fn usage(
+        &self,
+        key: &latchkey::GatewayKey,
+        tier: &TierName,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> Result<Vec<latchkey::gateway::DailyUsage>, latchkey::gateway::GatewayError> {
+        self.inner.usage(key, tier, from, to).await
+    }
+}
