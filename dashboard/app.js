@@ -5,6 +5,8 @@
 "use strict";
 
 const SESSION = "latchkey.session";
+// The API's base path (a stage, deployed), as the server wrote it into the page.
+const BASE = document.querySelector('meta[name="latchkey-api"]').content;
 const SOON_DAYS = 7;
 const $ = (id) => document.getElementById(id);
 
@@ -46,7 +48,7 @@ async function api(method, path, body, headers = {}) {
   const current = session();
   if (current && !headers["x-api-key"]) headers.authorization = `Bearer ${current.token}`;
   if (body !== undefined) headers["content-type"] = "application/json";
-  const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const response = await fetch(BASE + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   const text = await response.text();
   const json = text ? JSON.parse(text) : null;
   if (!response.ok) {
