@@ -71,9 +71,20 @@ function describe(error) {
   return `${error.message} (${error.code})`;
 }
 
+const VIEWS = { keys: "API Keys", key: "API Keys", datasources: "Datasources", audit: "Audit log" };
+
+function view(name) {
+  for (const id of Object.keys(VIEWS)) $(id).hidden = id !== name;
+  $("sign-in").hidden = true;
+  $("tabs").hidden = false;
+  $("sign-out").hidden = false;
+  $("crumb").textContent = VIEWS[name];
+}
+
 function signedOut(message) {
   forget();
-  $("keys").hidden = true;
+  for (const id of Object.keys(VIEWS)) $(id).hidden = true;
+  $("tabs").hidden = true;
   $("sign-out").hidden = true;
   $("sign-in").hidden = false;
   show(message);
@@ -140,7 +151,7 @@ function renderKeys(keys, append) {
   for (const key of keys) {
     const row = document.createElement("tr");
     row.dataset.id = key.id;
-    cell(row, key.name);
+    cell(row, button(key.name, () => openKey(key.id), "link name"));
     cell(row, key.hint).className = "mono";
     cell(row, key.permissions.join(", "));
     cell(row, key.tier);
@@ -180,9 +191,7 @@ async function loadKeys(append = false) {
 }
 
 async function openKeys() {
-  $("sign-in").hidden = true;
-  $("keys").hidden = false;
-  $("sign-out").hidden = false;
+  view("keys");
   try {
     const me = await api("GET", "/whoami");
     $("who").textContent = `Tenant ${me.tenant_id}`;
@@ -198,8 +207,12 @@ function fail(id, error) {
   element.hidden = !error;
 }
 
-// The secret, once: in a read-only field of a modal dialog, gone from the page when it closes.
-function showSecret(issued, replaced) {
+// The secret, once: in a read-only field of a modal dialog, gone from the page when it closes;
+// then the view it came from is loaded again.
+let afterSecret = () => loadKeys();
+
+function showSecret(issued, replaced, then = () => loadKeys()) {
+  afterSecret = then;
   $("secret-value").value = issued.key;
   const note = $("secret-replaced");
   note.hidden = !replaced;
@@ -213,15 +226,244 @@ function closeSecret() {
   $("secret-value").value = "";
   $("secret-confirm").hidden = true;
   $("secret-dialog").close();
-  loadKeys();
+  afterSecret();
+}
+
+function field(list, name, value) {
+  const term = document.createElement("dt");
+  term.textContent = name;
+  const description = document.createElement("dd");
+  if (value instanceof Node) description.append(value);
+  else description.textContent = value;
+  list.append(term, description);
+}
+
+const SVG = "http://www.w3.org/2000/svg";
+
+// Requests per day as bars, one per day of the period (days without a count are zero).
+function chart(usage, days) {
+  const counted = new Map(usage.days.map((day) => [day.date, day.requests]));
+  const series = [];
+  for (let back = days - 1; back >= 0; back--) {
+    const date = new Date(Date.now() - back * 86400000).toISOString().slice(0, 10);
+    series.push({ date, requests: counted.get(date) || 0 });
+  }
+  const most = Math.max(1, ...series.map((day) => day.requests));
+  const total = series.reduce((sum, day) => sum + day.requests, 0);
+  const svg = document.createElementNS(SVG, "svg");
+  svg.setAttribute("viewBox", `0 0 ${days * 10} 60`);
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", `${total} requests in the last ${days} days`);
+  svg.classList.add("chart");
+  series.forEach((day, i) => {
+    const height = Math.round((day.requests / most) * 56);
+    const bar = document.createElementNS(SVG, "rect");
+    bar.setAttribute("x", String(i * 10 + 1));
+    bar.setAttribute("y", String(58 - height));
+    bar.setAttribute("width", "8");
+    bar.setAttribute("height", String(Math.max(height, 1)));
+    const title = document.createElementNS(SVG, "title");
+    title.textContent = `${day.date}: ${day.requests}`;
+    bar.append(title);
+    svg.append(bar);
+  });
+  const caption = document.createElement("figcaption");
+  caption.textContent = `${total} requests in the last ${days} days (as the tier's usage plan counted them)`;
+  return [svg, caption];
+}
+
+let shown = null;
+
+async function openKey(id) {
+  view("key");
+  try {
+    const path = `/keys/${encodeURIComponent(id)}`;
+    const [key, usage, audit] = await Promise.all([
+      api("GET", path),
+      api("GET", `${path}/usage?days=30`),
+      api("GET", "/audit?limit=100"),
+    ]);
+    shown = key;
+    $("key-title").textContent = key.name;
+    const fields = $("key-fields");
+    fields.replaceChildren();
+    field(fields, "Key", key.hint);
+    field(fields, "Status", badge(key));
+    field(fields, "Permissions", key.permissions.join(", "));
+    field(fields, "Tier", key.tier);
+    field(fields, "Created", when(key.created_at));
+    field(fields, "Last used", when(key.last_used_at));
+    field(fields, "Expires", when(key.expires_at));
+    if (key.revoked_at) field(fields, "Revoked", when(key.revoked_at));
+    $("usage").replaceChildren(...chart(usage, 30));
+    $("edit-name").value = key.name;
+    for (const box of document.querySelectorAll("input[name=edit-permission]")) {
+      box.checked = key.permissions.includes(box.value);
+    }
+    $("edit-tier").value = key.tier;
+    $("edit-expires").value = key.expires_at ? key.expires_at.slice(0, 10) : "";
+    $("edit-form").hidden = key.status === "revoked";
+    fail("edit-error", null);
+    const events = $("key-events");
+    events.replaceChildren();
+    // Its own events, and those of the key it replaced (the rotation that made it).
+    for (const event of audit.events.filter((e) => e.target === key.id || (key.replaces && e.target === key.replaces))) {
+      const item = document.createElement("li");
+      const whose = event.target === key.id ? "" : " (of the key it replaced)";
+      item.textContent = `${when(event.at)}: ${event.action} by ${event.actor}${whose}`;
+      events.append(item);
+    }
+    if (!events.children.length) events.append(Object.assign(document.createElement("li"), { textContent: "None." }));
+  } catch (error) {
+    if (error.status !== 401) show(describe(error));
+  }
+}
+
+function isoDay(date) {
+  return date ? new Date(`${date}T23:59:59Z`).toISOString().replace(".000Z", "Z") : undefined;
+}
+
+async function editKey(event) {
+  event.preventDefault();
+  const permissions = [...document.querySelectorAll("input[name=edit-permission]:checked")].map((box) => box.value);
+  const body = { name: $("edit-name").value.trim(), permissions, tier: $("edit-tier").value };
+  const expires = isoDay($("edit-expires").value);
+  if (expires && expires.slice(0, 10) !== (shown.expires_at || "").slice(0, 10)) body.expires_at = expires;
+  try {
+    await api("PATCH", `/keys/${encodeURIComponent(shown.id)}`, body);
+    await openKey(shown.id);
+    show("Saved.");
+  } catch (error) {
+    fail("edit-error", error);
+  }
+}
+
+// One confirmation dialog for the actions that cannot be undone (or that show a key once).
+let confirmed = null;
+
+function confirmAction(title, text, action, withGrace = false, label = "Confirm") {
+  $("confirm-title").textContent = title;
+  $("confirm-text").textContent = text;
+  $("confirm-grace").hidden = !withGrace;
+  $("confirm-grace-label").hidden = !withGrace;
+  $("confirm-grace").value = "0";
+  $("confirm-submit").textContent = label;
+  fail("confirm-error", null);
+  confirmed = action;
+  $("confirm-dialog").showModal();
+}
+
+async function runConfirmed(event) {
+  event.preventDefault();
+  try {
+    await confirmed(Number($("confirm-grace").value));
+    $("confirm-dialog").close();
+  } catch (error) {
+    fail("confirm-error", error);
+  }
+}
+
+async function openDatasources() {
+  view("datasources");
+  try {
+    const page = await api("GET", "/datasources?limit=100");
+    const rows = $("datasource-rows");
+    rows.replaceChildren();
+    for (const source of page.datasources) {
+      const row = document.createElement("tr");
+      row.dataset.id = source.id;
+      cell(row, source.name);
+      cell(row, source.key_id).className = "mono";
+      cell(row, when(source.created_at));
+      const latest = cell(row, button("Show", () => showRecords(source, latest), "secondary records"));
+      const actions = cell(row, "");
+      actions.append(
+        button("Regenerate key", () => confirmAction(
+          `Regenerate the ingest key of ${source.name}?`,
+          "A new ingest key is made and shown once; the current one stops when the grace period ends.",
+          async (grace) => {
+            const issued = await api("POST", `/datasources/${encodeURIComponent(source.id)}/regenerate-key`,
+              { grace_period_seconds: grace });
+            showSecret(issued, grace > 0, openDatasources);
+          }, true, "Regenerate"), "secondary regenerate"),
+        button("Delete", () => confirmAction(
+          `Delete ${source.name}?`,
+          "Deleting is immediate and irreversible: its ingest keys are revoked and its records deleted.",
+          async () => {
+            await api("DELETE", `/datasources/${encodeURIComponent(source.id)}`);
+            await openDatasources();
+          }, false, "Delete"), "danger delete"),
+      );
+      rows.append(row);
+    }
+    if (!rows.children.length) {
+      const row = document.createElement("tr");
+      cell(row, "No datasources yet.").colSpan = 5;
+      rows.append(row);
+    }
+  } catch (error) {
+    if (error.status !== 401) show(describe(error));
+  }
+}
+
+async function showRecords(source, where) {
+  try {
+    const page = await api("GET", `/datasources/${encodeURIComponent(source.id)}/records?limit=5`);
+    const list = document.createElement("ul");
+    list.className = "events";
+    for (const record of page.records) {
+      list.append(Object.assign(document.createElement("li"), { textContent: `${when(record.received_at)}: ${record.id}` }));
+    }
+    if (!page.records.length) list.append(Object.assign(document.createElement("li"), { textContent: "No records yet." }));
+    where.replaceChildren(list);
+  } catch (error) {
+    if (error.status !== 401) show(describe(error));
+  }
+}
+
+async function createDatasource(event) {
+  event.preventDefault();
+  try {
+    const issued = await api("POST", "/datasources", { name: $("datasource-name").value.trim() });
+    $("datasource-form").reset();
+    fail("datasource-error", null);
+    showSecret(issued, false, openDatasources);
+  } catch (error) {
+    fail("datasource-error", error);
+  }
+}
+
+let auditCursor = null;
+
+async function openAudit(append = false) {
+  view("audit");
+  const params = new URLSearchParams({ limit: "25" });
+  if (append && auditCursor) params.set("cursor", auditCursor);
+  try {
+    const page = await api("GET", `/audit?${params}`);
+    const rows = $("audit-rows");
+    if (!append) rows.replaceChildren();
+    for (const event of page.events) {
+      const row = document.createElement("tr");
+      cell(row, when(event.at));
+      cell(row, event.actor).className = "mono";
+      cell(row, event.action);
+      cell(row, event.target).className = "mono";
+      rows.append(row);
+    }
+    auditCursor = page.next_cursor;
+    $("audit-next").hidden = !auditCursor;
+  } catch (error) {
+    if (error.status !== 401) show(describe(error));
+  }
 }
 
 async function createKey(event) {
   event.preventDefault();
   const permissions = [...document.querySelectorAll("input[name=permission]:checked")].map((box) => box.value);
   const body = { name: $("create-name").value.trim(), permissions, tier: $("create-tier").value };
-  const expires = $("create-expires").value;
-  if (expires) body.expires_at = new Date(`${expires}T23:59:59Z`).toISOString().replace(".000Z", "Z");
+  const expires = isoDay($("create-expires").value);
+  if (expires) body.expires_at = expires;
   try {
     const issued = await api("POST", "/keys", body);
     fail("create-error", null);
@@ -304,6 +546,19 @@ function start() {
     $("secret-confirm").hidden = true;
   });
   $("secret-close").addEventListener("click", closeSecret);
+  for (const tab of document.querySelectorAll("#tabs button")) {
+    const open = { keys: openKeys, datasources: openDatasources, audit: () => openAudit() }[tab.dataset.view];
+    tab.addEventListener("click", () => {
+      show("");
+      open();
+    });
+  }
+  $("key-back").addEventListener("click", openKeys);
+  $("edit-form").addEventListener("submit", editKey);
+  $("confirm-cancel").addEventListener("click", () => $("confirm-dialog").close());
+  $("confirm-form").addEventListener("submit", runConfirmed);
+  $("datasource-form").addEventListener("submit", createDatasource);
+  $("audit-next").addEventListener("click", () => openAudit(true));
 
   const current = session();
   if (current && Date.parse(current.expires_at) > Date.now()) {

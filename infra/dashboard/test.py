@@ -37,6 +37,17 @@ def whoami(key):
         return error.code, json.load(error)
 
 
+def ingest(key, body):
+    data = json.dumps(body).encode()
+    request = urllib.request.Request(f"{base}/ingest", data=data, method="POST",
+                                     headers={"x-api-key": key, "content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(request) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
 def browser(profile):
     options = Options()
     options.binary_location = "/usr/bin/chromium"
@@ -82,6 +93,11 @@ def sign_in(driver):
     driver.find_element(By.CSS_SELECTOR, "#sign-in-form button[type=submit]").click()
     visible(driver, "keys")
     wait(driver).until(lambda d: len(rows(d)) >= 1)
+
+
+def active_row(driver, name):
+    return wait(driver).until(lambda d: next((r for r in rows(d) if r.find_element(By.TAG_NAME, "td").text == name
+                                              and r.find_element(By.CSS_SELECTOR, ".badge").text == "active"), None))
 
 
 def read_secret(driver):
@@ -167,6 +183,64 @@ with tempfile.TemporaryDirectory() as profile:
         errors = console_errors(driver)
         assert not errors, errors
 
+        # A key's page: its record, a usage chart of 30 days, its audit events; edit it.
+        Select(driver.find_element(By.ID, "status-filter")).select_by_value("")
+        active_row(driver, "billing worker").find_element(By.CSS_SELECTOR, "button.name").click()
+        visible(driver, "key")
+        bars = wait(driver).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#usage svg.chart rect"))
+        assert len(bars) == 30, len(bars)
+        assert "requests in the last 30 days" in driver.find_element(By.ID, "usage").text
+        wait(driver).until(lambda d: "key.rotate" in d.find_element(By.ID, "key-events").text)
+        shot(driver, "key-desktop")
+        name = driver.find_element(By.ID, "edit-name")
+        name.clear()
+        name.send_keys("billing worker v2")
+        driver.find_element(By.ID, "edit-submit").click()
+        wait(driver).until(lambda d: d.find_element(By.ID, "key-title").text == "billing worker v2")
+        wait(driver).until(lambda d: "key.update" in d.find_element(By.ID, "key-events").text)
+        assert whoami(rotated)[1]["name"] == "billing worker v2"
+        driver.find_element(By.ID, "key-back").click()
+        active_row(driver, "billing worker v2")
+
+        # Datasources: create (its ingest key shown once, and it ingests), the latest records,
+        # regenerate the key with a grace period (both work), delete behind a confirmation.
+        driver.find_element(By.CSS_SELECTOR, "#tabs button[data-view=datasources]").click()
+        visible(driver, "datasources")
+        driver.find_element(By.ID, "datasource-name").send_keys("weather station 7")
+        driver.find_element(By.ID, "datasource-create").click()
+        ingest_key = read_secret(driver)
+        close_secret(driver)
+        assert ingest(ingest_key, {"records": [{"id": "reading-1", "t": 21.5}]}) == 202
+        source = wait(driver).until(lambda d: next(
+            (r for r in d.find_elements(By.CSS_SELECTOR, "#datasource-rows tr[data-id]") if "weather station 7" in r.text), None))
+        source.find_element(By.CSS_SELECTOR, "button.records").click()
+        wait(driver).until(lambda d: "reading-1" in d.find_element(By.ID, "datasource-rows").text)
+        shot(driver, "datasources-desktop")
+        source = driver.find_element(By.CSS_SELECTOR, "#datasource-rows tr[data-id]")
+        source.find_element(By.CSS_SELECTOR, "button.regenerate").click()
+        Select(visible(driver, "confirm-grace")).select_by_value("900")
+        driver.find_element(By.ID, "confirm-submit").click()
+        new_ingest_key = read_secret(driver)
+        close_secret(driver)
+        assert ingest(new_ingest_key, {"t": 1}) == 202 and ingest(ingest_key, {"t": 2}) == 202
+        source = wait(driver).until(lambda d: d.find_element(By.CSS_SELECTOR, "#datasource-rows tr[data-id]"))
+        source.find_element(By.CSS_SELECTOR, "button.delete").click()
+        assert "immediate and irreversible" in visible(driver, "confirm-dialog").text
+        driver.find_element(By.ID, "confirm-submit").click()
+        wait(driver).until(lambda d: "No datasources yet." in d.find_element(By.ID, "datasource-rows").text)
+        assert ingest(new_ingest_key, {"t": 3}) == 401
+
+        # The audit log, newest first.
+        driver.find_element(By.CSS_SELECTOR, "#tabs button[data-view=audit]").click()
+        wait(driver).until(lambda d: "datasource.delete" in d.find_element(By.ID, "audit-rows").text)
+        first = driver.find_element(By.CSS_SELECTOR, "#audit-rows tr").text
+        assert "datasource.delete" in first, first
+        shot(driver, "audit-desktop")
+        driver.find_element(By.CSS_SELECTOR, "#tabs button[data-view=keys]").click()
+        visible(driver, "keys")
+        errors = console_errors(driver)
+        assert not errors, errors
+
         # Narrow: readable at 360 px, nothing wider than the screen but the table's own scroller.
         driver.set_window_size(360, 800)
         Select(driver.find_element(By.ID, "status-filter")).select_by_value("")
@@ -178,6 +252,15 @@ with tempfile.TemporaryDirectory() as profile:
             ".slice(0, 8).map(e => e.tagName + '#' + e.id + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right) + '/' + e.scrollWidth)")
         assert width <= inner, f"the page is {width} px wide at {inner}: {widest}"
         shot(driver, "keys-narrow")
+        driver.find_element(By.CSS_SELECTOR, "#tabs button[data-view=audit]").click()
+        wait(driver).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#audit-rows tr"))
+        shot(driver, "audit-narrow")
+        driver.find_element(By.CSS_SELECTOR, "#tabs button[data-view=keys]").click()
+        active_row(driver, "billing worker v2").find_element(By.CSS_SELECTOR, "button.name").click()
+        wait(driver).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#usage svg.chart rect"))
+        shot(driver, "key-narrow")
+        driver.find_element(By.ID, "key-back").click()
+        WebDriverWait(driver, 10).until(lambda d: len(rows(d)) >= 3)
 
         # An expired session leads back to sign-in, not to a broken page; so does a bad token.
         driver.execute_script(
