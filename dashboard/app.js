@@ -95,7 +95,23 @@ async function refresh() {
   try {
     keep(await api("POST", "/sessions"));
   } catch (error) {
-    if (error.status !== 401) signedOut(`The session could not be renewed: ${describe(error)}`);
+    // A provider's session is not renewed here (403): it lasts what the provider gave it.
+    if (error.status !== 401 && error.status !== 403) signedOut(`The session could not be renewed: ${describe(error)}`);
+  }
+}
+
+// A provider's sign-in may hand the page a session in the URL's fragment (`#session=JWT`), which
+// never reaches a server or a log; it is taken out of the address bar and the history at once.
+function handedOver() {
+  const fragment = new URLSearchParams(location.hash.slice(1));
+  const token = fragment.get("session");
+  if (!token) return null;
+  history.replaceState(null, "", location.pathname + location.search);
+  try {
+    const claims = JSON.parse(atob(token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
+    return { token, expires_at: new Date(claims.exp * 1000).toISOString() };
+  } catch {
+    return { token, expires_at: new Date(Date.now() + 60000).toISOString() };
   }
 }
 
@@ -560,6 +576,8 @@ function start() {
   $("datasource-form").addEventListener("submit", createDatasource);
   $("audit-next").addEventListener("click", () => openAudit(true));
 
+  const handed = handedOver();
+  if (handed) sessionStorage.setItem(SESSION, JSON.stringify(handed));
   const current = session();
   if (current && Date.parse(current.expires_at) > Date.now()) {
     keep(current);

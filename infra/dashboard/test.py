@@ -281,6 +281,21 @@ with tempfile.TemporaryDirectory() as profile:
         errors = console_errors(driver)
         assert not errors, errors
 
+        # A provider's sign-in hands the page a session in the fragment: used, then gone from the
+        # address bar and the history (here a session of Latchkey's, made for the admin key).
+        request = urllib.request.Request(f"{base}/sessions", method="POST", headers={"x-api-key": admin_key})
+        with urllib.request.urlopen(request) as response:
+            handed = json.load(response)["token"]
+        driver.execute_script("sessionStorage.clear()")
+        driver.get("about:blank")
+        driver.get(f"{base}/dashboard#session={handed}")
+        visible(driver, "keys")
+        wait(driver).until(lambda d: len(rows(d)) >= 3)
+        assert "#" not in driver.current_url and handed not in driver.current_url, driver.current_url
+        assert driver.execute_script("return history.length") >= 1
+        errors = console_errors(driver)
+        assert not errors, errors
+
         print(f"dashboard: first load {transferred} B transferred (HTML, script, style), "
               f"keys page interactive {interactive_ms:.0f} ms after a reload; screenshots in {shots}")
     finally:
