@@ -7,6 +7,10 @@ use std::sync::Arc;
 use latchkey::config::Env;
 use latchkey_local::{DEFAULT_TENANT, LocalApi, LocalConfig};
 
+/// Per-thread caches: glibc's malloc and free were ~8 % of the gateway's CPU (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     const USAGE: &str = "usage: latchkey-local [--store embedded|dynamodb] [--upstream http://HOST:PORT]";
