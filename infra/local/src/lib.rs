@@ -11,6 +11,7 @@ mod private_files;
 mod rate_limit;
 pub mod threads;
 pub mod upstream;
+pub mod usage;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -23,7 +24,6 @@ use axum::http::{HeaderMap, Method, Response, StatusCode, Uri};
 use latchkey::audit::AuditLog;
 use latchkey::config::{ConfigError, Env, Settings};
 use latchkey::datasource::DatasourceStore;
-use latchkey::gateway::NoGateway;
 use latchkey::ingest::RecordStore;
 use latchkey::ingest::dynamo::DynamoRecordStore;
 use latchkey::ingest::service::IngestService;
@@ -41,6 +41,7 @@ use latchkey_authorizer::{Authorizer, Dependencies, Principal};
 
 use rate_limit::RateLimits;
 use upstream::Upstream;
+use usage::{LocalGateway, LocalUsage};
 
 /// The tenant the first admin key is made for.
 pub const DEFAULT_TENANT: &str = "default";
@@ -113,7 +114,8 @@ pub enum LocalError {
 /// Everything one request needs: the keys store `S`, the records store `R`.
 pub struct LocalApi<S, R> {
     authorizer: Authorizer<S, FilePepper>,
-    management: Management<S, NoGateway, FilePepper, R>,
+    management: Management<S, LocalGateway, FilePepper, R>,
+    usage: Arc<LocalUsage>,
     ingest: IngestService<R>,
     limits: RateLimits,
     upstream: Option<Upstream>,
@@ -198,10 +200,11 @@ where
         sessions: Some(session_verifier),
         session_usage_keys: None,
     });
+    let usage = Arc::new(LocalUsage::default());
     let management = Management {
         service: KeyService {
             store: Arc::clone(&store),
-            gateway: NoGateway,
+            gateway: LocalGateway(Arc::clone(&usage)),
             clock: Arc::clone(&clock),
             policy: KeyPolicy { tiers: settings.tiers.clone(), max_lifetime: None },
         },
@@ -219,6 +222,7 @@ where
         management,
         ingest: IngestService { records, clock, daily_cap: settings.ingest_daily_cap },
         limits: RateLimits::new(&settings.tiers),
+        usage,
         upstream: config.upstream.clone(),
     };
     let admin_key = api.bootstrap_if_empty().await?;
@@ -267,8 +271,15 @@ where
     }
 
     /// The tier's throttle, where the deployed stack has the usage plan's.
+    /// Requests it lets through are counted per key and day, as a usage plan counts them.
     fn throttle(&self, context: &AllowContext<'_>) -> Result<(), Reply> {
-        self.limits.check(context.field("tier"), context.field("principal")).map_err(|limited| Reply::error(&limited))
+        self.limits
+            .check(context.field("tier"), context.field("principal"))
+            .map_err(|limited| Reply::error(&limited))?;
+        if let Some(key_id) = context.field("key_id").filter(|id| !id.is_empty()) {
+            self.usage.count(key_id, self.management.service.clock.now().date_naive());
+        }
+        Ok(())
     }
 
     /// One request for one of Latchkey's own routes, as the deployed stack answers it.

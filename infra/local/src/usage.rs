@@ -1,0 +1,61 @@
+//! Requests per key per day, counted by the local API where the deployed stack has its usage
+//! plans' counts, so `GET /keys/{id}/usage` (and the dashboard's chart) shows what this process
+//! let through. Kept in memory: a restart starts from zero. Locally a key's "gateway key" is its
+//! own id: nothing is created anywhere, it only names what is counted.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::NaiveDate;
+use latchkey::gateway::{DailyUsage, GatewayError, GatewayKeys};
+use latchkey::{GatewayKey, KeyId, TierName};
+
+/// Counts by key id and UTC day.
+#[derive(Debug, Default)]
+pub struct LocalUsage {
+    counts: Mutex<HashMap<(String, NaiveDate), u64>>,
+}
+
+impl LocalUsage {
+    /// One request of `key_id` let through on `day`.
+    pub fn count(&self, key_id: &str, day: NaiveDate) {
+        *self.counts.lock().expect("usage lock").entry((key_id.to_owned(), day)).or_default() += 1;
+    }
+
+    fn days(&self, key_id: &str, from: NaiveDate, to: NaiveDate) -> Vec<DailyUsage> {
+        let counts = self.counts.lock().expect("usage lock");
+        from.iter_days()
+            .take_while(|day| *day <= to)
+            .map(|date| DailyUsage { date, requests: counts.get(&(key_id.to_owned(), date)).copied().unwrap_or(0) })
+            .collect()
+    }
+}
+
+/// The local API's side of a key's gateway life: nothing to create, move or delete; usage from
+/// [`LocalUsage`].
+#[derive(Debug, Clone)]
+pub struct LocalGateway(pub Arc<LocalUsage>);
+
+impl GatewayKeys for LocalGateway {
+    async fn issue(&self, key_id: &KeyId, _: &TierName) -> Result<Option<GatewayKey>, GatewayError> {
+        Ok(Some(GatewayKey { id: key_id.to_string(), value: key_id.to_string() }))
+    }
+
+    async fn change_tier(&self, _: &GatewayKey, _: &TierName, _: &TierName) -> Result<(), GatewayError> {
+        Ok(())
+    }
+
+    async fn delete(&self, _: &GatewayKey) -> Result<(), GatewayError> {
+        Ok(())
+    }
+
+    async fn usage(
+        &self,
+        key: &GatewayKey,
+        _: &TierName,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<DailyUsage>, GatewayError> {
+        Ok(self.0.days(&key.id, from, to))
+    }
+}
