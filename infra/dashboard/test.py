@@ -19,7 +19,9 @@ from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as seen
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -297,6 +299,28 @@ with tempfile.TemporaryDirectory() as profile:
         wait(driver).until(lambda d: len(rows(d)) >= 3)
         assert "#" not in driver.current_url and handed not in driver.current_url, driver.current_url
         assert driver.execute_script("return history.length") >= 1
+        errors = console_errors(driver)
+        assert not errors, errors
+
+        # With the keyboard alone: sign in (focus starts in the key field), reach "Create New API
+        # Key" with Tab, open it with Enter (focus moves into the dialog), leave it with Escape.
+        driver.find_element(By.ID, "sign-out").click()
+        visible(driver, "sign-in")
+        focused = driver.switch_to.active_element
+        assert focused.get_attribute("id") == "admin-key", focused.get_attribute("id")
+        focused.send_keys(admin_key + Keys.ENTER)
+        visible(driver, "keys")
+        for _ in range(40):
+            ActionChains(driver).send_keys(Keys.TAB).perform()
+            if driver.switch_to.active_element.get_attribute("id") == "create-open":
+                break
+        else:
+            raise AssertionError("Tab never reached Create New API Key")
+        ActionChains(driver).send_keys(Keys.ENTER).perform()
+        visible(driver, "create-dialog")
+        assert driver.switch_to.active_element.get_attribute("id") == "create-name"
+        ActionChains(driver).send_keys(Keys.ESCAPE).perform()
+        wait(driver).until(lambda d: not d.find_element(By.ID, "create-dialog").is_displayed())
         errors = console_errors(driver)
         assert not errors, errors
 
