@@ -63,7 +63,7 @@ pub struct DailyUsage {
 /// The gateway side of a key's life. Implementations make each call all or nothing.
 pub trait GatewayKeys: Send + Sync {
     /// Creates an enabled gateway key for `key_id` in `tier`'s usage plan. `None` where there is
-    /// no gateway (the local API). If attaching to the plan fails, the created key is deleted.
+    /// no usage plan identity to make. If attaching to the plan fails, the created key is deleted.
     fn issue(
         &self,
         key_id: &KeyId,
@@ -91,32 +91,4 @@ pub trait GatewayKeys: Send + Sync {
         from: NaiveDate,
         to: NaiveDate,
     ) -> impl Future<Output = Result<Vec<DailyUsage>, GatewayError>> + Send;
-}
-
-/// No API Gateway: the local API, where the local rate limiter throttles instead.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoGateway;
-
-impl GatewayKeys for NoGateway {
-    async fn issue(&self, _: &KeyId, _: &TierName) -> Result<Option<GatewayKey>, GatewayError> {
-        Ok(None)
-    }
-
-    async fn change_tier(&self, _: &GatewayKey, _: &TierName, _: &TierName) -> Result<(), GatewayError> {
-        Ok(())
-    }
-
-    async fn delete(&self, _: &GatewayKey) -> Result<(), GatewayError> {
-        Ok(())
-    }
-
-    async fn usage(
-        &self,
-        _: &GatewayKey,
-        _: &TierName,
-        _: NaiveDate,
-        _: NaiveDate,
-    ) -> Result<Vec<DailyUsage>, GatewayError> {
-        Ok(Vec::new())
-    }
 }
