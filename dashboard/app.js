@@ -491,43 +491,30 @@ async function createKey(event) {
   }
 }
 
-let target = null;
-
 function openRotate(key) {
-  target = key;
-  $("rotate-name").textContent = key.name;
-  fail("rotate-error", null);
-  $("rotate-dialog").showModal();
-}
-
-async function rotateKey(event) {
-  event.preventDefault();
-  try {
-    const grace = Number($("rotate-grace").value);
-    const issued = await api("POST", `/keys/${encodeURIComponent(target.id)}/rotate`, { grace_period_seconds: grace });
-    $("rotate-dialog").close();
-    showSecret(issued, grace > 0);
-  } catch (error) {
-    fail("rotate-error", error);
-  }
+  confirmAction(
+    `Rotate ${key.name}?`,
+    "A new key is made and shown once; the old one keeps working for the time chosen here.",
+    async (grace) => {
+      const issued = await api("POST", `/keys/${encodeURIComponent(key.id)}/rotate`, { grace_period_seconds: grace });
+      showSecret(issued, grace > 0);
+    },
+    true,
+    "Rotate",
+  );
 }
 
 function openRevoke(key) {
-  target = key;
-  $("revoke-name").textContent = key.name;
-  fail("revoke-error", null);
-  $("revoke-dialog").showModal();
-}
-
-async function revokeKey(event) {
-  event.preventDefault();
-  try {
-    await api("DELETE", `/keys/${encodeURIComponent(target.id)}`);
-    $("revoke-dialog").close();
-    await loadKeys();
-  } catch (error) {
-    fail("revoke-error", error);
-  }
+  confirmAction(
+    `Revoke ${key.name}?`,
+    "Revoking is immediate and irreversible: every request with this key is refused from now on.",
+    async () => {
+      await api("DELETE", `/keys/${encodeURIComponent(key.id)}`);
+      await loadKeys();
+    },
+    false,
+    "Revoke",
+  );
 }
 
 function start() {
@@ -541,10 +528,6 @@ function start() {
   });
   $("create-cancel").addEventListener("click", () => $("create-dialog").close());
   $("create-form").addEventListener("submit", createKey);
-  $("rotate-cancel").addEventListener("click", () => $("rotate-dialog").close());
-  $("rotate-form").addEventListener("submit", rotateKey);
-  $("revoke-cancel").addEventListener("click", () => $("revoke-dialog").close());
-  $("revoke-form").addEventListener("submit", revokeKey);
   $("secret-copy").addEventListener("click", async () => {
     await navigator.clipboard.writeText($("secret-value").value).catch(() => $("secret-value").select());
   });

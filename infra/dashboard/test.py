@@ -159,8 +159,8 @@ with tempfile.TemporaryDirectory() as profile:
 
         # Rotate with a grace period: the new key is shown once, and both work.
         row_named(driver, "billing worker").find_element(By.CSS_SELECTOR, "button.rotate").click()
-        Select(visible(driver, "rotate-grace")).select_by_value("900")
-        driver.find_element(By.ID, "rotate-submit").click()
+        Select(visible(driver, "confirm-grace")).select_by_value("900")
+        driver.find_element(By.ID, "confirm-submit").click()
         rotated = read_secret(driver)
         assert "works until" in driver.find_element(By.ID, "secret-replaced").text
         close_secret(driver)
@@ -172,10 +172,10 @@ with tempfile.TemporaryDirectory() as profile:
         # Revoke, behind the confirmation: the old key stops at once.
         old = next(r for r in rows(driver) if "billing worker" in r.text and "expires soon" in r.text)
         old.find_element(By.CSS_SELECTOR, "button.revoke").click()
-        dialog = visible(driver, "revoke-dialog")
+        dialog = visible(driver, "confirm-dialog")
         assert "immediate and irreversible" in dialog.text
         shot(driver, "revoke-desktop")
-        driver.find_element(By.ID, "revoke-submit").click()
+        driver.find_element(By.ID, "confirm-submit").click()
         wait(driver).until(lambda d: "revoked" in [b.text for b in d.find_elements(By.CSS_SELECTOR, ".badge")])
         status, body = whoami(secret)
         assert (status, body["error"]["code"]) == (401, "INVALID_API_KEY"), body
