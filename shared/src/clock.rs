@@ -18,6 +18,25 @@ impl Clock for SystemClock {
     }
 }
 
+/// The wall clock run ahead by a fixed amount: the local API's `LATCHKEY_CLOCK_OFFSET_SECONDS`,
+/// so what a grace period, an expiry or a session's end does can be seen without waiting for it.
+#[derive(Debug, Clone, Copy)]
+pub struct OffsetClock {
+    ahead: TimeDelta,
+}
+
+impl OffsetClock {
+    pub fn new(ahead: TimeDelta) -> Self {
+        Self { ahead }
+    }
+}
+
+impl Clock for OffsetClock {
+    fn now(&self) -> DateTime<Utc> {
+        SystemClock.now() + self.ahead
+    }
+}
+
 /// A clock that moves only when told. For tests.
 #[derive(Debug)]
 pub struct ManualClock(Mutex<DateTime<Utc>>);

@@ -32,7 +32,7 @@ pub mod upstream;
 #[cfg(feature = "aws")]
 pub mod aws;
 
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, ManualClock, OffsetClock, SystemClock};
 pub use credential::{Credential, CredentialError, extract_credential};
 pub use digest::{KeyDigest, KeyHasher, PepperVersion};
 pub use error::ApiError;

@@ -80,6 +80,7 @@ async fn key_functions_answer_through_the_lambda_runtime_as_deployed() {
     let verifier = latchkey_authorizer::jwt::JwtVerifier::with_shared_secret(
         session_secret.as_bytes(),
         latchkey_authorizer::jwt::JwtConfig::new(latchkey::session::ISSUER, latchkey::session::AUDIENCE),
+        std::sync::Arc::new(latchkey::SystemClock),
     );
     let verified = verifier.verify(session["token"].as_str().unwrap()).await.unwrap();
     assert_eq!((verified.subject.as_str(), verified.tenant_id.as_str()), (admin_id, "acme"));

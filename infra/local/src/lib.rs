@@ -21,6 +21,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, Response, StatusCode, Uri};
+use chrono::TimeDelta;
 use latchkey::audit::AuditLog;
 use latchkey::config::{ConfigError, Env, Settings};
 use latchkey::datasource::DatasourceStore;
@@ -34,7 +35,7 @@ use latchkey::session::{self, SessionSigner};
 use latchkey::store::dynamo::DynamoKeyStore;
 use latchkey::store::embedded::EmbeddedKeyStore;
 use latchkey::store::{KeyStore, StoreError};
-use latchkey::{ApiError, Clock, SystemClock, TenantId};
+use latchkey::{ApiError, Clock, OffsetClock, SystemClock, TenantId};
 use latchkey_authorizer::jwt::{JwtConfig, JwtVerifier};
 use latchkey_authorizer::policy::AllowContext;
 use latchkey_authorizer::{Authorizer, Dependencies, Principal};
@@ -52,6 +53,9 @@ pub const MAX_REQUEST_BYTES: usize = 10 * 1024 * 1024;
 pub const REQUEST_TOO_LARGE_BODY: &str =
     r#"{"success": false, "error": {"code": "PAYLOAD_TOO_LARGE", "message": "The request is too large"}}"#;
 
+/// Ten years: past any expiry a key can be given.
+const MAX_CLOCK_OFFSET_SECONDS: u64 = 10 * 366 * 86_400;
+
 /// `LATCHKEY_ADDR`, `LATCHKEY_DATA_DIR`, `LATCHKEY_ADMIN_KEY_FILE`, on top of [`Settings`].
 #[derive(Debug, Clone)]
 pub struct LocalConfig {
@@ -63,6 +67,9 @@ pub struct LocalConfig {
     /// `LATCHKEY_UPSTREAM` (or `--upstream`): the team's backend, for every path that is not
     /// Latchkey's; `LATCHKEY_UPSTREAM_TIMEOUT_SECONDS` (default 29, API Gateway's).
     pub upstream: Option<Upstream>,
+    /// `LATCHKEY_CLOCK_OFFSET_SECONDS` (default 0): how far ahead of the wall clock the local API
+    /// runs, to try what a grace period, an expiry or a session's end does without waiting.
+    pub clock_offset: TimeDelta,
     pub settings: Settings,
 }
 
@@ -77,8 +84,18 @@ impl LocalConfig {
                 None => None,
                 Some(url) => Some(Self::upstream(env, &url, "LATCHKEY_UPSTREAM")?),
             },
+            clock_offset: TimeDelta::seconds(env.number_or(
+                "LATCHKEY_CLOCK_OFFSET_SECONDS",
+                0,
+                0..=MAX_CLOCK_OFFSET_SECONDS,
+            )? as i64),
             settings: Settings::from_env(env)?,
         })
+    }
+
+    /// The wall clock, ahead by the configured offset.
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        if self.clock_offset.is_zero() { Arc::new(SystemClock) } else { Arc::new(OffsetClock::new(self.clock_offset)) }
     }
 
     /// The backend at `url` with the configured timeout; `var` names where the URL came from.
@@ -187,8 +204,11 @@ where
         .map_err(|cause| LocalError::File { path: dir.join("session-secret").display().to_string(), cause })?;
     // Dashboard sessions: signed by the management side, verified by the authorizer, as deployed.
     let sessions = SessionSigner::new(session_secret.as_bytes(), settings.session_ttl).expect("64 hex digits");
-    let session_verifier =
-        JwtVerifier::with_shared_secret(session_secret.as_bytes(), JwtConfig::new(session::ISSUER, session::AUDIENCE));
+    let session_verifier = JwtVerifier::with_shared_secret(
+        session_secret.as_bytes(),
+        JwtConfig::new(session::ISSUER, session::AUDIENCE),
+        Arc::clone(&clock),
+    );
     let authorizer = Authorizer::new(Dependencies {
         store: Arc::clone(&store),
         peppers: CachedPepper::load(pepper(), settings.pepper_refresh).await?,

@@ -25,7 +25,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             _ => return Err(USAGE.into()),
         }
     }
-    let clock = latchkey_local::system_clock();
+    let clock = config.clock();
     match store.as_str() {
         "dynamodb" => {
             let (api, admin_key) = latchkey_local::open_dynamodb(&config, clock).await?;

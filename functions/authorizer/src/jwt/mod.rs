@@ -24,7 +24,7 @@ pub use jwks::JwksError;
 use secret::SharedSecrets;
 
 /// Clock skew tolerated on `exp` and `nbf`.
-const LEEWAY_SECONDS: u64 = 30;
+const LEEWAY_SECONDS: i64 = 30;
 /// How often signing keys are fetched again by default (`LATCHKEY_JWT_REFRESH_SECONDS`).
 pub const DEFAULT_REFRESH: Duration = Duration::from_secs(300);
 
@@ -66,6 +66,9 @@ impl JwtConfig {
 pub struct JwtVerifier {
     config: JwtConfig,
     keys: Keys,
+    /// `exp` and `nbf` are judged by the clock the rest of the decision uses, not the machine's
+    /// own: expiry is tested without sleeping, and the local API's clock offset moves sessions too.
+    clock: Arc<dyn Clock>,
 }
 
 enum Keys {
@@ -75,8 +78,8 @@ enum Keys {
 
 impl JwtVerifier {
     /// A fixed HS256 secret, never fetched again: for tests and the local API.
-    pub fn with_shared_secret(secret: &[u8], config: JwtConfig) -> Self {
-        Self { keys: Keys::Shared(SharedSecrets::fixed(secret)), config }
+    pub fn with_shared_secret(secret: &[u8], config: JwtConfig, clock: Arc<dyn Clock>) -> Self {
+        Self { keys: Keys::Shared(SharedSecrets::fixed(secret)), config, clock }
     }
 
     /// The HS256 secret in Secrets Manager (`AWSCURRENT`, and `AWSPREVIOUS` after a rotation),
@@ -87,8 +90,8 @@ impl JwtVerifier {
         config: JwtConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, PepperError> {
-        let secrets = SharedSecrets::load(client, secret_id, config.refresh, clock).await?;
-        Ok(Self { keys: Keys::Shared(secrets), config })
+        let secrets = SharedSecrets::load(client, secret_id, config.refresh, Arc::clone(&clock)).await?;
+        Ok(Self { keys: Keys::Shared(secrets), config, clock })
     }
 
     /// Fetches the JWKS now: an identity provider that cannot be reached refuses to start.
@@ -98,8 +101,8 @@ impl JwtVerifier {
         config: JwtConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, JwksError> {
-        let jwks = Jwks::load(url, timeout, config.refresh, clock).await?;
-        Ok(Self { keys: Keys::Jwks(jwks), config })
+        let jwks = Jwks::load(url, timeout, config.refresh, Arc::clone(&clock)).await?;
+        Ok(Self { keys: Keys::Jwks(jwks), config, clock })
     }
 
     /// `INVALID_TOKEN` / `EXPIRED_TOKEN` for a bad token; `SERVICE_UNAVAILABLE` when the keys
@@ -136,21 +139,36 @@ impl JwtVerifier {
         let mut validation = Validation::new(alg);
         validation.set_issuer(&[&self.config.issuer]);
         validation.set_audience(&[&self.config.audience]);
+        // Present, checked below against our clock rather than jsonwebtoken's reading of the
+        // machine's.
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        // Off by default in jsonwebtoken: a token issued for later must not pass now.
-        validation.validate_nbf = true;
-        validation.leeway = LEEWAY_SECONDS;
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
         for key in keys {
             match jsonwebtoken::decode::<Map<String, Value>>(token, key, &validation) {
-                Ok(data) => return Ok(data.claims),
+                Ok(data) => return self.in_time(data.claims),
                 Err(error) if matches!(error.kind(), ErrorKind::InvalidSignature) => continue,
-                Err(error) if matches!(error.kind(), ErrorKind::ExpiredSignature) => {
-                    return Err(ApiError::ExpiredToken);
-                }
                 Err(_) => return Err(ApiError::InvalidToken),
             }
         }
         Err(ApiError::InvalidToken)
+    }
+
+    /// `EXPIRED_TOKEN` once `exp` has passed, `INVALID_TOKEN` before `nbf` (when present: a token
+    /// issued for later must not pass now), each with [`LEEWAY_SECONDS`] of skew.
+    fn in_time(&self, claims: Map<String, Value>) -> Result<Map<String, Value>, ApiError> {
+        let now = self.clock.now().timestamp();
+        let seconds = |name: &str| claims.get(name).map(|value| value.as_f64().map(|n| n as i64));
+        match seconds("exp") {
+            Some(Some(exp)) if exp + LEEWAY_SECONDS >= now => {}
+            Some(Some(_)) => return Err(ApiError::ExpiredToken),
+            _ => return Err(ApiError::InvalidToken),
+        }
+        match seconds("nbf") {
+            None => Ok(claims),
+            Some(Some(nbf)) if nbf - LEEWAY_SECONDS <= now => Ok(claims),
+            Some(_) => Err(ApiError::InvalidToken),
+        }
     }
 }
 

@@ -35,7 +35,7 @@ fn config() -> JwtConfig {
 
 #[tokio::test]
 async fn a_token_not_valid_before_tomorrow_is_refused_today() {
-    let verifier = JwtVerifier::with_shared_secret(SECRET, config());
+    let verifier = JwtVerifier::with_shared_secret(SECRET, config(), Arc::new(latchkey::SystemClock));
     let now = jsonwebtoken::get_current_timestamp();
     let mut tomorrow = claims(now);
     tomorrow["nbf"] = json!(now + 86_400);
@@ -46,6 +46,25 @@ async fn a_token_not_valid_before_tomorrow_is_refused_today() {
     skewed["nbf"] = json!(now + 10);
     assert!(verifier.verify(&hs256(skewed)).await.is_ok());
     assert!(verifier.verify(&hs256(claims(now))).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_token_expires_by_the_decisions_clock_not_the_machines() {
+    let clock = clock();
+    let verifier = JwtVerifier::with_shared_secret(SECRET, config(), clock.clone());
+    let issued = clock.now().timestamp() as u64;
+    let token = hs256(claims(issued));
+    assert!(verifier.verify(&token).await.is_ok());
+    // Valid for an hour, and the leeway past it; then expired, though the machine's clock (months
+    // past this one's) called it expired from the start.
+    clock.advance(seconds(3600 + 30));
+    assert!(verifier.verify(&token).await.is_ok());
+    clock.advance(seconds(1));
+    assert_eq!(verifier.verify(&token).await, Err(ApiError::ExpiredToken));
+    // A token without `exp` is not a session.
+    let mut forever = claims(issued);
+    forever.as_object_mut().unwrap().remove("exp");
+    assert_eq!(verifier.verify(&hs256(forever)).await, Err(ApiError::InvalidToken));
 }
 
 /// One of the fixture ES256 keys: the signing half, and its public JWK under `kid`.
@@ -218,7 +237,7 @@ async fn an_oversized_jwks_is_refused() {
 
 /// What the API's handlers see as a session's permissions, for a token carrying `claim`.
 async fn session_permissions(claim: Option<Value>) -> String {
-    let verifier = JwtVerifier::with_shared_secret(SECRET, config());
+    let verifier = JwtVerifier::with_shared_secret(SECRET, config(), Arc::new(latchkey::SystemClock));
     let mut claims = claims(jsonwebtoken::get_current_timestamp());
     if let Some(claim) = claim {
         claims["permissions"] = claim;

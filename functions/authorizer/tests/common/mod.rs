@@ -78,7 +78,11 @@ pub async fn harness<S: KeyStore + 'static, P: PepperProvider>(
         profile: KeyProfile::latchkey(),
         cache_ttl,
         cache_capacity: 1_000,
-        jwt: Some(JwtVerifier::with_shared_secret(JWT_SECRET, JwtConfig::new("https://auth.example.com/", "latchkey"))),
+        jwt: Some(JwtVerifier::with_shared_secret(
+            JWT_SECRET,
+            JwtConfig::new("https://auth.example.com/", "latchkey"),
+            clock.clone(),
+        )),
         sessions: None,
         session_usage_keys: Some(SessionUsageKeys::new(SESSION_USAGE_KEY.to_owned(), HashMap::new())),
     });
