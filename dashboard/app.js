@@ -87,6 +87,7 @@ function signedOut(message) {
   $("tabs").hidden = true;
   $("sign-out").hidden = true;
   $("sign-in").hidden = false;
+  $("crumb").textContent = "Sign in";
   show(message);
   $("admin-key").focus();
 }

@@ -36,8 +36,9 @@ use latchkey::store::dynamo::DynamoKeyStore;
 use latchkey::store::embedded::EmbeddedKeyStore;
 use latchkey::store::{KeyStore, StoreError};
 use latchkey::{ApiError, Clock, OffsetClock, SystemClock, TenantId};
-use latchkey_authorizer::jwt::{JwtConfig, JwtVerifier};
+use latchkey_authorizer::jwt::{JwksError, JwtConfig, JwtVerifier};
 use latchkey_authorizer::policy::AllowContext;
+use latchkey_authorizer::setup::{JwtKeySource, JwtSettings};
 use latchkey_authorizer::{Authorizer, Dependencies, Principal};
 
 use rate_limit::RateLimits;
@@ -70,6 +71,10 @@ pub struct LocalConfig {
     /// `LATCHKEY_CLOCK_OFFSET_SECONDS` (default 0): how far ahead of the wall clock the local API
     /// runs, to try what a grace period, an expiry or a session's end does without waiting.
     pub clock_offset: TimeDelta,
+    /// `LATCHKEY_JWT_JWKS_URL`, `LATCHKEY_JWT_ISSUER`, `LATCHKEY_JWT_AUDIENCE` (and the claim
+    /// names), as the deployed authorizer reads them: a provider's identity provider, whose
+    /// sessions are verified beside Latchkey's own.
+    pub identity_provider: Option<(String, JwtConfig)>,
     pub settings: Settings,
 }
 
@@ -89,8 +94,24 @@ impl LocalConfig {
                 0,
                 0..=MAX_CLOCK_OFFSET_SECONDS,
             )? as i64),
+            identity_provider: Self::identity_provider(env)?,
             settings: Settings::from_env(env)?,
         })
+    }
+
+    fn identity_provider<F: Fn(&str) -> Option<String>>(
+        env: &Env<F>,
+    ) -> Result<Option<(String, JwtConfig)>, ConfigError> {
+        match JwtSettings::from_env(env)? {
+            None => Ok(None),
+            Some(JwtSettings { source: JwtKeySource::Jwks(url), config }) => Ok(Some((url, config))),
+            Some(JwtSettings { source: JwtKeySource::SharedSecret(_), .. }) => Err(ConfigError::Invalid {
+                var: "LATCHKEY_JWT_SECRET_ID",
+                reason: "names a Secrets Manager secret, which only the deployed authorizer reads: locally, \
+                         name the identity provider's keys with LATCHKEY_JWT_JWKS_URL"
+                    .to_owned(),
+            }),
+        }
     }
 
     /// The wall clock, ahead by the configured offset.
@@ -124,6 +145,8 @@ pub enum LocalError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Pepper(#[from] PepperError),
+    #[error("the identity provider's keys: {0}")]
+    IdentityProvider(#[from] JwksError),
     #[error("the first admin key could not be made: {0}")]
     Bootstrap(ApiError),
 }
@@ -216,7 +239,12 @@ where
         profile: settings.key_profile.clone(),
         cache_ttl: settings.cache_ttl,
         cache_capacity: 10_000,
-        jwt: None,
+        jwt: match &config.identity_provider {
+            None => None,
+            Some((url, jwt)) => Some(
+                JwtVerifier::with_jwks(url, settings.aws_timeouts.operation, jwt.clone(), Arc::clone(&clock)).await?,
+            ),
+        },
         sessions: Some(session_verifier),
         session_usage_keys: None,
     });

@@ -78,3 +78,27 @@ async fn an_admin_key_is_exchanged_for_a_session_that_refreshes_while_its_key_is
     assert_eq!(status, 200);
     api.stop().await;
 }
+
+fn config_error(vars: &'static [(&'static str, &'static str)]) -> String {
+    let env = latchkey::config::Env::from_fn(|name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string()));
+    latchkey_local::LocalConfig::from_env(&env).err().map(|e| e.to_string()).unwrap_or_default()
+}
+
+#[test]
+fn an_identity_provider_is_named_by_its_jwks_and_the_clock_runs_ahead_only() {
+    let secret = config_error(&[
+        ("LATCHKEY_JWT_SECRET_ID", "idp-secret"),
+        ("LATCHKEY_JWT_ISSUER", "https://id.example.com/"),
+        ("LATCHKEY_JWT_AUDIENCE", "dashboard"),
+    ]);
+    assert!(secret.contains("LATCHKEY_JWT_SECRET_ID") && secret.contains("LATCHKEY_JWT_JWKS_URL"), "{secret}");
+    let plain = config_error(&[
+        ("LATCHKEY_JWT_JWKS_URL", "http://id.example.com/jwks"),
+        ("LATCHKEY_JWT_ISSUER", "https://id.example.com/"),
+        ("LATCHKEY_JWT_AUDIENCE", "dashboard"),
+    ]);
+    assert!(plain.contains("must be an https URL"), "{plain}");
+    let behind = config_error(&[("LATCHKEY_CLOCK_OFFSET_SECONDS", "-60")]);
+    assert!(behind.contains("LATCHKEY_CLOCK_OFFSET_SECONDS"), "{behind}");
+    assert_eq!(config_error(&[("LATCHKEY_CLOCK_OFFSET_SECONDS", "960")]), "");
+}
