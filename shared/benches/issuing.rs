@@ -33,6 +33,9 @@ fn key_creation(c: &mut Criterion) {
         expires_at: None,
         datasource_id: None,
         replaces: None,
+        owner_id: None,
+        meta: Default::default(),
+        enabled: true,
     };
     let now = Utc::now();
     let mut group = c.benchmark_group("key_creation");

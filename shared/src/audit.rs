@@ -20,6 +20,10 @@ pub enum AuditAction {
     KeyRotate,
     #[serde(rename = "key.revoke")]
     KeyRevoke,
+    #[serde(rename = "key.disable")]
+    KeyDisable,
+    #[serde(rename = "key.enable")]
+    KeyEnable,
     #[serde(rename = "datasource.create")]
     DatasourceCreate,
     #[serde(rename = "datasource.regenerate_key")]

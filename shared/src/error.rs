@@ -27,6 +27,9 @@ pub enum ApiError {
     InvalidApiKey,
     #[error("The API key has expired")]
     ExpiredApiKey { expired_at: DateTime<Utc> },
+    /// Disabled by its tenant: refused until enabled again.
+    #[error("The API key is disabled")]
+    DisabledApiKey,
     #[error("The token is invalid")]
     InvalidToken,
     #[error("The token has expired")]
@@ -83,6 +86,7 @@ impl ApiError {
             | ApiError::InvalidApiKeyFormat
             | ApiError::InvalidApiKey
             | ApiError::ExpiredApiKey { .. }
+            | ApiError::DisabledApiKey
             | ApiError::InvalidToken
             | ApiError::ExpiredToken => 401,
             ApiError::InsufficientPermissions { .. } => 403,
@@ -107,6 +111,7 @@ impl ApiError {
             ApiError::InvalidApiKeyFormat => "INVALID_API_KEY_FORMAT",
             ApiError::InvalidApiKey => "INVALID_API_KEY",
             ApiError::ExpiredApiKey { .. } => "EXPIRED_API_KEY",
+            ApiError::DisabledApiKey => "DISABLED_API_KEY",
             ApiError::InvalidToken => "INVALID_TOKEN",
             ApiError::ExpiredToken => "EXPIRED_TOKEN",
             ApiError::InsufficientPermissions { .. } => "INSUFFICIENT_PERMISSIONS",

@@ -5,6 +5,7 @@ use std::fmt;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::metadata::{KeyMeta, OwnerId};
 use crate::{
     ApiKey, DatasourceId, KeyDigest, KeyHasher, KeyId, KeyProfile, PepperVersion, Permissions, TenantId, TierName,
 };
@@ -80,6 +81,19 @@ pub struct KeyRecord {
     /// count, and the gateway key, would leak.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retired_at: Option<DateTime<Utc>>,
+    /// The provider's id for whom the key belongs to (`GET /keys?owner_id=`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_id: Option<OwnerId>,
+    #[serde(default, skip_serializing_if = "KeyMeta::is_empty")]
+    pub meta: KeyMeta,
+    /// A disabled key is refused (`DISABLED_API_KEY`) until enabled again; unlike revocation,
+    /// reversible. Records stored before the field existed are enabled.
+    #[serde(default = "enabled")]
+    pub enabled: bool,
+}
+
+fn enabled() -> bool {
+    true
 }
 
 /// What a new key is for; the rest of its record is generated.
@@ -92,6 +106,28 @@ pub struct KeySpec {
     pub expires_at: Option<DateTime<Utc>>,
     pub datasource_id: Option<DatasourceId>,
     pub replaces: Option<KeyId>,
+    pub owner_id: Option<OwnerId>,
+    pub meta: KeyMeta,
+    pub enabled: bool,
+}
+
+impl KeySpec {
+    /// A key of `tenant` with no owner, no metadata, enabled, replacing nothing: what every
+    /// spec starts from.
+    pub fn new(tenant_id: TenantId, name: String, permissions: Permissions, tier: TierName) -> Self {
+        Self {
+            tenant_id,
+            name,
+            permissions,
+            tier,
+            expires_at: None,
+            datasource_id: None,
+            replaces: None,
+            owner_id: None,
+            meta: KeyMeta::default(),
+            enabled: true,
+        }
+    }
 }
 
 /// What an update may change (`PATCH /keys/{id}`); `None` leaves a field as it is.
@@ -101,6 +137,11 @@ pub struct KeyChanges {
     pub permissions: Option<Permissions>,
     pub tier: Option<TierName>,
     pub expires_at: Option<DateTime<Utc>>,
+    /// `Some(None)` takes the owner away.
+    pub owner_id: Option<Option<OwnerId>>,
+    /// `Some(KeyMeta::default())` clears it.
+    pub meta: Option<KeyMeta>,
+    pub enabled: Option<bool>,
 }
 
 impl KeyChanges {
@@ -139,6 +180,9 @@ impl KeyRecord {
             replaced_by: None,
             revision: 0,
             retired_at: None,
+            owner_id: spec.owner_id,
+            meta: spec.meta,
+            enabled: spec.enabled,
         }
     }
 
@@ -156,13 +200,15 @@ impl KeyRecord {
 
     /// What a caller presenting this key at `now` is refused with, if anything: the authorizer's
     /// answer, and key management's when it re-reads its caller. Revoked answers as unknown, so a
-    /// caller learns nothing about which.
+    /// caller learns nothing about which; a disabled key that has also expired answers as
+    /// expired (what it would be if enabled again).
     pub fn refusal(&self, now: DateTime<Utc>) -> Option<crate::ApiError> {
         match self.status(now) {
             KeyStatus::Revoked => Some(crate::ApiError::InvalidApiKey),
             KeyStatus::Expired => Some(crate::ApiError::ExpiredApiKey {
                 expired_at: self.expires_at.expect("expired keys have an expiry"),
             }),
+            KeyStatus::Active if !self.enabled => Some(crate::ApiError::DisabledApiKey),
             KeyStatus::Active => None,
         }
     }

@@ -11,6 +11,7 @@ pub const CALLER_HEADERS: &[(&str, &str)] = &[
     ("x-latchkey-permissions", "permissions"),
     ("x-latchkey-tier", "tier"),
     ("x-latchkey-datasource-id", "datasource_id"),
+    ("x-latchkey-meta", "meta"),
 ];
 
 /// Every header with this prefix is Latchkey's to set: a client's is dropped.

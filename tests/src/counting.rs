@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{DateTime, Utc};
 use latchkey::store::{Cursor, KeyStore, Page, StoreError};
-use latchkey::{KeyChanges, KeyDigest, KeyId, KeyRecord, PepperVersion, TenantId};
+use latchkey::{KeyChanges, KeyDigest, KeyId, KeyRecord, OwnerId, PepperVersion, TenantId};
 
 /// A key store that counts the calls verification makes, around a real one.
 pub struct CountingStore<S> {
@@ -42,6 +42,16 @@ impl<S: KeyStore> KeyStore for CountingStore<S> {
 
     async fn list(&self, tenant: &TenantId, limit: u32, after: Option<&Cursor>) -> Result<Page<KeyRecord>, StoreError> {
         self.inner.list(tenant, limit, after).await
+    }
+
+    async fn owned(
+        &self,
+        tenant: &TenantId,
+        owner: &OwnerId,
+        limit: u32,
+        after: Option<&Cursor>,
+    ) -> Result<Page<KeyRecord>, StoreError> {
+        self.inner.owned(tenant, owner, limit, after).await
     }
 
     async fn revoke(&self, tenant: &TenantId, id: &KeyId, at: DateTime<Utc>) -> Result<KeyRecord, StoreError> {

@@ -28,6 +28,9 @@ fn record(expires_at: Option<DateTime<Utc>>) -> KeyRecord {
         expires_at,
         datasource_id: None,
         replaces: None,
+        owner_id: None,
+        meta: Default::default(),
+        enabled: true,
     };
     KeyRecord::issue(&KeyProfile::ctw(), &KeyHasher::new(&[1; 32], PepperVersion::new("v1")), spec, now()).1
 }
@@ -92,6 +95,9 @@ async fn the_table_holds_no_plaintext_key() {
             expires_at: None,
             datasource_id: None,
             replaces: None,
+            owner_id: None,
+            meta: Default::default(),
+            enabled: true,
         };
         let (key, record) = KeyRecord::issue(&profile, &hasher, spec, now());
         store.insert(&record).await.unwrap();

@@ -36,6 +36,9 @@ fn spec(name: &str) -> KeySpec {
         expires_at: None,
         datasource_id: None,
         replaces: None,
+        owner_id: None,
+        meta: Default::default(),
+        enabled: true,
     }
 }
 

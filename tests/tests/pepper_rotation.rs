@@ -28,6 +28,9 @@ fn spec() -> KeySpec {
         expires_at: None,
         datasource_id: None,
         replaces: None,
+        owner_id: None,
+        meta: Default::default(),
+        enabled: true,
     }
 }
 

@@ -37,6 +37,9 @@ fn spec(tenant: &TenantId, name: &str) -> KeySpec {
         expires_at: None,
         datasource_id: None,
         replaces: None,
+        owner_id: None,
+        meta: Default::default(),
+        enabled: true,
     }
 }
 
@@ -401,6 +404,60 @@ async fn a_tenant_holds_at_most_its_limit_until_dead_keys_retire(store: impl Key
     assert!(matches!(store.retire(&tenant("b"), &third.id, now()).await, Err(StoreError::NotFound)));
 }
 
+/// One owner's keys come from the owners index, in creation order, pages included; a change of
+/// owner moves a key from one owner's listing to the other's, and taking it away out of both;
+/// metadata and the enabled flag are stored as given. (DynamoDB's index is eventually consistent;
+/// DynamoDB Local's is not, which these reads rely on.)
+async fn owners_list_their_own_keys_and_fields_round_trip(store: impl KeyStore) {
+    let tenant = tenant("owners");
+    let (alice, bob): (latchkey::OwnerId, latchkey::OwnerId) = ("cus_alice#1".parse().unwrap(), "bob".parse().unwrap());
+    let meta: latchkey::KeyMeta =
+        serde_json::from_value(serde_json::json!({"plan": "pro", "n": [1, 2.5, null]})).unwrap();
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let mut record = issue(&tenant, &format!("alice {n}")).1;
+        record.owner_id = Some(alice.clone());
+        record.meta = meta.clone();
+        record.enabled = n != 1;
+        store.insert(&record).await.unwrap();
+        ids.push(record.id);
+    }
+    store.insert(&issue(&tenant, "nobody's").1).await.unwrap();
+    // Another tenant's key of an owner of the same name is not this tenant's owner's.
+    let mut stranger = issue(&self::tenant("owners-other"), "other tenant").1;
+    stranger.owner_id = Some(alice.clone());
+    store.insert(&stranger).await.unwrap();
+
+    let first = store.owned(&tenant, &alice, 2, None).await.unwrap();
+    let cursor = Cursor::decode(first.next_cursor.as_deref().unwrap()).unwrap();
+    let second = store.owned(&tenant, &alice, 2, Some(&cursor)).await.unwrap();
+    assert!(second.next_cursor.is_none());
+    let listed: Vec<_> = first.items.iter().chain(&second.items).map(|r| r.id.clone()).collect();
+    assert_eq!(listed, ids);
+    let stored = store.get(&tenant, &ids[1]).await.unwrap().unwrap();
+    assert_eq!((stored.owner_id.as_ref(), &stored.meta, stored.enabled), (Some(&alice), &meta, false));
+    assert!(store.owned(&tenant, &bob, 10, None).await.unwrap().items.is_empty());
+
+    let to_bob = KeyChanges { owner_id: Some(Some(bob.clone())), enabled: Some(true), ..KeyChanges::default() };
+    let moved = store.update(&tenant, &ids[1], &to_bob).await.unwrap();
+    assert_eq!((moved.owner_id.as_ref(), moved.enabled), (Some(&bob), true));
+    let owned = |owner: latchkey::OwnerId| {
+        let (store, tenant) = (&store, &tenant);
+        async move {
+            store.owned(tenant, &owner, 10, None).await.unwrap().items.into_iter().map(|r| r.id).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(owned(bob.clone()).await, vec![ids[1].clone()]);
+    assert_eq!(owned(alice.clone()).await, vec![ids[0].clone(), ids[2].clone()]);
+
+    let nobody = KeyChanges { owner_id: Some(None), meta: Some(latchkey::KeyMeta::default()), ..KeyChanges::default() };
+    let cleared = store.update(&tenant, &ids[1], &nobody).await.unwrap();
+    assert_eq!((cleared.owner_id.as_ref(), cleared.meta.is_empty()), (None, true));
+    assert!(owned(bob).await.is_empty());
+    let stored = store.get(&tenant, &ids[1]).await.unwrap().unwrap();
+    assert_eq!((stored.owner_id, stored.meta.is_empty(), stored.enabled), (None, true, true));
+}
+
 #[tokio::test]
 async fn dynamodb_counts_keys_not_yet_retired() {
     let store = latchkey_tests::fresh_dynamo_store(chrono::TimeDelta::days(30)).await.with_max_keys_per_tenant(2);
@@ -428,6 +485,7 @@ macro_rules! contract {
             many_parallel_inserts_lose_nothing,
             datasources_are_a_tenants_own,
             stopped_keys_come_in_the_order_they_stopped_until_retired,
+            owners_list_their_own_keys_and_fields_round_trip,
         ]);
     };
     (@cases $store_module:ident, $make:expr, [$($case:ident),* $(,)?]) => {

@@ -341,10 +341,12 @@ fn the_keys_table_has_the_schemas_indexes() {
         BTreeMap::from([
             (schema::TENANT_INDEX, (schema::TENANT_INDEX_PARTITION_KEY, schema::TENANT_INDEX_SORT_KEY)),
             (schema::STOP_INDEX, (schema::STOP_INDEX_PARTITION_KEY, schema::STOP_INDEX_SORT_KEY)),
+            (schema::OWNER_INDEX, (schema::OWNER_INDEX_PARTITION_KEY, schema::TENANT_INDEX_SORT_KEY)),
         ])
     );
     assert_eq!(types[schema::STOP_INDEX_SORT_KEY], "N", "stops_at is epoch seconds");
     assert_eq!(types[schema::STOP_INDEX_PARTITION_KEY], "S");
+    assert_eq!(types[schema::OWNER_INDEX_PARTITION_KEY], "S");
 }
 
 #[test]

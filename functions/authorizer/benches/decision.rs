@@ -40,6 +40,9 @@ fn decision(c: &mut Criterion) {
             expires_at: None,
             datasource_id: None,
             replaces: None,
+            owner_id: None,
+            meta: Default::default(),
+            enabled: true,
         };
         store.insert(&KeyRecord::new(&key, &hasher, spec, chrono::Utc::now())).await.unwrap();
         let authorizer = Authorizer::new(Dependencies {

@@ -66,6 +66,8 @@ pub struct AllowContext<'a> {
     key_id: &'a str,
     /// Empty for a key that is not scoped to a datasource.
     datasource_id: &'a str,
+    /// The key's metadata as compact JSON, ASCII only (`{}` for none, and for a session).
+    meta: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     expires_at: Option<String>,
 }
@@ -95,6 +97,7 @@ impl<'a> AllowContext<'a> {
                 tier: record.tier.as_str(),
                 key_id: record.id.as_str(),
                 datasource_id: record.datasource_id.as_ref().map_or("", |d| d.as_str()),
+                meta: record.meta.to_header(),
                 expires_at: record.expires_at.map(latchkey::error::format_time),
             },
             Principal::Session(session) => AllowContext {
@@ -105,6 +108,7 @@ impl<'a> AllowContext<'a> {
                 tier: "internal",
                 key_id: "",
                 datasource_id: "",
+                meta: "{}".to_owned(),
                 expires_at: None,
             },
         }
@@ -120,6 +124,7 @@ impl<'a> AllowContext<'a> {
             "tier" => Some(self.tier),
             "key_id" => Some(self.key_id),
             "datasource_id" => Some(self.datasource_id),
+            "meta" => Some(&self.meta),
             "expires_at" => self.expires_at.as_deref(),
             _ => None,
         }
@@ -179,6 +184,9 @@ mod tests {
             expires_at: Some("2100-01-01T00:00:00Z".parse().unwrap()),
             datasource_id: datasource.map(|d| d.parse().unwrap()),
             replaces: None,
+            owner_id: None,
+            meta: Default::default(),
+            enabled: true,
         };
         let now = "2099-01-01T00:00:00Z".parse().unwrap();
         let datasource = latchkey::DatasourceId::generate().to_string();
@@ -198,9 +206,17 @@ mod tests {
             for (name, value) in fields {
                 assert_eq!(context.field(name), value.as_str(), "{name}");
             }
-            for name in
-                ["auth_type", "principal", "tenant_id", "permissions", "tier", "key_id", "datasource_id", "expires_at"]
-            {
+            for name in [
+                "auth_type",
+                "principal",
+                "tenant_id",
+                "permissions",
+                "tier",
+                "key_id",
+                "datasource_id",
+                "meta",
+                "expires_at",
+            ] {
                 assert_eq!(context.field(name).is_some(), fields.contains_key(name), "{name}");
             }
         }

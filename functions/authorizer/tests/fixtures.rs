@@ -6,7 +6,8 @@ mod common;
 use std::time::Duration;
 
 use common::{RESOURCE, SESSION_USAGE_KEY, dynamo_harness};
-use latchkey::KeyRecord;
+use latchkey::store::KeyStore;
+use latchkey::{KeyChanges, KeyRecord};
 use serde_json::{Value, json};
 
 fn policy(effect: &str) -> Value {
@@ -21,6 +22,7 @@ fn expected_allow(record: &KeyRecord) -> Value {
     });
     // Always there, empty when the key is not scoped (the deployed gateway maps it to a header).
     context["datasource_id"] = json!(record.datasource_id.as_ref().map_or("", |d| d.as_str()));
+    context["meta"] = json!(record.meta.to_header());
     if let Some(expires_at) = record.expires_at {
         context["expires_at"] = json!(latchkey::error::format_time(expires_at));
     }
@@ -128,7 +130,7 @@ async fn jwt_sessions() {
             "policyDocument": policy("Allow"),
             "context": {
                 "auth_type": "jwt", "principal": "user-42", "tenant_id": "acme", "permissions": "admin",
-                "tier": "internal", "key_id": "", "datasource_id": "",
+                "tier": "internal", "key_id": "", "datasource_id": "", "meta": "{}",
             },
             "usageIdentifierKey": SESSION_USAGE_KEY,
         })
@@ -151,4 +153,30 @@ async fn expiry_is_decided_per_request_even_from_the_cache() {
         "The API key has expired",
         json!({"expired_at": "2026-06-01T01:00:00Z"}),
     );
+}
+
+#[tokio::test]
+async fn a_disabled_key_is_refused_until_enabled_within_the_cache_ttl_and_its_meta_is_in_the_context() {
+    let harness = dynamo_harness(Duration::from_secs(5)).await;
+    let valid = harness.record("valid").clone();
+    assert_eq!(harness.code("key_x_api_key").await, "");
+    let disable = KeyChanges { enabled: Some(false), ..KeyChanges::default() };
+    harness.store.update(&valid.tenant_id, &valid.id, &disable).await.unwrap();
+    // Cached as enabled: the change arrives within the cache TTL (5 s, the default), not before.
+    assert_eq!(harness.code("key_x_api_key").await, "");
+    harness.clock.advance(chrono::TimeDelta::seconds(5));
+    assert_deny(
+        &harness.decide("key_x_api_key").await.unwrap(),
+        "DISABLED_API_KEY",
+        "The API key is disabled",
+        json!({}),
+    );
+
+    let meta: latchkey::KeyMeta = serde_json::from_value(json!({"plan": "pro", "city": "Zürich"})).unwrap();
+    let enable = KeyChanges { enabled: Some(true), meta: Some(meta), ..KeyChanges::default() };
+    let enabled = harness.store.update(&valid.tenant_id, &valid.id, &enable).await.unwrap();
+    harness.clock.advance(chrono::TimeDelta::seconds(5));
+    let response = harness.decide("key_x_api_key").await.unwrap();
+    assert_eq!(response, expected_allow(&enabled));
+    assert_eq!(response["context"]["meta"], r#"{"city":"Z\u00fcrich","plan":"pro"}"#);
 }

@@ -99,6 +99,9 @@ fn spec() -> latchkey::KeySpec {
         expires_at: None,
         datasource_id: None,
         replaces: None,
+        owner_id: None,
+        meta: Default::default(),
+        enabled: true,
     }
 }
 

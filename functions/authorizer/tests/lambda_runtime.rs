@@ -26,6 +26,9 @@ async fn the_function_answers_fixture_events_through_the_lambda_runtime() {
         expires_at: None,
         datasource_id: None,
         replaces: None,
+        owner_id: None,
+        meta: Default::default(),
+        enabled: true,
     };
     let record = KeyRecord::new(&key, &peppers.current, spec, now());
     store.insert(&record).await.unwrap();

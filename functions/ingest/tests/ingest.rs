@@ -64,6 +64,9 @@ impl<R: RecordStore> Stack<R> {
             expires_at: None,
             datasource_id: datasource.cloned(),
             replaces: None,
+            owner_id: None,
+            meta: Default::default(),
+            enabled: true,
         };
         let (key, record) = KeyRecord::issue(&KeyProfile::latchkey(), &peppers.current().await.current, spec, start());
         self.keys.insert(&record).await.unwrap();

@@ -15,7 +15,9 @@ use latchkey::ingest::dynamo::DynamoRecordStore;
 use latchkey::manage::{Caller, KeyService, Management, ManagementRequest, Role};
 use latchkey::store::dynamo::DynamoKeyStore;
 use latchkey::store::{Cursor, KeyStore, Page, StoreError};
-use latchkey::{AuditId, DatasourceId, GatewayKey, KeyChanges, KeyDigest, KeyId, KeyRecord, PepperVersion, TenantId};
+use latchkey::{
+    AuditId, DatasourceId, GatewayKey, KeyChanges, KeyDigest, KeyId, KeyRecord, OwnerId, PepperVersion, TenantId,
+};
 use latchkey_tests::StaticPepper;
 use serde_json::json;
 
@@ -79,6 +81,15 @@ impl KeyStore for RefusesNewKeys {
     }
     async fn list(&self, tenant: &TenantId, limit: u32, after: Option<&Cursor>) -> Result<Page<KeyRecord>, StoreError> {
         self.0.list(tenant, limit, after).await
+    }
+    async fn owned(
+        &self,
+        tenant: &TenantId,
+        owner: &OwnerId,
+        limit: u32,
+        after: Option<&Cursor>,
+    ) -> Result<Page<KeyRecord>, StoreError> {
+        self.0.owned(tenant, owner, limit, after).await
     }
     async fn revoke(&self, tenant: &TenantId, id: &KeyId, at: DateTime<Utc>) -> Result<KeyRecord, StoreError> {
         self.0.revoke(tenant, id, at).await

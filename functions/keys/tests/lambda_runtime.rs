@@ -97,6 +97,9 @@ async fn key_functions_answer_through_the_lambda_runtime_as_deployed() {
         expires_at: Some(issued_at + chrono::TimeDelta::hours(1)),
         datasource_id: None,
         replaces: None,
+        owner_id: None,
+        meta: Default::default(),
+        enabled: true,
     };
     let hasher = common::issuance().await.peppers.current().await.current.clone();
     let (_, mut expired) = latchkey::KeyRecord::issue(&latchkey::KeyProfile::latchkey(), &hasher, spec, issued_at);

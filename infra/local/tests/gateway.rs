@@ -33,7 +33,12 @@ async fn the_backend_learns_who_called_and_never_sees_the_key() {
     let echo = EchoServer::start().await;
     let dir = tempfile::tempdir().unwrap();
     let api = gateway(dir.path(), &echo.url, &[]).await;
-    let (id, key) = new_key(&api, json!({"name": "catalog reader", "permissions": ["read"], "tier": "starter"})).await;
+    let (id, key) = new_key(
+        &api,
+        json!({"name": "catalog reader", "permissions": ["read"], "tier": "starter",
+            "meta": {"plan": "pro", "city": "Zürich"}}),
+    )
+    .await;
     let client = Client::new();
     let styles: [(&str, String); 3] =
         [("x-api-key", key.clone()), ("authorization", format!("Bearer {key}")), ("authorization", key.clone())];
@@ -64,6 +69,8 @@ async fn the_backend_learns_who_called_and_never_sees_the_key() {
             ("x-latchkey-key-id", id.as_str()),
             ("x-latchkey-permissions", "read"),
             ("x-latchkey-tier", "starter"),
+            // Compact JSON, non-ASCII escaped: what a header carries unchanged.
+            ("x-latchkey-meta", r#"{"city":"Z\u00fcrich","plan":"pro"}"#),
         ]
         .iter()
         .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
@@ -97,6 +104,11 @@ async fn refused_requests_never_reach_the_backend() {
     let (revoked_id, revoked) = new_key(&api, json!({"name": "to revoke"})).await;
     let soon = (chrono::Utc::now() + chrono::TimeDelta::seconds(2)).to_rfc3339();
     let (_, expiring) = new_key(&api, json!({"name": "short-lived", "expires_at": soon})).await;
+    let (disabled_id, disabled) = new_key(&api, json!({"name": "to disable"})).await;
+    let (status, body) = api
+        .json(api.admin_key.as_deref(), Method::PATCH, &format!("/keys/{disabled_id}"), Some(json!({"enabled": false})))
+        .await;
+    assert_eq!((status, &body["enabled"]), (200, &json!(false)), "{body}");
     let (status, _) = api.json(api.admin_key.as_deref(), Method::DELETE, &format!("/keys/{revoked_id}"), None).await;
     assert_eq!(status, 204);
 
@@ -108,6 +120,7 @@ async fn refused_requests_never_reach_the_backend() {
     tokio::time::sleep(Duration::from_millis(5_500)).await;
     refused(&api, Some(&revoked), "INVALID_API_KEY").await;
     refused(&api, Some(&expiring), "EXPIRED_API_KEY").await;
+    refused(&api, Some(&disabled), "DISABLED_API_KEY").await;
     assert_eq!(echo.count(), 0, "a refused request reached the backend");
 }
 

@@ -200,6 +200,9 @@ impl<S: KeyStore + AuditLog + DatasourceStore, G: GatewayKeys, R: RecordStore> D
             expires_at: None,
             datasource_id: Some(id.clone()),
             replaces,
+            owner_id: None,
+            meta: Default::default(),
+            enabled: true,
         }
     }
 

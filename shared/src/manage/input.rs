@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 
 use crate::store::Cursor;
 use crate::tier::Tiers;
-use crate::{ApiError, KeyStatus, Permission, Permissions, TierName};
+use crate::{ApiError, KeyMeta, KeyStatus, OwnerId, Permission, Permissions, TierName};
 
 /// The largest request body accepted (`PAYLOAD_TOO_LARGE` beyond).
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -71,6 +71,9 @@ pub struct CreateKeyBody {
     pub expires_at: Option<String>,
     #[serde(default, deserialize_with = "whole_number")]
     pub expires_in_days: Option<i64>,
+    pub owner_id: Option<String>,
+    pub meta: Option<serde_json::Value>,
+    pub enabled: Option<bool>,
 }
 
 /// `PATCH /keys/{id}`.
@@ -81,6 +84,22 @@ pub struct UpdateKeyBody {
     pub permissions: Option<Vec<String>>,
     pub tier: Option<String>,
     pub expires_at: Option<String>,
+    /// `null` takes the owner away; absent leaves it.
+    #[serde(default, deserialize_with = "present")]
+    pub owner_id: Option<Option<String>>,
+    /// `null` or `{}` clears it; absent leaves it.
+    #[serde(default, deserialize_with = "present")]
+    pub meta: Option<Option<serde_json::Value>>,
+    pub enabled: Option<bool>,
+}
+
+/// A field that may be `null` on purpose: present (`Some`, `null` or not) or absent (`None`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// `POST /keys/{id}/rotate`.
@@ -116,6 +135,9 @@ pub struct NewKey {
     pub permissions: Permissions,
     pub tier: TierName,
     pub expires_at: Option<DateTime<Utc>>,
+    pub owner_id: Option<OwnerId>,
+    pub meta: KeyMeta,
+    pub enabled: bool,
 }
 
 impl CreateKeyBody {
@@ -142,7 +164,15 @@ impl CreateKeyBody {
             }
             (None, None) => policy.max_lifetime.map(|max| now + max),
         };
-        Ok(NewKey { name, permissions, tier, expires_at })
+        Ok(NewKey {
+            name,
+            permissions,
+            tier,
+            expires_at,
+            owner_id: self.owner_id.map(|text| owner_id(&text)).transpose()?,
+            meta: self.meta.map(meta).transpose()?.unwrap_or_default(),
+            enabled: self.enabled.unwrap_or(true),
+        })
     }
 }
 
@@ -156,6 +186,9 @@ impl UpdateKeyBody {
                 .expires_at
                 .map(|text| expiry("expires_at", parse_time("expires_at", &text)?, policy, now))
                 .transpose()?,
+            owner_id: self.owner_id.map(|text| text.map(|text| owner_id(&text)).transpose()).transpose()?,
+            meta: self.meta.map(|value| value.map(meta).transpose().map(Option::unwrap_or_default)).transpose()?,
+            enabled: self.enabled,
         })
     }
 }
@@ -203,6 +236,14 @@ fn permissions(list: Vec<String>) -> Result<Permissions, ApiError> {
         return Err(ApiError::validation("permissions", "at least one permission is required"));
     }
     Ok(permissions)
+}
+
+pub(crate) fn owner_id(text: &str) -> Result<OwnerId, ApiError> {
+    text.parse().map_err(|e: crate::metadata::InvalidOwnerId| ApiError::validation("owner_id", e.to_string()))
+}
+
+fn meta(value: serde_json::Value) -> Result<KeyMeta, ApiError> {
+    KeyMeta::try_from(value).map_err(|e| ApiError::validation("meta", e.to_string()))
 }
 
 fn tier(text: &str, policy: &KeyPolicy) -> Result<TierName, ApiError> {
@@ -341,6 +382,32 @@ mod tests {
         assert_eq!(key.expires_at, Some(now() + TimeDelta::days(90)), "a bounded deployment gives every key an expiry");
         let too_long = body(r#"{"name": "ci", "expires_in_days": 91}"#).validate(&bounded, now());
         assert_eq!(field(too_long.unwrap_err()), "expires_in_days");
+    }
+
+    #[test]
+    fn owners_metadata_and_the_enabled_flag() {
+        assert_eq!(field(create(r#"{"name": "a", "owner_id": ""}"#).unwrap_err()), "owner_id");
+        assert_eq!(field(create(r#"{"name": "a", "owner_id": "tab\there"}"#).unwrap_err()), "owner_id");
+        assert_eq!(field(create(r#"{"name": "a", "meta": [1]}"#).unwrap_err()), "meta");
+        let big = format!(r#"{{"name": "a", "meta": {{"a": "{}"}}}}"#, "x".repeat(4090));
+        assert_eq!(field(create(&big).unwrap_err()), "meta");
+        assert_eq!(field(create(r#"{"name": "a", "enabled": "no"}"#).unwrap_err()), "enabled");
+        let key = create(r#"{"name": "a", "owner_id": "cus_1", "meta": {"plan": "pro"}, "enabled": false}"#).unwrap();
+        assert_eq!(
+            (key.owner_id.unwrap().as_str(), key.meta.as_map()["plan"].as_str(), key.enabled),
+            ("cus_1", Some("pro"), false)
+        );
+        let key = create(r#"{"name": "a", "owner_id": null, "meta": null, "enabled": null}"#).unwrap();
+        assert_eq!((key.owner_id, key.meta.is_empty(), key.enabled), (None, true, true));
+
+        // PATCH: absent leaves a field, null takes an owner or metadata away.
+        let update = |json: &str| parse_body::<UpdateKeyBody>(json.as_bytes())?.validate(&policy(), now());
+        assert!(update("{}").unwrap().is_empty());
+        let cleared = update(r#"{"owner_id": null, "meta": null}"#).unwrap();
+        assert_eq!((cleared.owner_id, cleared.meta), (Some(None), Some(crate::KeyMeta::default())));
+        let set = update(r#"{"owner_id": "cus_2", "enabled": false}"#).unwrap();
+        assert_eq!((set.owner_id.unwrap().unwrap().as_str(), set.enabled), ("cus_2", Some(false)));
+        assert_eq!(field(update(r#"{"owner_id": "  "}"#).unwrap_err()), "owner_id");
     }
 
     #[test]

@@ -27,7 +27,10 @@ use crate::audit::{AuditAction, AuditEvent, AuditLog};
 use crate::gateway::GatewayKeys;
 use crate::pepper::{CachedPepper, PepperProvider};
 use crate::store::{KeyStore, Page};
-use crate::{ApiError, ApiKey, AuditId, Clock, KeyId, KeyProfile, KeyRecord, KeySpec, KeyStatus, Permission, TierName};
+use crate::{
+    ApiError, ApiKey, AuditId, Clock, KeyChanges, KeyId, KeyProfile, KeyRecord, KeySpec, KeyStatus, OwnerId,
+    Permission, TierName,
+};
 
 /// Usage reports cover at most this many days (API Gateway keeps 90).
 pub const MAX_USAGE_DAYS: u32 = 90;
@@ -74,6 +77,9 @@ impl<S: KeyStore + AuditLog, G: GatewayKeys> KeyService<S, G> {
             expires_at: new.expires_at,
             datasource_id: None,
             replaces: None,
+            owner_id: new.owner_id,
+            meta: new.meta,
+            enabled: new.enabled,
         };
         self.insert(issuance, caller, spec, now).await
     }
@@ -102,6 +108,9 @@ impl<S: KeyStore + AuditLog, G: GatewayKeys> KeyService<S, G> {
             expires_at: None,
             datasource_id: None,
             replaces: None,
+            owner_id: None,
+            meta: Default::default(),
+            enabled: true,
         };
         self.insert(issuance, caller, spec, now).await
     }
@@ -113,12 +122,14 @@ impl<S: KeyStore + AuditLog, G: GatewayKeys> KeyService<S, G> {
         Ok(KeyView::of(&record, self.clock.now()))
     }
 
-    /// `GET /keys?limit&cursor&status`.
+    /// `GET /keys?limit&cursor&status&owner_id`: one owner's keys from the owner index, the
+    /// tenant's from the tenant index; either way in creation order.
     pub async fn list(
         &self,
         caller: &Caller,
         query: PageQuery,
         status: Option<KeyStatus>,
+        owner: Option<OwnerId>,
     ) -> Result<KeyList, ApiError> {
         caller.require(Permission::Admin)?;
         let now = self.clock.now();
@@ -126,7 +137,10 @@ impl<S: KeyStore + AuditLog, G: GatewayKeys> KeyService<S, G> {
         let mut cursor = query.cursor;
         for _ in 0..MAX_PAGES_PER_FILTERED_LIST {
             let wanted = query.limit - keys.len() as u32;
-            let page = self.store.list(&caller.tenant, wanted, cursor.as_ref()).await?;
+            let page = match &owner {
+                Some(owner) => self.store.owned(&caller.tenant, owner, wanted, cursor.as_ref()).await?,
+                None => self.store.list(&caller.tenant, wanted, cursor.as_ref()).await?,
+            };
             let more = page.next_cursor.is_some();
             let last = page.items.last().map(|r| r.id.clone());
             keys.extend(
@@ -172,7 +186,16 @@ impl<S: KeyStore + AuditLog, G: GatewayKeys> KeyService<S, G> {
                 return Err(error.into());
             }
         };
-        self.audit(caller, AuditAction::KeyUpdate, &updated.id, now).await;
+        // Turning a key off or on is audited as such; any other change as an update.
+        let switched = changes.enabled.filter(|enabled| *enabled != current.enabled);
+        if let Some(enabled) = switched {
+            let action = if enabled { AuditAction::KeyEnable } else { AuditAction::KeyDisable };
+            self.audit(caller, action, &updated.id, now).await;
+        }
+        let others = KeyChanges { enabled: None, ..changes.clone() };
+        if switched.is_none() || !others.is_empty() {
+            self.audit(caller, AuditAction::KeyUpdate, &updated.id, now).await;
+        }
         Ok(KeyView::of(&updated, now))
     }
 
@@ -208,6 +231,10 @@ impl<S: KeyStore + AuditLog, G: GatewayKeys> KeyService<S, G> {
             expires_at,
             datasource_id: old.datasource_id.clone(),
             replaces: Some(old.id.clone()),
+            // Everything the old key carried; disabled stays disabled.
+            owner_id: old.owner_id.clone(),
+            meta: old.meta.clone(),
+            enabled: old.enabled,
         };
         let old_id = &old.id;
         // As the store counts a rotation: one past the limit when the old key stops at once.

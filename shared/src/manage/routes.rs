@@ -7,7 +7,7 @@ use serde::Serialize;
 use std::sync::Arc;
 
 use super::datasources::Datasources;
-use super::input::{PageQuery, parse_body, status_filter};
+use super::input::{PageQuery, owner_id, parse_body, status_filter};
 use super::{Caller, Issuance, KeyService};
 use crate::audit::AuditLog;
 use crate::datasource::DatasourceStore;
@@ -236,7 +236,8 @@ where
             Route::ListKeys => {
                 let page = PageQuery::parse(query("limit"), query("cursor"))?;
                 let status = status_filter(query("status"))?;
-                Reply::json(200, &service.list(&caller, page, status).await?)
+                let owner = query("owner_id").map(owner_id).transpose()?;
+                Reply::json(200, &service.list(&caller, page, status, owner).await?)
             }
             Route::GetKey(id) => Reply::json(200, &service.get(&caller, id).await?),
             Route::UpdateKey(id) => Reply::json(200, &service.update(&caller, id, parse_body(body)?).await?),

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::audit::AuditEvent;
 use crate::gateway::DailyUsage;
-use crate::{ApiKey, DatasourceId, KeyId, KeyRecord, KeyStatus, Permissions, TenantId, TierName};
+use crate::{ApiKey, DatasourceId, KeyId, KeyMeta, KeyRecord, KeyStatus, OwnerId, Permissions, TenantId, TierName};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct KeyView {
@@ -18,6 +18,10 @@ pub struct KeyView {
     pub permissions: Permissions,
     pub tier: TierName,
     pub status: KeyStatus,
+    /// `false` while disabled (refused with `DISABLED_API_KEY`), whatever its status.
+    pub enabled: bool,
+    pub owner_id: Option<OwnerId>,
+    pub meta: KeyMeta,
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
@@ -42,6 +46,9 @@ impl KeyView {
             permissions: record.permissions,
             tier: record.tier.clone(),
             status: record.status(now),
+            enabled: record.enabled,
+            owner_id: record.owner_id.clone(),
+            meta: record.meta.clone(),
             created_at: record.created_at,
             expires_at: record.expires_at,
             revoked_at: record.revoked_at,

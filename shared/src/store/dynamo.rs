@@ -12,7 +12,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use super::schema::{self, audit_partition, audit_pk, digest_pk, id_pk};
 use super::{Cursor, KeyStore, Page, StoreError};
 use crate::audit::{AuditEvent, AuditLog};
-use crate::{AuditId, KeyChanges, KeyDigest, KeyId, KeyRecord, PepperVersion, TenantId};
+use crate::{AuditId, KeyChanges, KeyDigest, KeyId, KeyRecord, OwnerId, PepperVersion, TenantId};
 
 mod datasources;
 
@@ -80,6 +80,7 @@ impl DynamoKeyStore {
             item.insert(schema::TTL_ATTRIBUTE.into(), ttl);
         }
         item.extend(stop_index_entry(record).into_iter().flatten().map(|(name, value)| (name.to_owned(), value)));
+        item.extend(owner_index_entry(record).map(|(name, value)| (name.to_owned(), value)));
         Ok(item)
     }
 
@@ -168,11 +169,20 @@ impl DynamoKeyStore {
                 builder = builder.expression_attribute_names(format!("#{name}"), name);
             }
         }
+        let mut removals = Vec::new();
         for (name, value) in set.iter().cloned().chain(ttl).chain(stop.into_iter().flatten()) {
+            builder = builder.expression_attribute_names(format!("#{name}"), name);
+            if value == REMOVE {
+                removals.push(format!("#{name}"));
+                continue;
+            }
             assignments.push(format!("#{name} = :{name}"));
-            builder = builder
-                .expression_attribute_names(format!("#{name}"), name)
-                .expression_attribute_values(format!(":{name}"), value);
+            builder = builder.expression_attribute_values(format!(":{name}"), value);
+        }
+        if !removals.is_empty() {
+            let listed = removals.join(", ");
+            expression =
+                if expression.is_empty() { format!(" REMOVE {listed}") } else { format!("{expression}, {listed}") };
         }
         builder.update_expression(format!("SET {}{expression}", assignments.join(", "))).build().map_err(build_error)
     }
@@ -207,14 +217,27 @@ impl DynamoKeyStore {
         from: Option<String>,
         order: Order,
     ) -> Result<Vec<Item>, StoreError> {
+        let index = (schema::TENANT_INDEX, schema::TENANT_INDEX_PARTITION_KEY);
+        self.index_page_of(index, partition, limit, from, order).await
+    }
+
+    /// [`Self::index_page`] of any index sorted by `id`: `(index, its partition key)`.
+    async fn index_page_of(
+        &self,
+        (index, partition_key): (&str, &str),
+        partition: String,
+        limit: u32,
+        from: Option<String>,
+        order: Order,
+    ) -> Result<Vec<Item>, StoreError> {
         let query = self
             .client
             .query()
             .table_name(&self.table)
-            .index_name(schema::TENANT_INDEX)
+            .index_name(index)
             .scan_index_forward(order == Order::Oldest)
             .limit(limit as i32 + 1)
-            .expression_attribute_names("#tenant", schema::TENANT_INDEX_PARTITION_KEY)
+            .expression_attribute_names("#tenant", partition_key)
             .expression_attribute_values(":tenant", AttributeValue::S(partition));
         let query = match from {
             Some(id) => {
@@ -287,6 +310,12 @@ fn stop_index_entry(record: &KeyRecord) -> Option<[(&'static str, AttributeValue
     ])
 }
 
+/// The attribute that puts a digest item in the owners index (`by_owner`): while it has an owner.
+fn owner_index_entry(record: &KeyRecord) -> Option<(&'static str, AttributeValue)> {
+    let owner = record.owner_id.as_ref()?;
+    Some((schema::OWNER_INDEX_PARTITION_KEY, AttributeValue::S(schema::owner_partition(&record.tenant_id, owner))))
+}
+
 fn id_item(record: &KeyRecord) -> Item {
     HashMap::from([
         (schema::PARTITION_KEY.to_owned(), AttributeValue::S(id_pk(&record.id))),
@@ -298,6 +327,10 @@ fn id_item(record: &KeyRecord) -> Item {
 fn from_item(item: Item) -> Result<KeyRecord, StoreError> {
     serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
+
+/// In the attributes an update sets: take this one away instead (`REMOVE`). An index key may not
+/// be set to `NULL`.
+const REMOVE: AttributeValue = AttributeValue::Null(true);
 
 fn to_value<T: serde::Serialize>(value: &T) -> Result<AttributeValue, StoreError> {
     serde_dynamo::to_attribute_value(value).map_err(|e| StoreError::Corrupt(e.to_string()))
@@ -363,6 +396,22 @@ impl KeyStore for DynamoKeyStore {
         Ok(Page::from_lookahead(items, limit as usize, |record| &record.id))
     }
 
+    async fn owned(
+        &self,
+        tenant: &TenantId,
+        owner: &OwnerId,
+        limit: u32,
+        after: Option<&Cursor>,
+    ) -> Result<Page<KeyRecord>, StoreError> {
+        let limit = limit.clamp(1, super::MAX_PAGE_SIZE);
+        let from = after.map(|cursor| cursor.id().to_string());
+        let index = (schema::OWNER_INDEX, schema::OWNER_INDEX_PARTITION_KEY);
+        let partition = schema::owner_partition(tenant, owner);
+        let items = self.index_page_of(index, partition, limit, from, Order::Oldest).await?;
+        let items = items.into_iter().map(from_item).collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_lookahead(items, limit as usize, |record| &record.id))
+    }
+
     async fn revoke(&self, tenant: &TenantId, id: &KeyId, at: DateTime<Utc>) -> Result<KeyRecord, StoreError> {
         self.read_modify_write(tenant, id, |record| {
             let Some(updated) = super::revoked(record, at) else { return Ok(None) };
@@ -387,6 +436,18 @@ impl KeyStore for DynamoKeyStore {
             }
             if let Some(expires_at) = &changes.expires_at {
                 set.push(("expires_at", to_value(expires_at)?));
+            }
+            if changes.owner_id.is_some() {
+                match (&updated.owner_id, owner_index_entry(&updated)) {
+                    (Some(owner), Some(entry)) => set.extend([("owner_id", to_value(owner)?), entry]),
+                    _ => set.extend([("owner_id", REMOVE), (schema::OWNER_INDEX_PARTITION_KEY, REMOVE)]),
+                }
+            }
+            if changes.meta.is_some() {
+                set.push(("meta", if updated.meta.is_empty() { REMOVE } else { to_value(&updated.meta)? }));
+            }
+            if let Some(enabled) = changes.enabled {
+                set.push(("enabled", AttributeValue::Bool(enabled)));
             }
             Ok(Some((updated, set)))
         })

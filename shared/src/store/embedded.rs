@@ -13,7 +13,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition, Wr
 
 use super::{Cursor, KeyStore, Page, StoreError};
 use crate::audit::{AuditEvent, AuditLog};
-use crate::{AuditId, KeyChanges, KeyDigest, KeyId, KeyRecord, PepperVersion, TenantId};
+use crate::{AuditId, KeyChanges, KeyDigest, KeyId, KeyRecord, OwnerId, PepperVersion, TenantId};
 
 /// Digest bytes → the record as JSON.
 const RECORDS: TableDefinition<&[u8], &str> = TableDefinition::new("records_by_digest");
@@ -21,6 +21,9 @@ const RECORDS: TableDefinition<&[u8], &str> = TableDefinition::new("records_by_d
 const IDS: TableDefinition<&str, &[u8]> = TableDefinition::new("digest_by_key_id");
 /// `"{tenant}#{key id}"` → nothing: the listing index (`#` never occurs in a tenant id).
 const TENANT_KEYS: TableDefinition<&str, ()> = TableDefinition::new("keys_by_tenant");
+/// `"{tenant}#{owner}\u{1f}{key id}"` → nothing: the owners index. An owner id has no control
+/// characters, so the unit separator ends it, and the owner's run ends before `\u{20}`.
+const OWNER_KEYS: TableDefinition<&str, ()> = TableDefinition::new("keys_by_owner");
 /// Tenant → how many of its keys are not yet retired (see [`KeyStore`]).
 const TENANT_COUNTS: TableDefinition<&str, i64> = TableDefinition::new("live_keys_by_tenant");
 /// `"{tenant}#{event id}"` → the audit event as JSON.
@@ -57,11 +60,20 @@ fn tenant_key(tenant: &TenantId, id: &impl std::fmt::Display) -> String {
     format!("{tenant}#{id}")
 }
 
+fn owner_prefix(tenant: &TenantId, owner: &OwnerId) -> String {
+    format!("{tenant}#{owner}\u{1f}")
+}
+
+fn owner_key(record: &KeyRecord) -> Option<String> {
+    record.owner_id.as_ref().map(|owner| format!("{}{}", owner_prefix(&record.tenant_id, owner), record.id))
+}
+
 /// The tables of one write transaction.
 struct Tables<'txn> {
     records: Table<'txn, &'static [u8], &'static str>,
     ids: Table<'txn, &'static str, &'static [u8]>,
     tenant_keys: Table<'txn, &'static str, ()>,
+    owner_keys: Table<'txn, &'static str, ()>,
     counts: Table<'txn, &'static str, i64>,
 }
 
@@ -71,6 +83,7 @@ impl<'txn> Tables<'txn> {
             records: txn.open_table(RECORDS).map_err(unavailable)?,
             ids: txn.open_table(IDS).map_err(unavailable)?,
             tenant_keys: txn.open_table(TENANT_KEYS).map_err(unavailable)?,
+            owner_keys: txn.open_table(OWNER_KEYS).map_err(unavailable)?,
             counts: txn.open_table(TENANT_COUNTS).map_err(unavailable)?,
         })
     }
@@ -99,7 +112,18 @@ impl<'txn> Tables<'txn> {
         Ok(self.record(&digest)?.filter(|r| &r.tenant_id == tenant))
     }
 
+    /// Writes the record, and moves its owners index entry when its owner changed.
     fn put_record(&mut self, record: &KeyRecord) -> Result<(), StoreError> {
+        let before = self.record(&record.digest)?.and_then(|stored| owner_key(&stored));
+        let after = owner_key(record);
+        if before != after {
+            if let Some(entry) = before {
+                self.owner_keys.remove(entry.as_str()).map_err(unavailable)?;
+            }
+            if let Some(entry) = &after {
+                self.owner_keys.insert(entry.as_str(), ()).map_err(unavailable)?;
+            }
+        }
         let json = encode(record)?;
         self.records.insert(record.digest.as_bytes().as_slice(), json.as_str()).map_err(unavailable)?;
         Ok(())
@@ -163,6 +187,47 @@ impl EmbeddedKeyStore {
         work(&self.db)
     }
 
+    /// Up to `limit` records of one run of an index (`start` to `end`, each entry `start` then a
+    /// key id), past the cursor's id, in id order: creation order.
+    async fn index_page(
+        &self,
+        index: TableDefinition<'static, &'static str, ()>,
+        start: String,
+        end: String,
+        limit: u32,
+        after: Option<&Cursor>,
+    ) -> Result<Page<KeyRecord>, StoreError> {
+        let limit = limit.clamp(1, super::MAX_PAGE_SIZE) as usize;
+        let after = after.map(|c| format!("{start}{}", c.id()));
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let index = txn.open_table(index).map_err(unavailable)?;
+            let ids = txn.open_table(IDS).map_err(unavailable)?;
+            let records = txn.open_table(RECORDS).map_err(unavailable)?;
+            let lower = match &after {
+                Some(after) => Bound::Excluded(after.as_str()),
+                None => Bound::Included(start.as_str()),
+            };
+            let range = index.range::<&str>((lower, Bound::Excluded(end.as_str()))).map_err(unavailable)?;
+            let mut items = Vec::with_capacity(limit + 1);
+            for entry in range.take(limit + 1) {
+                let (entry, _) = entry.map_err(unavailable)?;
+                let id = &entry.value()[start.len()..];
+                let digest = ids
+                    .get(id)
+                    .map_err(unavailable)?
+                    .ok_or_else(|| StoreError::Corrupt(format!("{id} is indexed but has no id entry")))?;
+                let json = records
+                    .get(digest.value())
+                    .map_err(unavailable)?
+                    .ok_or_else(|| StoreError::Corrupt(format!("{id} has no record")))?;
+                items.push(decode(json.value())?);
+            }
+            Ok(Page::from_lookahead(items, limit, |record| &record.id))
+        })
+        .await
+    }
+
     /// Runs `change` in one write transaction and commits it only if it succeeds.
     async fn write<T, F>(&self, change: F) -> Result<T, StoreError>
     where
@@ -214,39 +279,20 @@ impl KeyStore for EmbeddedKeyStore {
     }
 
     async fn list(&self, tenant: &TenantId, limit: u32, after: Option<&Cursor>) -> Result<Page<KeyRecord>, StoreError> {
-        let limit = limit.clamp(1, super::MAX_PAGE_SIZE) as usize;
-        let tenant = tenant.clone();
-        let after = after.map(|c| tenant_key(&tenant, c.id()));
-        self.blocking(move |db| {
-            let txn = db.begin_read().map_err(unavailable)?;
-            let index = txn.open_table(TENANT_KEYS).map_err(unavailable)?;
-            let ids = txn.open_table(IDS).map_err(unavailable)?;
-            let records = txn.open_table(RECORDS).map_err(unavailable)?;
-            let start = format!("{tenant}#");
-            // `$` follows `#`: the end of this tenant's run of index entries.
-            let end = format!("{tenant}$");
-            let lower = match &after {
-                Some(after) => Bound::Excluded(after.as_str()),
-                None => Bound::Included(start.as_str()),
-            };
-            let range = index.range::<&str>((lower, Bound::Excluded(end.as_str()))).map_err(unavailable)?;
-            let mut items = Vec::with_capacity(limit + 1);
-            for entry in range.take(limit + 1) {
-                let (entry, _) = entry.map_err(unavailable)?;
-                let id = &entry.value()[start.len()..];
-                let digest = ids
-                    .get(id)
-                    .map_err(unavailable)?
-                    .ok_or_else(|| StoreError::Corrupt(format!("{id} is indexed but has no id entry")))?;
-                let json = records
-                    .get(digest.value())
-                    .map_err(unavailable)?
-                    .ok_or_else(|| StoreError::Corrupt(format!("{id} has no record")))?;
-                items.push(decode(json.value())?);
-            }
-            Ok(Page::from_lookahead(items, limit, |record| &record.id))
-        })
-        .await
+        // `$` follows `#`: the end of this tenant's run of index entries.
+        self.index_page(TENANT_KEYS, format!("{tenant}#"), format!("{tenant}$"), limit, after).await
+    }
+
+    async fn owned(
+        &self,
+        tenant: &TenantId,
+        owner: &OwnerId,
+        limit: u32,
+        after: Option<&Cursor>,
+    ) -> Result<Page<KeyRecord>, StoreError> {
+        let start = owner_prefix(tenant, owner);
+        let end = format!("{tenant}#{owner}\u{20}");
+        self.index_page(OWNER_KEYS, start, end, limit, after).await
     }
 
     async fn revoke(&self, tenant: &TenantId, id: &KeyId, at: DateTime<Utc>) -> Result<KeyRecord, StoreError> {

@@ -9,7 +9,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 
-use crate::{ApiError, KeyChanges, KeyDigest, KeyId, KeyRecord, PepperVersion, TenantId};
+use crate::{ApiError, KeyChanges, KeyDigest, KeyId, KeyRecord, OwnerId, PepperVersion, TenantId};
 
 #[cfg(feature = "aws")]
 pub mod dynamo;
@@ -147,6 +147,17 @@ pub trait KeyStore: Send + Sync {
         after: Option<&Cursor>,
     ) -> impl Future<Output = Result<Page<KeyRecord>, StoreError>> + Send;
 
+    /// A page of the keys of one owner of a tenant, in creation order, at most `limit`: one
+    /// query of an index of owners, never a scan of the tenant's keys. Like `list`, it may lag a
+    /// write by moments in DynamoDB (its indexes are eventually consistent).
+    fn owned(
+        &self,
+        tenant: &TenantId,
+        owner: &OwnerId,
+        limit: u32,
+        after: Option<&Cursor>,
+    ) -> impl Future<Output = Result<Page<KeyRecord>, StoreError>> + Send;
+
     /// Revokes a key at `at`. Idempotent: a revoked key stays revoked at its first time.
     /// Returns the record as stored. `NotFound` for a missing or another tenant's key.
     fn revoke(
@@ -276,6 +287,15 @@ pub(crate) fn updated(record: &KeyRecord, changes: &KeyChanges) -> Result<KeyRec
     }
     if let Some(expires_at) = changes.expires_at {
         updated.expires_at = Some(expires_at);
+    }
+    if let Some(owner_id) = &changes.owner_id {
+        updated.owner_id = owner_id.clone();
+    }
+    if let Some(meta) = &changes.meta {
+        updated.meta = meta.clone();
+    }
+    if let Some(enabled) = changes.enabled {
+        updated.enabled = enabled;
     }
     updated.revision += 1;
     Ok(updated)

@@ -65,6 +65,16 @@ pub const STOP_INDEX_PARTITION_KEY: &str = "sweep";
 pub const STOP_INDEX_SORT_KEY: &str = "stops_at";
 /// The one value of [`STOP_INDEX_PARTITION_KEY`]: every key waiting for the sweep.
 pub const STOP_PARTITION: &str = "due";
+/// The sparse index of keys by owner: a digest item whose key has an owner carries
+/// `tenant_owner = "<tenant>#<owner id>"` (a tenant id has no `#`, so the first one separates
+/// them), sorted by the key's `id` like `by_tenant`.
+pub const OWNER_INDEX: &str = "by_owner";
+pub const OWNER_INDEX_PARTITION_KEY: &str = "tenant_owner";
+
+pub fn owner_partition(tenant: &crate::TenantId, owner: &crate::OwnerId) -> String {
+    format!("{tenant}#{owner}")
+}
+
 pub const TENANT_INDEX: &str = "by_tenant";
 pub const TENANT_INDEX_PARTITION_KEY: &str = "tenant_id";
 pub const TENANT_INDEX_SORT_KEY: &str = "id";
@@ -141,11 +151,19 @@ mod create {
             .projection(Projection::builder().projection_type(ProjectionType::All).build())
             .build()
             .map_err(|e| e.to_string())?;
+        let owners = GlobalSecondaryIndex::builder()
+            .index_name(OWNER_INDEX)
+            .key_schema(key(OWNER_INDEX_PARTITION_KEY, KeyType::Hash))
+            .key_schema(key(TENANT_INDEX_SORT_KEY, KeyType::Range))
+            .projection(Projection::builder().projection_type(ProjectionType::All).build())
+            .build()
+            .map_err(|e| e.to_string())?;
         let request = client
             .create_table()
             .table_name(name)
             .billing_mode(BillingMode::PayPerRequest)
             .attribute_definitions(string_attribute(PARTITION_KEY))
+            .attribute_definitions(string_attribute(OWNER_INDEX_PARTITION_KEY))
             .attribute_definitions(string_attribute(TENANT_INDEX_PARTITION_KEY))
             .attribute_definitions(string_attribute(TENANT_INDEX_SORT_KEY))
             .attribute_definitions(string_attribute(STOP_INDEX_PARTITION_KEY))
@@ -158,7 +176,8 @@ mod create {
             )
             .key_schema(key(PARTITION_KEY, KeyType::Hash))
             .global_secondary_indexes(index)
-            .global_secondary_indexes(stops);
+            .global_secondary_indexes(stops)
+            .global_secondary_indexes(owners);
         create_and_wait(client, name, request).await
     }
 

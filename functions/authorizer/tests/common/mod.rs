@@ -98,6 +98,9 @@ fn spec(permissions: &[Permission], tier: &str) -> KeySpec {
         expires_at: None,
         datasource_id: None,
         replaces: None,
+        owner_id: None,
+        meta: Default::default(),
+        enabled: true,
     }
 }
 
