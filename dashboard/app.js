@@ -135,6 +135,8 @@ function badge(key) {
   if (status === "active" && key.expires_at && Date.parse(key.expires_at) - Date.now() < SOON_DAYS * 86400000) {
     status = "expires soon";
   }
+  // Disabled matters only while the key would otherwise work.
+  if (status !== "revoked" && status !== "expired" && key.enabled === false) status = "disabled";
   const span = document.createElement("span");
   span.className = `badge ${status.replace(" ", "-")}`;
   span.textContent = status;
@@ -308,6 +310,10 @@ async function openKey(id) {
     field(fields, "Status", badge(key));
     field(fields, "Permissions", key.permissions.join(", "));
     field(fields, "Tier", key.tier);
+    field(fields, "Owner", key.owner_id || "—");
+    if (Object.keys(key.meta || {}).length) {
+      field(fields, "Metadata", Object.assign(document.createElement("code"), { textContent: JSON.stringify(key.meta) }));
+    }
     field(fields, "Created", when(key.created_at));
     field(fields, "Last used", when(key.last_used_at));
     field(fields, "Expires", when(key.expires_at));
@@ -319,7 +325,10 @@ async function openKey(id) {
     }
     $("edit-tier").value = key.tier;
     $("edit-expires").value = key.expires_at ? key.expires_at.slice(0, 10) : "";
+    $("edit-owner").value = key.owner_id || "";
     $("edit-form").hidden = key.status === "revoked";
+    $("key-toggle").hidden = key.status === "revoked";
+    $("key-toggle").textContent = key.enabled === false ? "Enable key" : "Disable key";
     fail("edit-error", null);
     const events = $("key-events");
     events.replaceChildren();
@@ -346,10 +355,24 @@ async function editKey(event) {
   const body = { name: $("edit-name").value.trim(), permissions, tier: $("edit-tier").value };
   const expires = isoDay($("edit-expires").value);
   if (expires && expires.slice(0, 10) !== (shown.expires_at || "").slice(0, 10)) body.expires_at = expires;
+  const owner = $("edit-owner").value.trim();
+  if (owner !== (shown.owner_id || "")) body.owner_id = owner || null;
   try {
     await api("PATCH", `/keys/${encodeURIComponent(shown.id)}`, body);
     await openKey(shown.id);
     show("Saved.");
+  } catch (error) {
+    fail("edit-error", error);
+  }
+}
+
+// Disabling is reversible, so it asks no confirmation: the button turns it back on.
+async function toggleKey() {
+  const enabled = shown.enabled === false;
+  try {
+    await api("PATCH", `/keys/${encodeURIComponent(shown.id)}`, { enabled });
+    await openKey(shown.id);
+    show(enabled ? "Enabled: the key works again within seconds." : "Disabled: the key is refused within seconds, until enabled again.");
   } catch (error) {
     fail("edit-error", error);
   }
@@ -481,6 +504,8 @@ async function createKey(event) {
   const body = { name: $("create-name").value.trim(), permissions, tier: $("create-tier").value };
   const expires = isoDay($("create-expires").value);
   if (expires) body.expires_at = expires;
+  const owner = $("create-owner").value.trim();
+  if (owner) body.owner_id = owner;
   try {
     const issued = await api("POST", "/keys", body);
     fail("create-error", null);
@@ -555,6 +580,7 @@ function start() {
   }
   $("key-back").addEventListener("click", openKeys);
   $("edit-form").addEventListener("submit", editKey);
+  $("key-toggle").addEventListener("click", toggleKey);
   $("confirm-cancel").addEventListener("click", () => $("confirm-dialog").close());
   $("confirm-form").addEventListener("submit", runConfirmed);
   $("datasource-form").addEventListener("submit", createDatasource);

@@ -138,6 +138,12 @@ def whoami(key):
         return error.code, json.load(error)
 
 
+def admin_get(path):
+    request = urllib.request.Request(f"{base}{path}", headers={"x-api-key": admin_key})
+    with urllib.request.urlopen(request) as response:
+        return json.load(response)
+
+
 def ingest(key, body):
     data = json.dumps(body).encode()
     request = urllib.request.Request(f"{base}/ingest", data=data, method="POST",
@@ -305,6 +311,26 @@ with tempfile.TemporaryDirectory() as profile:
         wait(driver).until(lambda d: d.find_element(By.ID, "key-title").text == "billing worker v2")
         wait(driver).until(lambda d: "key.update" in d.find_element(By.ID, "key-events").text)
         assert whoami(rotated)[1]["name"] == "billing worker v2"
+
+        # Give it an owner (the API then lists it under that owner), disable it (refused as
+        # such once the authorizer's 5 s cache has passed), enable it again.
+        driver.find_element(By.ID, "edit-owner").send_keys("cus_42")
+        driver.find_element(By.ID, "edit-submit").click()
+        wait(driver).until(lambda d: "cus_42" in d.find_element(By.ID, "key-fields").text)
+        assert [k["name"] for k in admin_get("/keys?owner_id=cus_42")["keys"]] == ["billing worker v2"]
+        driver.find_element(By.ID, "key-toggle").click()
+        wait(driver).until(lambda d: d.find_element(By.ID, "key-toggle").text == "Enable key")
+        assert "disabled" in driver.find_element(By.ID, "key-fields").text
+        shot(driver, "key-disabled-desktop")
+        time.sleep(5.5)
+        status, body = whoami(rotated)
+        assert (status, body["error"]["code"]) == (401, "DISABLED_API_KEY"), body
+        driver.find_element(By.ID, "key-toggle").click()
+        wait(driver).until(lambda d: d.find_element(By.ID, "key-toggle").text == "Disable key")
+        wait(driver).until(lambda d: "key.enable" in d.find_element(By.ID, "key-events").text)
+        assert "key.disable" in driver.find_element(By.ID, "key-events").text
+        time.sleep(5.5)
+        assert whoami(rotated)[0] == 200
         driver.find_element(By.ID, "key-back").click()
         active_row(driver, "billing worker v2")
 
