@@ -311,6 +311,7 @@ async function openKey(id) {
     field(fields, "Permissions", key.permissions.join(", "));
     field(fields, "Tier", key.tier);
     field(fields, "Owner", key.owner_id || "—");
+    field(fields, "IP allowlist", (key.ip_allowlist || []).join(", ") || "any address");
     if (Object.keys(key.meta || {}).length) {
       field(fields, "Metadata", Object.assign(document.createElement("code"), { textContent: JSON.stringify(key.meta) }));
     }
@@ -326,6 +327,7 @@ async function openKey(id) {
     $("edit-tier").value = key.tier;
     $("edit-expires").value = key.expires_at ? key.expires_at.slice(0, 10) : "";
     $("edit-owner").value = key.owner_id || "";
+    $("edit-allowlist").value = (key.ip_allowlist || []).join(", ");
     $("edit-form").hidden = key.status === "revoked";
     $("key-toggle").hidden = key.status === "revoked";
     $("key-toggle").textContent = key.enabled === false ? "Enable key" : "Disable key";
@@ -357,6 +359,8 @@ async function editKey(event) {
   if (expires && expires.slice(0, 10) !== (shown.expires_at || "").slice(0, 10)) body.expires_at = expires;
   const owner = $("edit-owner").value.trim();
   if (owner !== (shown.owner_id || "")) body.owner_id = owner || null;
+  const allowlist = $("edit-allowlist").value.split(/[\s,]+/).filter(Boolean);
+  if (allowlist.join(",") !== (shown.ip_allowlist || []).join(",")) body.ip_allowlist = allowlist;
   try {
     await api("PATCH", `/keys/${encodeURIComponent(shown.id)}`, body);
     await openKey(shown.id);

@@ -318,6 +318,17 @@ with tempfile.TemporaryDirectory() as profile:
         driver.find_element(By.ID, "edit-submit").click()
         wait(driver).until(lambda d: "cus_42" in d.find_element(By.ID, "key-fields").text)
         assert [k["name"] for k in admin_get("/keys?owner_id=cus_42")["keys"]] == ["billing worker v2"]
+        # An IP allowlist without this machine refuses the key (the local API's cache is cleared
+        # by its own changes); emptied, the key works again.
+        driver.find_element(By.ID, "edit-allowlist").send_keys("10.0.0.0/8, 2001:db8::/32")
+        driver.find_element(By.ID, "edit-submit").click()
+        wait(driver).until(lambda d: "10.0.0.0/8, 2001:db8::/32" in d.find_element(By.ID, "key-fields").text)
+        status, body = whoami(rotated)
+        assert (status, body["error"]["code"]) == (401, "IP_NOT_ALLOWED"), body
+        driver.find_element(By.ID, "edit-allowlist").clear()
+        driver.find_element(By.ID, "edit-submit").click()
+        wait(driver).until(lambda d: "any address" in d.find_element(By.ID, "key-fields").text)
+        assert whoami(rotated)[0] == 200
         driver.find_element(By.ID, "key-toggle").click()
         wait(driver).until(lambda d: d.find_element(By.ID, "key-toggle").text == "Enable key")
         assert "disabled" in driver.find_element(By.ID, "key-fields").text

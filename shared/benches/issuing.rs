@@ -36,6 +36,7 @@ fn key_creation(c: &mut Criterion) {
         owner_id: None,
         meta: Default::default(),
         enabled: true,
+        ip_allowlist: Default::default(),
     };
     let now = Utc::now();
     let mut group = c.benchmark_group("key_creation");

@@ -30,6 +30,11 @@ pub enum ApiError {
     /// Disabled by its tenant: refused until enabled again.
     #[error("The API key is disabled")]
     DisabledApiKey,
+    /// The key has an IP allowlist and the request came from elsewhere (or from an address the
+    /// gateway did not report). 401, not 403: every refusal of the deployed authorizer renders
+    /// through one gateway response, at one status.
+    #[error("The API key may not be used from this address")]
+    IpNotAllowed { source_ip: Option<String> },
     #[error("The token is invalid")]
     InvalidToken,
     #[error("The token has expired")]
@@ -87,6 +92,7 @@ impl ApiError {
             | ApiError::InvalidApiKey
             | ApiError::ExpiredApiKey { .. }
             | ApiError::DisabledApiKey
+            | ApiError::IpNotAllowed { .. }
             | ApiError::InvalidToken
             | ApiError::ExpiredToken => 401,
             ApiError::InsufficientPermissions { .. } => 403,
@@ -112,6 +118,7 @@ impl ApiError {
             ApiError::InvalidApiKey => "INVALID_API_KEY",
             ApiError::ExpiredApiKey { .. } => "EXPIRED_API_KEY",
             ApiError::DisabledApiKey => "DISABLED_API_KEY",
+            ApiError::IpNotAllowed { .. } => "IP_NOT_ALLOWED",
             ApiError::InvalidToken => "INVALID_TOKEN",
             ApiError::ExpiredToken => "EXPIRED_TOKEN",
             ApiError::InsufficientPermissions { .. } => "INSUFFICIENT_PERMISSIONS",
@@ -138,6 +145,7 @@ impl ApiError {
             ApiError::MissingApiKey { header } => vec![("header", (*header).to_owned())],
             ApiError::ConflictingCredentials => vec![("headers", "x-api-key,authorization".to_owned())],
             ApiError::ExpiredApiKey { expired_at } => vec![("expired_at", format_time(*expired_at))],
+            ApiError::IpNotAllowed { source_ip } => source_ip.iter().map(|ip| ("source_ip", ip.clone())).collect(),
             ApiError::InsufficientPermissions { required } => vec![("required", required.as_str().to_owned())],
             ApiError::Validation { field, .. } => vec![("field", field.clone())],
             ApiError::PayloadTooLarge { limit_bytes } => vec![("limit_bytes", limit_bytes.to_string())],

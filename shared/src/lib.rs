@@ -6,6 +6,7 @@
 //! [`store::KeyStore`] contract with its DynamoDB and embedded implementations, the pepper
 //! providers, and typed configuration.
 
+pub mod allowlist;
 pub mod audit;
 pub mod clock;
 pub mod config;
@@ -33,6 +34,7 @@ pub mod upstream;
 #[cfg(feature = "aws")]
 pub mod aws;
 
+pub use allowlist::IpAllowlist;
 pub use clock::{Clock, ManualClock, OffsetClock, SystemClock};
 pub use credential::{Credential, CredentialError, extract_credential};
 pub use digest::{KeyDigest, KeyHasher, PepperVersion};

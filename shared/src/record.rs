@@ -5,6 +5,7 @@ use std::fmt;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::IpAllowlist;
 use crate::metadata::{KeyMeta, OwnerId};
 use crate::{
     ApiKey, DatasourceId, KeyDigest, KeyHasher, KeyId, KeyProfile, PepperVersion, Permissions, TenantId, TierName,
@@ -90,6 +91,9 @@ pub struct KeyRecord {
     /// reversible. Records stored before the field existed are enabled.
     #[serde(default = "enabled")]
     pub enabled: bool,
+    /// Where the key may be used from; empty: anywhere.
+    #[serde(default, skip_serializing_if = "IpAllowlist::is_empty")]
+    pub ip_allowlist: IpAllowlist,
 }
 
 fn enabled() -> bool {
@@ -109,6 +113,7 @@ pub struct KeySpec {
     pub owner_id: Option<OwnerId>,
     pub meta: KeyMeta,
     pub enabled: bool,
+    pub ip_allowlist: IpAllowlist,
 }
 
 impl KeySpec {
@@ -126,6 +131,7 @@ impl KeySpec {
             owner_id: None,
             meta: KeyMeta::default(),
             enabled: true,
+            ip_allowlist: IpAllowlist::default(),
         }
     }
 }
@@ -142,6 +148,8 @@ pub struct KeyChanges {
     /// `Some(KeyMeta::default())` clears it.
     pub meta: Option<KeyMeta>,
     pub enabled: Option<bool>,
+    /// `Some(IpAllowlist::default())` allows every address again.
+    pub ip_allowlist: Option<IpAllowlist>,
 }
 
 impl KeyChanges {
@@ -183,6 +191,7 @@ impl KeyRecord {
             owner_id: spec.owner_id,
             meta: spec.meta,
             enabled: spec.enabled,
+            ip_allowlist: spec.ip_allowlist,
         }
     }
 

@@ -31,6 +31,7 @@ fn record(expires_at: Option<DateTime<Utc>>) -> KeyRecord {
         owner_id: None,
         meta: Default::default(),
         enabled: true,
+        ip_allowlist: Default::default(),
     };
     KeyRecord::issue(&KeyProfile::ctw(), &KeyHasher::new(&[1; 32], PepperVersion::new("v1")), spec, now()).1
 }
@@ -98,6 +99,7 @@ async fn the_table_holds_no_plaintext_key() {
             owner_id: None,
             meta: Default::default(),
             enabled: true,
+            ip_allowlist: Default::default(),
         };
         let (key, record) = KeyRecord::issue(&profile, &hasher, spec, now());
         store.insert(&record).await.unwrap();

@@ -39,6 +39,7 @@ fn spec(name: &str) -> KeySpec {
         owner_id: None,
         meta: Default::default(),
         enabled: true,
+        ip_allowlist: Default::default(),
     }
 }
 

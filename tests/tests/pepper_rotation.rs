@@ -31,6 +31,7 @@ fn spec() -> KeySpec {
         owner_id: None,
         meta: Default::default(),
         enabled: true,
+        ip_allowlist: Default::default(),
     }
 }
 

@@ -40,6 +40,7 @@ fn spec(tenant: &TenantId, name: &str) -> KeySpec {
         owner_id: None,
         meta: Default::default(),
         enabled: true,
+        ip_allowlist: Default::default(),
     }
 }
 

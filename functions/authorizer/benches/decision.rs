@@ -43,6 +43,7 @@ fn decision(c: &mut Criterion) {
             owner_id: None,
             meta: Default::default(),
             enabled: true,
+            ip_allowlist: Default::default(),
         };
         store.insert(&KeyRecord::new(&key, &hasher, spec, chrono::Utc::now())).await.unwrap();
         let authorizer = Authorizer::new(Dependencies {

@@ -36,6 +36,48 @@ pub struct AuthorizerEvent<'a> {
 #[derive(Debug)]
 pub struct RequestContext<'a> {
     request_id: Option<Text<'a>>,
+    /// `identity.sourceIp`: the address API Gateway saw the request come from.
+    source_ip: Option<Text<'a>>,
+}
+
+/// `requestContext.identity`, of which only `sourceIp` is read; a map only, like its parent.
+struct Identity<'a> {
+    source_ip: Option<Text<'a>>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Identity<'a> {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct IdentityVisitor;
+
+        impl<'de> Visitor<'de> for IdentityVisitor {
+            type Value = Identity<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an identity object")
+            }
+
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Identity { source_ip: None })
+            }
+
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+                let mut source_ip = None;
+                while let Some(Text(name)) = map.next_key()? {
+                    if name == "sourceIp" {
+                        if source_ip.is_some() {
+                            return Err(de::Error::duplicate_field("sourceIp"));
+                        }
+                        source_ip = Some(map.next_value::<Option<Text<'de>>>()?);
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(Identity { source_ip: source_ip.flatten() })
+            }
+        }
+
+        deserializer.deserialize_any(IdentityVisitor)
+    }
 }
 
 /// Read as a map only, in the event's one pass: serde's derived structs would also take a JSON
@@ -53,8 +95,14 @@ impl<'de: 'a, 'a> Deserialize<'de> for RequestContext<'a> {
 
             fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
                 let (mut request_id, mut seen) = (None, false);
+                let mut identity: Option<Identity<'de>> = None;
                 while let Some(Text(name)) = map.next_key()? {
-                    if name == "requestId" {
+                    if name == "identity" {
+                        if identity.is_some() {
+                            return Err(de::Error::duplicate_field("identity"));
+                        }
+                        identity = Some(map.next_value()?);
+                    } else if name == "requestId" {
                         // Twice is malformed, as serde's derived structs have it (found by fuzzing).
                         if std::mem::replace(&mut seen, true) {
                             return Err(de::Error::duplicate_field("requestId"));
@@ -64,7 +112,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for RequestContext<'a> {
                         map.next_value::<IgnoredAny>()?;
                     }
                 }
-                Ok(RequestContext { request_id })
+                Ok(RequestContext { request_id, source_ip: identity.and_then(|identity| identity.source_ip) })
             }
         }
 
@@ -97,6 +145,11 @@ impl<'a> AuthorizerEvent<'a> {
 
     pub fn header_pairs(&self) -> impl Iterator<Item = (&str, &str)> {
         self.headers.0.iter().map(|(name, value)| (name.as_ref(), value.as_ref()))
+    }
+
+    /// The caller's address as API Gateway reports it; `None` when absent or not an address.
+    pub fn source_ip(&self) -> Option<std::net::IpAddr> {
+        self.request_context.as_ref()?.source_ip.as_ref()?.0.parse().ok()
     }
 
     pub fn request_id(&self) -> Option<&str> {

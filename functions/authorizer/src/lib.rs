@@ -8,6 +8,7 @@
 //! family), rendered by the gateway's `ACCESS_DENIED` response. Handlers *authorize* (403). A
 //! dependency that is down or slow is an error, so API Gateway answers 5xx: never an Allow.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -102,6 +103,16 @@ impl<S: KeyStore + 'static, P: PepperProvider> Authorizer<S, P> {
         &self,
         headers: impl IntoIterator<Item = (&'h str, &'h str)>,
     ) -> Result<Principal, ApiError> {
+        self.authenticate_from(headers, None).await
+    }
+
+    /// [`Self::authenticate`] of a request from `source` (`None`: not known, which a key with an
+    /// IP allowlist is refused for).
+    pub async fn authenticate_from<'h>(
+        &self,
+        headers: impl IntoIterator<Item = (&'h str, &'h str)>,
+        source: Option<IpAddr>,
+    ) -> Result<Principal, ApiError> {
         match extract_credential(headers)? {
             Credential::Jwt(token) => {
                 if let Some(own) = &self.sessions {
@@ -117,11 +128,11 @@ impl<S: KeyStore + 'static, P: PepperProvider> Authorizer<S, P> {
                     None => Err(ApiError::InvalidToken),
                 }
             }
-            Credential::ApiKey(text) => self.authenticate_key(text).await.map(Principal::Key),
+            Credential::ApiKey(text) => self.authenticate_key(text, source).await.map(Principal::Key),
         }
     }
 
-    async fn authenticate_key(&self, text: &str) -> Result<Arc<KeyRecord>, ApiError> {
+    async fn authenticate_key(&self, text: &str, source: Option<IpAddr>) -> Result<Arc<KeyRecord>, ApiError> {
         // The format check: a malformed key costs no I/O at all.
         let key = self.profile.parse(text).map_err(|_| ApiError::InvalidApiKeyFormat)?;
         let peppers = self.peppers.current().await;
@@ -139,6 +150,10 @@ impl<S: KeyStore + 'static, P: PepperProvider> Authorizer<S, P> {
         let now = self.clock.now();
         if let Some(refused) = record.refusal(now) {
             return Err(refused);
+        }
+        // Decided per request, like expiry: the cached record carries the list, not the answer.
+        if !record.ip_allowlist.allows(source) {
+            return Err(ApiError::IpNotAllowed { source_ip: source.map(|ip| ip.to_canonical().to_string()) });
         }
         self.last_used.record(digest, &record.id, now);
         Ok(record)
@@ -170,7 +185,7 @@ impl<S: KeyStore + 'static, P: PepperProvider> Authorizer<S, P> {
         let event = AuthorizerEvent::parse(raw).map_err(|e| HandlerError::MalformedEvent(e.to_string()))?;
         let resource = policy::stage_wildcard(&event.method_arn)
             .ok_or_else(|| HandlerError::MalformedEvent("methodArn is not an execute-api ARN".into()))?;
-        let outcome = self.authenticate(event.header_pairs()).await;
+        let outcome = self.authenticate_from(event.header_pairs(), event.source_ip()).await;
         let latency_us = started.elapsed().as_micros() as u64;
         let request_id = event.request_id().unwrap_or_default();
         match outcome {

@@ -187,6 +187,7 @@ mod tests {
             owner_id: None,
             meta: Default::default(),
             enabled: true,
+            ip_allowlist: Default::default(),
         };
         let now = "2099-01-01T00:00:00Z".parse().unwrap();
         let datasource = latchkey::DatasourceId::generate().to_string();

@@ -180,3 +180,25 @@ async fn a_disabled_key_is_refused_until_enabled_within_the_cache_ttl_and_its_me
     assert_eq!(response, expected_allow(&enabled));
     assert_eq!(response["context"]["meta"], r#"{"city":"Z\u00fcrich","plan":"pro"}"#);
 }
+
+#[tokio::test]
+async fn a_key_with_an_ip_allowlist_is_refused_from_elsewhere() {
+    let harness = dynamo_harness(Duration::from_secs(5)).await;
+    let valid = harness.record("valid").clone();
+    // The fixture's requestContext.identity.sourceIp is 203.0.113.7.
+    let elsewhere = latchkey::IpAllowlist::parse(&["198.51.100.0/24", "2001:db8::/32"]).unwrap();
+    let changes = KeyChanges { ip_allowlist: Some(elsewhere), ..KeyChanges::default() };
+    harness.store.update(&valid.tenant_id, &valid.id, &changes).await.unwrap();
+    assert_deny(
+        &harness.decide("key_x_api_key").await.unwrap(),
+        "IP_NOT_ALLOWED",
+        "The API key may not be used from this address",
+        json!({"source_ip": "203.0.113.7"}),
+    );
+    // Decided per request: the cached record's list, against each request's address.
+    let here = latchkey::IpAllowlist::parse(&["198.51.100.0/24", "203.0.113.0/24"]).unwrap();
+    let changes = KeyChanges { ip_allowlist: Some(here), ..KeyChanges::default() };
+    let allowed = harness.store.update(&valid.tenant_id, &valid.id, &changes).await.unwrap();
+    harness.clock.advance(chrono::TimeDelta::seconds(5));
+    assert_eq!(harness.decide("key_x_api_key").await.unwrap(), expected_allow(&allowed));
+}

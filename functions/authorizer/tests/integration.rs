@@ -102,6 +102,7 @@ fn spec() -> latchkey::KeySpec {
         owner_id: None,
         meta: Default::default(),
         enabled: true,
+        ip_allowlist: Default::default(),
     }
 }
 

@@ -29,6 +29,7 @@ async fn the_function_answers_fixture_events_through_the_lambda_runtime() {
         owner_id: None,
         meta: Default::default(),
         enabled: true,
+        ip_allowlist: Default::default(),
     };
     let record = KeyRecord::new(&key, &peppers.current, spec, now());
     store.insert(&record).await.unwrap();

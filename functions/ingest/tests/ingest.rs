@@ -67,6 +67,7 @@ impl<R: RecordStore> Stack<R> {
             owner_id: None,
             meta: Default::default(),
             enabled: true,
+            ip_allowlist: Default::default(),
         };
         let (key, record) = KeyRecord::issue(&KeyProfile::latchkey(), &peppers.current().await.current, spec, start());
         self.keys.insert(&record).await.unwrap();

@@ -14,12 +14,13 @@ pub mod upstream;
 pub mod usage;
 
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, Method, Response, StatusCode, Uri};
 use chrono::TimeDelta;
 use latchkey::audit::AuditLog;
@@ -306,14 +307,16 @@ where
     /// The authorizer's decision on these headers, typed: who is calling, or what API Gateway
     /// answers instead (a Deny renders as the `ACCESS_DENIED` gateway response does, with the
     /// authorizer's status and envelope; an authorizer failure is a 5xx, SERVICE_UNAVAILABLE).
-    pub async fn decide(&self, headers: &HeaderMap) -> Result<Principal, Reply> {
+    /// `source`: the peer's address, which a key's IP allowlist is checked against (deployed: the
+    /// address API Gateway reports).
+    pub async fn decide(&self, headers: &HeaderMap, source: Option<IpAddr>) -> Result<Principal, Reply> {
         // Every header, its bytes as text (lossily): a garbled credential header must still
         // count, as a malformed or conflicting credential, not vanish.
         let pairs: Vec<(&str, std::borrow::Cow<'_, str>)> =
             headers.iter().map(|(name, value)| (name.as_str(), String::from_utf8_lossy(value.as_bytes()))).collect();
         // A denial (the 401 family) and a dependency fault (503) render as any error does.
         self.authorizer
-            .authenticate(pairs.iter().map(|(name, value)| (*name, value.as_ref())))
+            .authenticate_from(pairs.iter().map(|(name, value)| (*name, value.as_ref())), source)
             .await
             .map_err(|error| Reply::error(&error))
     }
@@ -331,8 +334,15 @@ where
     }
 
     /// One request for one of Latchkey's own routes, as the deployed stack answers it.
-    pub async fn answer(&self, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Reply {
-        let principal = match self.decide(headers).await {
+    pub async fn answer(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        body: &[u8],
+        source: Option<IpAddr>,
+    ) -> Reply {
+        let principal = match self.decide(headers, source).await {
             Ok(principal) => principal,
             Err(refused) => return refused,
         };
@@ -375,8 +385,9 @@ where
         uri: &Uri,
         headers: HeaderMap,
         body: Body,
+        source: Option<IpAddr>,
     ) -> Result<Response<Body>, Reply> {
-        let principal = self.decide(&headers).await?;
+        let principal = self.decide(&headers, source).await?;
         let context = AllowContext::of(&principal);
         self.throttle(&context)?;
         upstream
@@ -412,12 +423,15 @@ async fn handle<S, R>(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    extensions: axum::http::Extensions,
     body: Body,
 ) -> Response<Body>
 where
     S: KeyStore + AuditLog + DatasourceStore + 'static,
     R: RecordStore + 'static,
 {
+    // The peer, when served with connect info (`serve`); a router served without it knows none.
+    let source = extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(peer)| peer.ip());
     let too_large = || Reply { status: 413, headers: Vec::new(), body: Some(REQUEST_TOO_LARGE_BODY.to_owned()) };
     if let Some(page) = dashboard::serve(&method, uri.path()) {
         return page;
@@ -431,13 +445,13 @@ where
         if length.is_some_and(|length| length > MAX_REQUEST_BYTES as u64) {
             return render(too_large());
         }
-        return match api.forward(upstream, method, &uri, headers, body).await {
+        return match api.forward(upstream, method, &uri, headers, body, source).await {
             Ok(response) => response,
             Err(refused) => render(refused),
         };
     }
     let reply = match axum::body::to_bytes(body, MAX_REQUEST_BYTES).await {
-        Ok(body) => api.answer(&method, &uri, &headers, &body).await,
+        Ok(body) => api.answer(&method, &uri, &headers, &body, source).await,
         Err(_) => too_large(),
     };
     render(reply)
@@ -472,7 +486,8 @@ where
     let listener = listener.tap_io(|connection| {
         let _ = connection.set_nodelay(true);
     });
-    axum::serve(listener, router(api)).with_graceful_shutdown(shutdown).await
+    let service = router(api).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, service).with_graceful_shutdown(shutdown).await
 }
 
 /// The wall clock, for `main`.

@@ -86,3 +86,32 @@ async fn owners_metadata_and_disabling_over_http() {
     assert_eq!(status, 201, "{rotated}");
     assert_eq!((&rotated["owner_id"], &rotated["meta"]), (&json!("cus_alice"), &json!({"plan": "pro", "n": 2})));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ip_allowlist_admits_its_networks_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = Running::start(dir.path()).await;
+    let body = json!({"name": "office only", "ip_allowlist": ["10.0.0.0/8", "2001:db8::/32"]});
+    let (status, created) = admin(&api, Method::POST, "/keys", Some(body)).await;
+    assert_eq!((status, &created["ip_allowlist"]), (201, &json!(["10.0.0.0/8", "2001:db8::/32"])), "{created}");
+    let (id, key) = (created["id"].as_str().unwrap(), created["key"].as_str().unwrap());
+    // The test calls from 127.0.0.1, the peer address the local API sees.
+    let (status, refused) = api.json(Some(key), Method::GET, "/whoami", None).await;
+    assert_eq!(status, 401, "{refused}");
+    assert_eq!(
+        refused["error"],
+        json!({"code": "IP_NOT_ALLOWED", "message": "The API key may not be used from this address", "details": {"source_ip": "127.0.0.1"}})
+    );
+    let (status, _) =
+        admin(&api, Method::PATCH, &format!("/keys/{id}"), Some(json!({"ip_allowlist": ["127.0.0.1"]}))).await;
+    assert_eq!(status, 200);
+    let (status, me) = api.json(Some(key), Method::GET, "/whoami", None).await;
+    assert_eq!((status, &me["ip_allowlist"]), (200, &json!(["127.0.0.1/32"])), "{me}");
+    let (status, cleared) =
+        admin(&api, Method::PATCH, &format!("/keys/{id}"), Some(json!({"ip_allowlist": null}))).await;
+    assert_eq!((status, &cleared["ip_allowlist"]), (200, &json!([])));
+
+    let bad = json!({"name": "bad", "ip_allowlist": ["10.0.0.0/8", "10.0.0.0/40"]});
+    let (status, error) = admin(&api, Method::POST, "/keys", Some(bad)).await;
+    assert_eq!((status, &error["error"]["details"]["field"]), (400, &json!("ip_allowlist[1]")), "{error}");
+}

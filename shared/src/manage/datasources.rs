@@ -203,6 +203,7 @@ impl<S: KeyStore + AuditLog + DatasourceStore, G: GatewayKeys, R: RecordStore> D
             owner_id: None,
             meta: Default::default(),
             enabled: true,
+            ip_allowlist: Default::default(),
         }
     }
 

@@ -6,9 +6,10 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use crate::allowlist::InvalidAllowlist;
 use crate::store::Cursor;
 use crate::tier::Tiers;
-use crate::{ApiError, KeyMeta, KeyStatus, OwnerId, Permission, Permissions, TierName};
+use crate::{ApiError, IpAllowlist, KeyMeta, KeyStatus, OwnerId, Permission, Permissions, TierName};
 
 /// The largest request body accepted (`PAYLOAD_TOO_LARGE` beyond).
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -74,6 +75,7 @@ pub struct CreateKeyBody {
     pub owner_id: Option<String>,
     pub meta: Option<serde_json::Value>,
     pub enabled: Option<bool>,
+    pub ip_allowlist: Option<Vec<String>>,
 }
 
 /// `PATCH /keys/{id}`.
@@ -91,6 +93,9 @@ pub struct UpdateKeyBody {
     #[serde(default, deserialize_with = "present")]
     pub meta: Option<Option<serde_json::Value>>,
     pub enabled: Option<bool>,
+    /// `null` or `[]` allows every address again; absent leaves it.
+    #[serde(default, deserialize_with = "present")]
+    pub ip_allowlist: Option<Option<Vec<String>>>,
 }
 
 /// A field that may be `null` on purpose: present (`Some`, `null` or not) or absent (`None`).
@@ -138,6 +143,7 @@ pub struct NewKey {
     pub owner_id: Option<OwnerId>,
     pub meta: KeyMeta,
     pub enabled: bool,
+    pub ip_allowlist: IpAllowlist,
 }
 
 impl CreateKeyBody {
@@ -172,6 +178,7 @@ impl CreateKeyBody {
             owner_id: self.owner_id.map(|text| owner_id(&text)).transpose()?,
             meta: self.meta.map(meta).transpose()?.unwrap_or_default(),
             enabled: self.enabled.unwrap_or(true),
+            ip_allowlist: self.ip_allowlist.map(|list| ip_allowlist(&list)).transpose()?.unwrap_or_default(),
         })
     }
 }
@@ -189,6 +196,10 @@ impl UpdateKeyBody {
             owner_id: self.owner_id.map(|text| text.map(|text| owner_id(&text)).transpose()).transpose()?,
             meta: self.meta.map(|value| value.map(meta).transpose().map(Option::unwrap_or_default)).transpose()?,
             enabled: self.enabled,
+            ip_allowlist: self
+                .ip_allowlist
+                .map(|list| list.map(|list| ip_allowlist(&list)).transpose().map(Option::unwrap_or_default))
+                .transpose()?,
         })
     }
 }
@@ -240,6 +251,15 @@ fn permissions(list: Vec<String>) -> Result<Permissions, ApiError> {
 
 pub(crate) fn owner_id(text: &str) -> Result<OwnerId, ApiError> {
     text.parse().map_err(|e: crate::metadata::InvalidOwnerId| ApiError::validation("owner_id", e.to_string()))
+}
+
+fn ip_allowlist(list: &[String]) -> Result<IpAllowlist, ApiError> {
+    IpAllowlist::parse(list).map_err(|error| match &error {
+        InvalidAllowlist::TooMany => ApiError::validation("ip_allowlist", error.to_string()),
+        InvalidAllowlist::NotANetwork(index, _) => {
+            ApiError::validation(format!("ip_allowlist[{index}]"), error.to_string())
+        }
+    })
 }
 
 fn meta(value: serde_json::Value) -> Result<KeyMeta, ApiError> {

@@ -80,6 +80,7 @@ impl<S: KeyStore + AuditLog, G: GatewayKeys> KeyService<S, G> {
             owner_id: new.owner_id,
             meta: new.meta,
             enabled: new.enabled,
+            ip_allowlist: new.ip_allowlist,
         };
         self.insert(issuance, caller, spec, now).await
     }
@@ -111,6 +112,7 @@ impl<S: KeyStore + AuditLog, G: GatewayKeys> KeyService<S, G> {
             owner_id: None,
             meta: Default::default(),
             enabled: true,
+            ip_allowlist: Default::default(),
         };
         self.insert(issuance, caller, spec, now).await
     }
@@ -235,6 +237,7 @@ impl<S: KeyStore + AuditLog, G: GatewayKeys> KeyService<S, G> {
             owner_id: old.owner_id.clone(),
             meta: old.meta.clone(),
             enabled: old.enabled,
+            ip_allowlist: old.ip_allowlist.clone(),
         };
         let old_id = &old.id;
         // As the store counts a rotation: one past the limit when the old key stops at once.

@@ -7,7 +7,9 @@ use serde::Serialize;
 
 use crate::audit::AuditEvent;
 use crate::gateway::DailyUsage;
-use crate::{ApiKey, DatasourceId, KeyId, KeyMeta, KeyRecord, KeyStatus, OwnerId, Permissions, TenantId, TierName};
+use crate::{
+    ApiKey, DatasourceId, IpAllowlist, KeyId, KeyMeta, KeyRecord, KeyStatus, OwnerId, Permissions, TenantId, TierName,
+};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct KeyView {
@@ -22,6 +24,8 @@ pub struct KeyView {
     pub enabled: bool,
     pub owner_id: Option<OwnerId>,
     pub meta: KeyMeta,
+    /// Empty: usable from anywhere.
+    pub ip_allowlist: IpAllowlist,
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
@@ -49,6 +53,7 @@ impl KeyView {
             enabled: record.enabled,
             owner_id: record.owner_id.clone(),
             meta: record.meta.clone(),
+            ip_allowlist: record.ip_allowlist.clone(),
             created_at: record.created_at,
             expires_at: record.expires_at,
             revoked_at: record.revoked_at,

@@ -449,6 +449,9 @@ impl KeyStore for DynamoKeyStore {
             if let Some(enabled) = changes.enabled {
                 set.push(("enabled", AttributeValue::Bool(enabled)));
             }
+            if let Some(allowlist) = &changes.ip_allowlist {
+                set.push(("ip_allowlist", if allowlist.is_empty() { REMOVE } else { to_value(allowlist)? }));
+            }
             Ok(Some((updated, set)))
         })
         .await

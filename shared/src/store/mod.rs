@@ -297,6 +297,9 @@ pub(crate) fn updated(record: &KeyRecord, changes: &KeyChanges) -> Result<KeyRec
     if let Some(enabled) = changes.enabled {
         updated.enabled = enabled;
     }
+    if let Some(allowlist) = &changes.ip_allowlist {
+        updated.ip_allowlist = allowlist.clone();
+    }
     updated.revision += 1;
     Ok(updated)
 }

@@ -101,6 +101,7 @@ fn spec(permissions: &[Permission], tier: &str) -> KeySpec {
         owner_id: None,
         meta: Default::default(),
         enabled: true,
+        ip_allowlist: Default::default(),
     }
 }
 
