@@ -14,6 +14,7 @@ pub mod credential;
 pub mod datasource;
 pub mod digest;
 pub mod error;
+pub mod events;
 pub mod gateway;
 pub mod ids;
 pub mod ingest;

@@ -139,6 +139,7 @@ pub async fn from_env(roles: &'static [Role]) -> Result<DeployedFunction, SetupE
             gateway,
             clock: Arc::new(SystemClock),
             policy: KeyPolicy { tiers: settings.tiers, max_lifetime: keys.max_lifetime },
+            events: std::sync::Arc::new(latchkey::events::NoEvents),
         },
         issuance: issuance?,
         records,
@@ -167,6 +168,7 @@ pub async fn sweeper_from_env() -> Result<KeyService<DynamoKeyStore, ApiGatewayK
         gateway: ApiGatewayKeys::new(aws_sdk_apigateway::Client::new(&sdk), keys.usage_plans),
         clock: Arc::new(SystemClock),
         policy: KeyPolicy { tiers: settings.tiers, max_lifetime: keys.max_lifetime },
+        events: std::sync::Arc::new(latchkey::events::NoEvents),
     })
 }
 

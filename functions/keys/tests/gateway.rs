@@ -177,6 +177,7 @@ async fn a_create_or_rotation_that_fails_halfway_leaves_nothing() {
             gateway,
             clock: stack.clock.clone(),
             policy: common::policy(),
+            events: std::sync::Arc::new(latchkey::events::NoEvents),
         },
         issuance: Some(common::issuance().await),
         records: None,

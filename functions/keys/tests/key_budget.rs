@@ -180,6 +180,7 @@ async fn a_tenant_at_its_limit_is_refused_without_making_a_gateway_key() {
         gateway: Noting::new(&stack),
         clock: stack.clock.clone(),
         policy: common::policy(),
+        events: std::sync::Arc::new(latchkey::events::NoEvents),
     };
     let issuance = common::issuance().await;
     let operator = Caller::operator("acme".parse().unwrap());

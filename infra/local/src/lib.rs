@@ -12,6 +12,7 @@ mod rate_limit;
 pub mod threads;
 pub mod upstream;
 pub mod usage;
+mod webhook;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -26,6 +27,7 @@ use chrono::TimeDelta;
 use latchkey::audit::AuditLog;
 use latchkey::config::{ConfigError, Env, Settings};
 use latchkey::datasource::DatasourceStore;
+use latchkey::events::{KeyEvents, NoEvents};
 use latchkey::ingest::RecordStore;
 use latchkey::ingest::dynamo::DynamoRecordStore;
 use latchkey::ingest::service::IngestService;
@@ -76,6 +78,9 @@ pub struct LocalConfig {
     /// names), as the deployed authorizer reads them: a provider's identity provider, whose
     /// sessions are verified beside Latchkey's own.
     pub identity_provider: Option<(String, JwtConfig)>,
+    /// `LATCHKEY_WEBHOOK_URL`: where key events are POSTed, signed with `LATCHKEY_WEBHOOK_SECRET`
+    /// (or, unset, the data directory's `webhook-secret`, made on first use).
+    pub webhook: Option<(reqwest::Url, Option<String>)>,
     pub settings: Settings,
 }
 
@@ -96,8 +101,27 @@ impl LocalConfig {
                 0..=MAX_CLOCK_OFFSET_SECONDS,
             )? as i64),
             identity_provider: Self::identity_provider(env)?,
+            webhook: Self::webhook(env)?,
             settings: Settings::from_env(env)?,
         })
+    }
+
+    fn webhook<F: Fn(&str) -> Option<String>>(
+        env: &Env<F>,
+    ) -> Result<Option<(reqwest::Url, Option<String>)>, ConfigError> {
+        let Some(text) = env.get("LATCHKEY_WEBHOOK_URL") else { return Ok(None) };
+        let var = "LATCHKEY_WEBHOOK_URL";
+        let url =
+            reqwest::Url::parse(&text).map_err(|e| ConfigError::Invalid { var, reason: format!("`{text}`: {e}") })?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(ConfigError::Invalid { var, reason: format!("`{text}` is not an http(s) URL") });
+        }
+        let secret = env.get("LATCHKEY_WEBHOOK_SECRET");
+        if secret.as_ref().is_some_and(|s| s.len() < 16) {
+            let reason = "at least 16 characters: it is what proves an event came from here".to_owned();
+            return Err(ConfigError::Invalid { var: "LATCHKEY_WEBHOOK_SECRET", reason });
+        }
+        Ok(Some((url, secret)))
     }
 
     fn identity_provider<F: Fn(&str) -> Option<String>>(
@@ -250,12 +274,30 @@ where
         session_usage_keys: None,
     });
     let usage = Arc::new(LocalUsage::default());
+    let events: Arc<dyn KeyEvents> = match &config.webhook {
+        None => Arc::new(NoEvents),
+        Some((url, secret)) => {
+            let secret = match secret {
+                Some(secret) => secret.clone(),
+                None => {
+                    let file = dir.join("webhook-secret");
+                    let path = file.display().to_string();
+                    tokio::task::spawn_blocking(move || private_files::secret(&file))
+                        .await
+                        .unwrap_or_else(|e| Err(e.to_string()))
+                        .map_err(|cause| LocalError::File { path, cause })?
+                }
+            };
+            Arc::new(webhook::Webhook::start(url.clone(), secret))
+        }
+    };
     let management = Management {
         service: KeyService {
             store: Arc::clone(&store),
             gateway: LocalGateway(Arc::clone(&usage)),
             clock: Arc::clone(&clock),
             policy: KeyPolicy { tiers: settings.tiers.clone(), max_lifetime: None },
+            events,
         },
         issuance: Some(Issuance {
             peppers: CachedPepper::load(pepper(), settings.pepper_refresh).await?,

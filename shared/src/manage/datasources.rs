@@ -12,6 +12,7 @@ use super::view::IssuedKey;
 use super::{Caller, Issuance, KeyService};
 use crate::audit::{AuditAction, AuditLog};
 use crate::datasource::{Datasource, DatasourceStore};
+use crate::events::{KeyEvent, KeyEventType};
 use crate::gateway::GatewayKeys;
 use crate::ingest::{RecordStore, Sequence, StoredRecord};
 use crate::pepper::PepperProvider;
@@ -186,7 +187,10 @@ impl<S: KeyStore + AuditLog + DatasourceStore, G: GatewayKeys, R: RecordStore> D
         };
         let key_id = issued.view.id.clone();
         self.point_at(caller, &datasource.id, &key_id).await;
-        self.keys.audit(caller, AuditAction::DatasourceRegenerateKey, &datasource.id, self.keys.clock.now()).await;
+        let now = self.keys.clock.now();
+        self.keys.audit(caller, AuditAction::DatasourceRegenerateKey, &datasource.id, now).await;
+        let event = KeyEvent::new(KeyEventType::DatasourceKeyRegenerated, issued.view.clone(), now);
+        self.keys.events.publish(event);
         Ok(RegeneratedKey { datasource_id: datasource.id, key_id, ingest_key: IngestKey::of(issued) })
     }
 

@@ -24,6 +24,7 @@ pub use routes::{Management, ManagementRequest, ROUTES, Reply, Role, Route};
 use view::{AuditPage, Identity, IssuedKey, KeyList, KeyUsage, KeyView, Subject};
 
 use crate::audit::{AuditAction, AuditEvent, AuditLog};
+use crate::events::{KeyEvent, KeyEventType, KeyEvents};
 use crate::gateway::GatewayKeys;
 use crate::pepper::{CachedPepper, PepperProvider};
 use crate::store::{KeyStore, Page};
@@ -47,6 +48,8 @@ pub struct KeyService<S, G> {
     pub gateway: G,
     pub clock: Arc<dyn Clock>,
     pub policy: KeyPolicy,
+    /// Where key events go (queued; never waited for).
+    pub events: Arc<dyn KeyEvents>,
 }
 
 /// What only issuing a key needs (create, rotate, bootstrap): the pepper and the key profile.
@@ -198,7 +201,15 @@ impl<S: KeyStore + AuditLog, G: GatewayKeys> KeyService<S, G> {
         if switched.is_none() || !others.is_empty() {
             self.audit(caller, AuditAction::KeyUpdate, &updated.id, now).await;
         }
-        Ok(KeyView::of(&updated, now))
+        let view = KeyView::of(&updated, now);
+        if let Some(enabled) = switched {
+            let event_type = if enabled { KeyEventType::Enabled } else { KeyEventType::Disabled };
+            self.events.publish(KeyEvent::new(event_type, view.clone(), now));
+        }
+        if switched.is_none() || !others.is_empty() {
+            self.events.publish(KeyEvent::new(KeyEventType::Updated, view.clone(), now));
+        }
+        Ok(view)
     }
 
     /// `POST /keys/{id}/rotate`: a new key with the same name, permissions, tier and lifetime;
@@ -263,6 +274,7 @@ impl<S: KeyStore + AuditLog, G: GatewayKeys> KeyService<S, G> {
         }
         let mut issued = IssuedKey::new(&key, &record, now);
         issued.replaced_key_expires_at = Some(old_expires_at);
+        self.events.publish(KeyEvent::new(KeyEventType::Rotated, issued.view.clone(), now));
         Ok(issued)
     }
 
@@ -279,6 +291,7 @@ impl<S: KeyStore + AuditLog, G: GatewayKeys> KeyService<S, G> {
         // revocations at the very same instant would both count, which only a frozen clock does).
         if record.revoked_at == Some(now) {
             self.audit(caller, AuditAction::KeyRevoke, &record.id, now).await;
+            self.events.publish(KeyEvent::new(KeyEventType::Revoked, KeyView::of(&record, now), now));
         }
         Ok(())
     }
@@ -337,7 +350,9 @@ impl<S: KeyStore + AuditLog, G: GatewayKeys> KeyService<S, G> {
         let (key, record) =
             self.issue(issuance, spec, now, 0, |record| async move { self.store.insert(&record).await }).await?;
         self.audit(caller, AuditAction::KeyCreate, &record.id, now).await;
-        Ok(IssuedKey::new(&key, &record, now))
+        let issued = IssuedKey::new(&key, &record, now);
+        self.events.publish(KeyEvent::new(KeyEventType::Created, issued.view.clone(), now));
+        Ok(issued)
     }
 
     /// A tenant's key by the id in the path; malformed, missing and foreign ids are alike.

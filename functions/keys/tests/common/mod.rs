@@ -97,7 +97,13 @@ impl Stack {
             let records = (!issues).then(|| records.clone());
             async move {
                 let issuance = if issues { Some(issuance().await) } else { None };
-                let service = KeyService { store, gateway, clock, policy: policy() };
+                let service = KeyService {
+                    store,
+                    gateway,
+                    clock,
+                    policy: policy(),
+                    events: std::sync::Arc::new(latchkey::events::NoEvents),
+                };
                 Management { service, issuance, records, ingest_tier: "free".parse().unwrap(), roles }
             }
         };
