@@ -15,16 +15,33 @@ Two things, each applied just before a request is sent:
      (any position is a valid place to continue from);
    - `expires_at` must be in the future: a past one is moved to a future time.
    Negative cases are never touched.
+
+3. The string format `ip-network` of openapi.yaml (an IP allowlist's entries) is generated as
+   what it names: IPv4 and IPv6 networks in CIDR notation, and bare addresses.
 """
 
 import base64
 import hashlib
+import ipaddress
 import os
 import re
 from collections.abc import MutableMapping
 from datetime import datetime, timedelta, timezone
 
 import schemathesis
+from hypothesis import strategies as st
+
+def _networks(version: int, longest: int) -> st.SearchStrategy:
+    return st.builds(
+        lambda address, prefix: str(ipaddress.ip_network(f"{address}/{prefix}", strict=False)),
+        st.ip_addresses(v=version),
+        st.integers(0, longest),
+    )
+
+
+schemathesis.openapi.format(
+    "ip-network", st.one_of(_networks(4, 32), _networks(6, 128), st.ip_addresses().map(str))
+)
 
 PROTECTED = {i for i in os.environ.get("LATCHKEY_FUZZ_PROTECTED", "").split(",") if i}
 

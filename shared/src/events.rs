@@ -48,9 +48,18 @@ impl KeyEvent {
     }
 }
 
+#[cfg(feature = "events")]
+pub mod eventbridge;
+
 /// Where events go. `publish` only queues: it must return at once, whatever the receiver does.
 pub trait KeyEvents: Send + Sync {
     fn publish(&self, event: KeyEvent);
+
+    /// Sends what is queued, where a sink cannot send in the background (a Lambda function is
+    /// frozen once it has answered): awaited by the handler after the operation has its answer.
+    fn flush(&self) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(async {})
+    }
 }
 
 /// A deployment that routes events nowhere.

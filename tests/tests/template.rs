@@ -767,3 +767,27 @@ fn the_stage_has_a_throttle_ceiling_before_the_authorizer_and_each_tier_a_daily_
     let (settings, _) = ceilings(&[("StageThrottleRatePerSecond", "0")]);
     assert_eq!(settings, Value::Null);
 }
+
+#[test]
+fn key_events_go_to_this_stacks_bus_from_the_functions_that_change_keys() {
+    let template = default_transform();
+    assert_eq!(template["Resources"]["KeyEventBus"]["Type"], "AWS::Events::EventBus");
+    for (binary, grants) in allowed_actions(template) {
+        let puts: Vec<&Grant> = grants.iter().filter(|g| g.action.starts_with("events:")).collect();
+        if binary == "keys-issue" || binary == "keys-change" {
+            assert_eq!(puts.len(), 1, "{binary}");
+            assert_eq!(puts[0].action, "events:PutEvents", "{binary}");
+            assert_eq!(
+                puts[0].resource,
+                json!({"Fn::GetAtt": ["KeyEventBus", "Arn"]}),
+                "{binary}: this stack's bus only"
+            );
+        } else {
+            assert!(puts.is_empty(), "{binary} may publish events");
+        }
+    }
+    for function in ["KeysIssueFunction", "KeysChangeFunction"] {
+        let variables = &template["Resources"][function]["Properties"]["Environment"]["Variables"];
+        assert_eq!(variables["LATCHKEY_EVENT_BUS"], json!({"Ref": "KeyEventBus"}), "{function}");
+    }
+}

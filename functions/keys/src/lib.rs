@@ -51,5 +51,7 @@ where
             caller: latchkey::lambda::caller(&request),
         })
         .await;
+    // Before the function is frozen: the events the operation queued (its answer is decided).
+    function.service.events.flush().await;
     latchkey::lambda::response(reply)
 }

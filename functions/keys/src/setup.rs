@@ -8,6 +8,8 @@ use std::sync::Arc;
 use chrono::TimeDelta;
 use latchkey::SystemClock;
 use latchkey::config::{ConfigError, Env, Settings};
+use latchkey::events::eventbridge::EventBridgeEvents;
+use latchkey::events::{KeyEvents, NoEvents};
 use latchkey::gateway::apigateway::{ApiGatewayKeys, PlanNames, UsagePlans};
 use latchkey::ingest::dynamo::DynamoRecordStore;
 use latchkey::manage::{Issuance, KeyPolicy, KeyService, Management, Role};
@@ -139,13 +141,21 @@ pub async fn from_env(roles: &'static [Role]) -> Result<DeployedFunction, SetupE
             gateway,
             clock: Arc::new(SystemClock),
             policy: KeyPolicy { tiers: settings.tiers, max_lifetime: keys.max_lifetime },
-            events: std::sync::Arc::new(latchkey::events::NoEvents),
+            events: events(&sdk, &env),
         },
         issuance: issuance?,
         records,
         ingest_tier: keys.ingest_tier,
         roles,
     })
+}
+
+/// `LATCHKEY_EVENT_BUS`: the EventBridge bus key events go to; unset, they go nowhere.
+fn events<F: Fn(&str) -> Option<String>>(sdk: &latchkey::aws::SdkConfig, env: &Env<F>) -> Arc<dyn KeyEvents> {
+    match env.get("LATCHKEY_EVENT_BUS") {
+        Some(bus) => Arc::new(EventBridgeEvents::new(aws_sdk_eventbridge::Client::new(sdk), bus)),
+        None => Arc::new(NoEvents),
+    }
 }
 
 fn store(sdk: &latchkey::aws::SdkConfig, settings: &Settings, keys: &KeysSettings) -> DynamoKeyStore {
