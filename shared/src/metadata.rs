@@ -82,6 +82,11 @@ impl KeyMeta {
         &self.0
     }
 
+    /// Compact JSON, as stored.
+    pub fn to_json(&self) -> String {
+        Value::Object(self.0.clone()).to_string()
+    }
+
     /// Compact JSON with every non-ASCII character escaped (`\u00e9`): the same object, in a form
     /// any HTTP header and API Gateway's context carry unchanged.
     pub fn to_header(&self) -> String {
@@ -99,6 +104,23 @@ impl KeyMeta {
             }
         }
         ascii
+    }
+}
+
+/// A key record's `meta` as JSON text: DynamoDB's maps cannot hold every JSON object (no empty
+/// names, at most 32 levels deep), and a text returns exactly what was stored, in both stores.
+pub mod stored_as_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::KeyMeta;
+
+    pub fn serialize<S: Serializer>(meta: &KeyMeta, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&meta.to_json())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<KeyMeta, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        serde_json::from_str(&text).map_err(serde::de::Error::custom)
     }
 }
 

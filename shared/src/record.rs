@@ -85,7 +85,7 @@ pub struct KeyRecord {
     /// The provider's id for whom the key belongs to (`GET /keys?owner_id=`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner_id: Option<OwnerId>,
-    #[serde(default, skip_serializing_if = "KeyMeta::is_empty")]
+    #[serde(default, skip_serializing_if = "KeyMeta::is_empty", with = "crate::metadata::stored_as_text")]
     pub meta: KeyMeta,
     /// A disabled key is refused (`DISABLED_API_KEY`) until enabled again; unlike revocation,
     /// reversible. Records stored before the field existed are enabled.

@@ -412,8 +412,12 @@ async fn a_tenant_holds_at_most_its_limit_until_dead_keys_retire(store: impl Key
 async fn owners_list_their_own_keys_and_fields_round_trip(store: impl KeyStore) {
     let tenant = tenant("owners");
     let (alice, bob): (latchkey::OwnerId, latchkey::OwnerId) = ("cus_alice#1".parse().unwrap(), "bob".parse().unwrap());
+    // Deeper than DynamoDB's 32 levels of nesting, and an empty name, which a DynamoDB map
+    // cannot hold: stored as the provider gave them all the same.
+    let deep = (0..40).fold(serde_json::json!(1), |inner, _| serde_json::json!({"level": inner}));
     let meta: latchkey::KeyMeta =
-        serde_json::from_value(serde_json::json!({"plan": "pro", "n": [1, 2.5, null]})).unwrap();
+        serde_json::from_value(serde_json::json!({"plan": "pro", "n": [1, 2.5, null], "": "empty name", "deep": deep}))
+            .unwrap();
     let mut ids = Vec::new();
     for n in 0..3 {
         let mut record = issue(&tenant, &format!("alice {n}")).1;

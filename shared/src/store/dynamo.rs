@@ -444,7 +444,9 @@ impl KeyStore for DynamoKeyStore {
                 }
             }
             if changes.meta.is_some() {
-                set.push(("meta", if updated.meta.is_empty() { REMOVE } else { to_value(&updated.meta)? }));
+                // As text, as the record stores it (`metadata::stored_as_text`).
+                let meta = if updated.meta.is_empty() { REMOVE } else { AttributeValue::S(updated.meta.to_json()) };
+                set.push(("meta", meta));
             }
             if let Some(enabled) = changes.enabled {
                 set.push(("enabled", AttributeValue::Bool(enabled)));
