@@ -219,6 +219,7 @@ async fn each_key_is_throttled_by_its_tier_before_the_backend() {
     let (_, other) = new_key(&api, json!({"name": "another free key", "tier": "free"})).await;
     let mut passed = 0;
     let mut limited = 0;
+    let started = std::time::Instant::now();
     for _ in 0..12 {
         let (status, response) = api.call(Some(&free), Method::GET, "/v1/catalog/sources", None).await;
         match status {
@@ -232,8 +233,13 @@ async fn each_key_is_throttled_by_its_tier_before_the_backend() {
             other => panic!("status {other}"),
         }
     }
-    // The free tier: 2 req/s with a burst of 4.
-    assert!((4..=6).contains(&passed) && limited >= 6, "{passed} passed, {limited} limited");
+    // The free tier: 2 req/s with a burst of 4, so at most the burst and what refilled while the
+    // requests were made (a loaded machine makes them slowly), and at least the burst.
+    let refilled = (2.0 * started.elapsed().as_secs_f64()).ceil() as usize;
+    assert!(
+        (4..=4 + refilled).contains(&passed) && limited >= 1,
+        "{passed} passed, {limited} limited, {refilled} refilled"
+    );
     assert_eq!(echo.count(), passed, "a throttled request reached the backend");
     // Another key of the same tier has its own bucket.
     let (status, _) = api.call(Some(&other), Method::GET, "/v1/catalog/sources", None).await;
