@@ -219,6 +219,16 @@ pub async fn open_dynamodb(
     assemble(config, clock, Arc::new(keys), Arc::new(records)).await
 }
 
+/// The secret in file `name` of the data directory, made (0600) on first use.
+async fn data_dir_secret(dir: &std::path::Path, name: &str) -> Result<String, LocalError> {
+    let file = dir.join(name);
+    let path = file.display().to_string();
+    tokio::task::spawn_blocking(move || private_files::secret(&file))
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()))
+        .map_err(|cause| LocalError::File { path, cause })
+}
+
 async fn create_data_dir(config: &LocalConfig) -> Result<(), LocalError> {
     let dir = &config.data_dir;
     private_files::data_dir(dir).map_err(|cause| LocalError::DataDir { dir: dir.display().to_string(), cause })?;
@@ -245,11 +255,7 @@ where
     }
     let pepper = || FilePepper::new(dir.join("pepper"));
     let settings = &config.settings;
-    let session_file = dir.join("session-secret");
-    let session_secret = tokio::task::spawn_blocking(move || private_files::secret(&session_file))
-        .await
-        .unwrap_or_else(|e| Err(e.to_string()))
-        .map_err(|cause| LocalError::File { path: dir.join("session-secret").display().to_string(), cause })?;
+    let session_secret = data_dir_secret(dir, "session-secret").await?;
     // Dashboard sessions: signed by the management side, verified by the authorizer, as deployed.
     let sessions = SessionSigner::new(session_secret.as_bytes(), settings.session_ttl).expect("64 hex digits");
     let session_verifier = JwtVerifier::with_shared_secret(
@@ -279,14 +285,7 @@ where
         Some((url, secret)) => {
             let secret = match secret {
                 Some(secret) => secret.clone(),
-                None => {
-                    let file = dir.join("webhook-secret");
-                    let path = file.display().to_string();
-                    tokio::task::spawn_blocking(move || private_files::secret(&file))
-                        .await
-                        .unwrap_or_else(|e| Err(e.to_string()))
-                        .map_err(|cause| LocalError::File { path, cause })?
-                }
+                None => data_dir_secret(dir, "webhook-secret").await?,
             };
             Arc::new(webhook::Webhook::start(url.clone(), secret))
         }

@@ -196,18 +196,11 @@ impl<S: KeyStore + AuditLog + DatasourceStore, G: GatewayKeys, R: RecordStore> D
 
     /// The key of datasource `id` (named `name`), in the ingest tier, allowed only to ingest.
     fn ingest_key_spec(&self, caller: &Caller, id: &DatasourceId, name: &str, replaces: Option<KeyId>) -> KeySpec {
+        let ingest = [Permission::Ingest].into_iter().collect();
         KeySpec {
-            tenant_id: caller.tenant.clone(),
-            name: format!("ingest: {name}"),
-            permissions: [Permission::Ingest].into_iter().collect(),
-            tier: self.ingest_tier.clone(),
-            expires_at: None,
             datasource_id: Some(id.clone()),
             replaces,
-            owner_id: None,
-            meta: Default::default(),
-            enabled: true,
-            ip_allowlist: Default::default(),
+            ..KeySpec::new(caller.tenant.clone(), format!("ingest: {name}"), ingest, self.ingest_tier.clone())
         }
     }
 

@@ -104,19 +104,8 @@ impl<S: KeyStore + AuditLog, G: GatewayKeys> KeyService<S, G> {
             .filter(|tier| self.policy.tiers.get(tier).is_some())
             .ok_or_else(|| ApiError::validation("tier", format!("no tier `{tier}` is configured")))?;
         let now = self.clock.now();
-        let spec = KeySpec {
-            tenant_id: caller.tenant.clone(),
-            name,
-            permissions: [Permission::Admin, Permission::Read, Permission::Write].into_iter().collect(),
-            tier,
-            expires_at: None,
-            datasource_id: None,
-            replaces: None,
-            owner_id: None,
-            meta: Default::default(),
-            enabled: true,
-            ip_allowlist: Default::default(),
-        };
+        let admin = [Permission::Admin, Permission::Read, Permission::Write].into_iter().collect();
+        let spec = KeySpec::new(caller.tenant.clone(), name, admin, tier);
         self.insert(issuance, caller, spec, now).await
     }
 
@@ -191,22 +180,20 @@ impl<S: KeyStore + AuditLog, G: GatewayKeys> KeyService<S, G> {
                 return Err(error.into());
             }
         };
-        // Turning a key off or on is audited as such; any other change as an update.
+        // Turning a key off or on is audited and published as such; any other change as an update.
+        let view = KeyView::of(&updated, now);
         let switched = changes.enabled.filter(|enabled| *enabled != current.enabled);
         if let Some(enabled) = switched {
-            let action = if enabled { AuditAction::KeyEnable } else { AuditAction::KeyDisable };
+            let (action, event_type) = if enabled {
+                (AuditAction::KeyEnable, KeyEventType::Enabled)
+            } else {
+                (AuditAction::KeyDisable, KeyEventType::Disabled)
+            };
             self.audit(caller, action, &updated.id, now).await;
-        }
-        let others = KeyChanges { enabled: None, ..changes.clone() };
-        if switched.is_none() || !others.is_empty() {
-            self.audit(caller, AuditAction::KeyUpdate, &updated.id, now).await;
-        }
-        let view = KeyView::of(&updated, now);
-        if let Some(enabled) = switched {
-            let event_type = if enabled { KeyEventType::Enabled } else { KeyEventType::Disabled };
             self.events.publish(KeyEvent::new(event_type, view.clone(), now));
         }
-        if switched.is_none() || !others.is_empty() {
+        if switched.is_none() || !(KeyChanges { enabled: None, ..changes }).is_empty() {
+            self.audit(caller, AuditAction::KeyUpdate, &updated.id, now).await;
             self.events.publish(KeyEvent::new(KeyEventType::Updated, view.clone(), now));
         }
         Ok(view)
