@@ -321,9 +321,11 @@ async function openKey(id) {
     if (key.revoked_at) field(fields, "Revoked", when(key.revoked_at));
     $("usage").replaceChildren(...chart(usage, 30));
     $("edit-name").value = key.name;
-    for (const box of document.querySelectorAll("input[name=edit-permission]")) {
-      box.checked = key.permissions.includes(box.value);
-    }
+    const boxes = [...document.querySelectorAll("input[name=edit-permission]")];
+    for (const box of boxes) box.checked = key.permissions.includes(box.value);
+    // Every name without a checkbox (webhook, the tenant's own) stays editable, so a save keeps it.
+    const boxed = boxes.map((box) => box.value);
+    $("edit-other-permissions").value = key.permissions.filter((name) => !boxed.includes(name)).join(", ");
     $("edit-tier").value = key.tier;
     $("edit-expires").value = key.expires_at ? key.expires_at.slice(0, 10) : "";
     $("edit-owner").value = key.owner_id || "";
@@ -351,9 +353,15 @@ function isoDay(date) {
   return date ? new Date(`${date}T23:59:59Z`).toISOString().replace(".000Z", "Z") : undefined;
 }
 
+// The ticked boxes, then the names typed beside them (comma- or space-separated).
+function chosenPermissions(boxName, textId) {
+  const ticked = [...document.querySelectorAll(`input[name=${boxName}]:checked`)].map((box) => box.value);
+  return [...ticked, ...$(textId).value.split(/[\s,]+/).filter(Boolean)];
+}
+
 async function editKey(event) {
   event.preventDefault();
-  const permissions = [...document.querySelectorAll("input[name=edit-permission]:checked")].map((box) => box.value);
+  const permissions = chosenPermissions("edit-permission", "edit-other-permissions");
   const body = { name: $("edit-name").value.trim(), permissions, tier: $("edit-tier").value };
   const expires = isoDay($("edit-expires").value);
   if (expires && expires.slice(0, 10) !== (shown.expires_at || "").slice(0, 10)) body.expires_at = expires;
@@ -504,7 +512,7 @@ async function openAudit(append = false) {
 
 async function createKey(event) {
   event.preventDefault();
-  const permissions = [...document.querySelectorAll("input[name=permission]:checked")].map((box) => box.value);
+  const permissions = chosenPermissions("permission", "create-other-permissions");
   const body = { name: $("create-name").value.trim(), permissions, tier: $("create-tier").value };
   const expires = isoDay($("create-expires").value);
   if (expires) body.expires_at = expires;

@@ -237,6 +237,7 @@ with tempfile.TemporaryDirectory() as profile:
         driver.find_element(By.ID, "create-open").click()
         visible(driver, "create-name").send_keys("billing worker")
         driver.find_element(By.CSS_SELECTOR, "input[name=permission][value=write]").click()
+        driver.find_element(By.ID, "create-other-permissions").send_keys("documents.read, billing:*")
         Select(driver.find_element(By.ID, "create-tier")).select_by_value("starter")
         shot(driver, "create-desktop")
         driver.find_element(By.ID, "create-submit").click()
@@ -245,6 +246,7 @@ with tempfile.TemporaryDirectory() as profile:
         shot(driver, "secret-desktop")
         status, me = whoami(secret)
         assert (status, me.get("name"), me.get("tier")) == (200, "billing worker", "starter"), me
+        assert me["permissions"] == ["read", "write", "billing:*", "documents.read"], me
         close_secret(driver)
         row_named(driver, "billing worker")
 
@@ -310,7 +312,10 @@ with tempfile.TemporaryDirectory() as profile:
         driver.find_element(By.ID, "edit-submit").click()
         wait(driver).until(lambda d: d.find_element(By.ID, "key-title").text == "billing worker v2")
         wait(driver).until(lambda d: "key.update" in d.find_element(By.ID, "key-events").text)
-        assert whoami(rotated)[1]["name"] == "billing worker v2"
+        renamed = whoami(rotated)[1]
+        # The names without a checkbox were in the edit form's text field, so the save kept them.
+        assert renamed["name"] == "billing worker v2", renamed
+        assert renamed["permissions"] == ["read", "write", "billing:*", "documents.read"], renamed
 
         # Give it an owner (the API then lists it under that owner), disable it (refused as
         # such once the authorizer's 5 s cache has passed), enable it again.

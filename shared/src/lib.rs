@@ -43,6 +43,6 @@ pub use error::ApiError;
 pub use ids::{AuditId, DatasourceId, IdError, KeyId, TenantId};
 pub use key::{ApiKey, KeyFormatError, KeyProfile, ProfileError};
 pub use metadata::{KeyMeta, OwnerId};
-pub use permission::{Permission, Permissions};
+pub use permission::{CustomPermission, InvalidPermission, Permission, Permissions};
 pub use record::{GatewayKey, KeyChanges, KeyRecord, KeySpec, KeyStatus};
 pub use tier::{Tier, TierName, Tiers};

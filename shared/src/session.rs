@@ -48,7 +48,7 @@ struct Claims<'a> {
     aud: &'static str,
     sub: &'a str,
     tenant_id: &'a str,
-    permissions: Vec<&'static str>,
+    permissions: Vec<&'a str>,
     iat: i64,
     exp: i64,
 }
@@ -61,14 +61,14 @@ impl SessionSigner {
 
     /// A session for `key`'s holder, with its tenant and permissions, valid from `now` for the
     /// signer's lifetime.
-    pub fn sign(&self, key: &KeyId, tenant: &TenantId, permissions: Permissions, now: DateTime<Utc>) -> SessionToken {
+    pub fn sign(&self, key: &KeyId, tenant: &TenantId, permissions: &Permissions, now: DateTime<Utc>) -> SessionToken {
         let expires_at = now + self.ttl;
         let claims = Claims {
             iss: ISSUER,
             aud: AUDIENCE,
             sub: key.as_str(),
             tenant_id: tenant.as_str(),
-            permissions: permissions.iter().map(|p| p.as_str()).collect(),
+            permissions: permissions.names().collect(),
             iat: now.timestamp(),
             exp: expires_at.timestamp(),
         };

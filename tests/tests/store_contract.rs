@@ -10,7 +10,7 @@ use latchkey::datasource::{Datasource, DatasourceStore};
 use latchkey::store::{Cursor, KeyStore, StoreError};
 use latchkey::{
     ApiKey, DatasourceId, KeyChanges, KeyHasher, KeyProfile, KeyRecord, KeySpec, KeyStatus, PepperVersion, Permission,
-    TenantId,
+    Permissions, TenantId,
 };
 
 /// A fixed clock far in the future: DynamoDB Local deletes items whose TTL has passed in real
@@ -142,14 +142,15 @@ async fn update_changes_what_it_names_and_refuses_dead_keys(store: impl KeyStore
     assert!(matches!(store.update(&tenant("b"), &record.id, &changes).await, Err(StoreError::NotFound)));
     let renamed = store.update(&owner, &record.id, &changes).await.unwrap();
     assert_eq!(
-        (renamed.name.as_str(), renamed.permissions, &renamed.tier),
-        ("after", record.permissions, &record.tier)
+        (renamed.name.as_str(), &renamed.permissions, &renamed.tier),
+        ("after", &record.permissions, &record.tier)
     );
     assert_eq!(renamed.revision, record.revision + 1);
 
     let expires_at = now() + TimeDelta::days(3);
     let changes = KeyChanges {
-        permissions: Some([Permission::Admin].into_iter().collect()),
+        // The tenant's own names beside the vocabulary, kept by both stores.
+        permissions: Some(Permissions::from_csv("admin,billing:*,documents.read").unwrap()),
         tier: Some("free".parse().unwrap()),
         expires_at: Some(expires_at),
         ..KeyChanges::default()
@@ -158,7 +159,7 @@ async fn update_changes_what_it_names_and_refuses_dead_keys(store: impl KeyStore
     // What verification reads is what was written.
     let stored = store.find_by_digest(&hasher().digest(&key)).await.unwrap().unwrap();
     assert_eq!(stored.name, "after");
-    assert_eq!(stored.permissions, [Permission::Admin].into_iter().collect());
+    assert_eq!(stored.permissions.to_csv(), "admin,billing:*,documents.read");
     assert_eq!(stored.tier.as_str(), "free");
     assert_eq!(stored.expires_at, Some(expires_at));
     assert_eq!(stored.revision, record.revision + 2);

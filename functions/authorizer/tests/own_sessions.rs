@@ -59,9 +59,9 @@ async fn own_sessions_and_the_identity_providers_verify_side_by_side() {
     let dir = tempfile::tempdir().unwrap();
     let (authorizer, clock) = authorizer(dir.path()).await;
     let key = KeyId::generate();
-    let admin = [Permission::Read, Permission::Admin].into_iter().collect();
+    let admin: latchkey::Permissions = [Permission::Read, Permission::Admin].into_iter().collect();
     let own = SessionSigner::new(OWN_SECRET, session::DEFAULT_TTL).unwrap();
-    let token = own.sign(&key, &"acme".parse().unwrap(), admin, now()).token;
+    let token = own.sign(&key, &"acme".parse().unwrap(), &admin, now()).token;
     let Ok(Principal::Session(session)) = bearer(&authorizer, &token).await else { panic!("own session refused") };
     assert_eq!((session.subject.as_str(), session.tenant_id.as_str()), (key.as_str(), "acme"));
     assert_eq!(session.permissions, admin);
@@ -76,7 +76,7 @@ async fn own_sessions_and_the_identity_providers_verify_side_by_side() {
 
     // Latchkey's claims under a secret of neither, and the IdP's claims under Latchkey's secret.
     let stranger = SessionSigner::new(b"someone-elses-secret-0123456789abcdef", session::DEFAULT_TTL).unwrap();
-    let forged = stranger.sign(&key, &"acme".parse().unwrap(), admin, now()).token;
+    let forged = stranger.sign(&key, &"acme".parse().unwrap(), &admin, now()).token;
     assert_eq!(bearer(&authorizer, &forged).await.err(), Some(ApiError::InvalidToken));
     let crossed =
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(OWN_SECRET)).unwrap();

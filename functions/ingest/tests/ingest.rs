@@ -243,7 +243,7 @@ async fn a_datasource_past_its_daily_cap_is_refused_whichever_instance_it_reache
         Ok(latchkey::manage::Caller {
             actor: latchkey::manage::Actor::Key(record.id.clone()),
             tenant: record.tenant_id.clone(),
-            permissions: record.permissions,
+            permissions: record.permissions.clone(),
             datasource: Some(datasource.clone()),
             request_id: None,
         })

@@ -183,22 +183,32 @@ async fn update_changes_fields_and_validates_them() {
             &admin,
             "PATCH",
             &format!("/keys/{id}"),
-            Some(json!({"name": "reporting v2", "permissions": ["read", "webhook"], "expires_at": "2100-06-01T00:00:00Z"})),
+            Some(json!({"name": "reporting v2", "permissions": ["read", "webhook", "reports:*", "billing.read"],
+                "expires_at": "2100-06-01T00:00:00Z"})),
         )
         .await
         .expect(200);
     assert_eq!(updated["name"], "reporting v2");
-    assert_eq!(updated["permissions"], json!(["read", "webhook"]));
+    // The tenant's own names are kept as given, after the seed vocabulary, sorted.
+    let permissions = json!(["read", "webhook", "billing.read", "reports:*"]);
+    assert_eq!(updated["permissions"], permissions);
     assert_eq!(updated["expires_at"], "2100-06-01T00:00:00Z");
     let me = stack.call(key, "GET", "/whoami", None).await.expect(200);
-    assert_eq!(me["permissions"], json!(["read", "webhook"]));
+    assert_eq!(me["permissions"], permissions);
+    let stored = stack.call(&admin, "GET", &format!("/keys/{id}"), None).await.expect(200);
+    assert_eq!(stored["permissions"], permissions);
+    let too_many: Vec<String> = (0..65).map(|i| format!("scope.{i}")).collect();
 
     // Each bad field is named.
     for (body, field) in [
         (json!({"name": ""}), "name"),
         (json!({"tier": "gold"}), "tier"),
         (json!({"tier": "internal"}), "tier"),
-        (json!({"permissions": ["root"]}), "permissions[0]"),
+        (json!({"permissions": ["Root"]}), "permissions[0]"),
+        (json!({"permissions": ["read", "a,b"]}), "permissions[1]"),
+        (json!({"permissions": ["read", "x".repeat(65)]}), "permissions[1]"),
+        (json!({"permissions": ["ingest"]}), "permissions[0]"),
+        (json!({"permissions": too_many}), "permissions"),
         (json!({"expires_at": "2099-01-01T00:00:00Z"}), "expires_at"),
         (json!({"expires_at": "2102-01-01T00:00:00Z"}), "expires_at"),
         (json!({"colour": "red"}), "colour"),

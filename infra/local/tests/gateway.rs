@@ -35,7 +35,7 @@ async fn the_backend_learns_who_called_and_never_sees_the_key() {
     let api = gateway(dir.path(), &echo.url, &[]).await;
     let (id, key) = new_key(
         &api,
-        json!({"name": "catalog reader", "permissions": ["read"], "tier": "starter",
+        json!({"name": "catalog reader", "permissions": ["sources:*", "read", "documents.read"], "tier": "starter",
             "meta": {"plan": "pro", "city": "Zürich"}}),
     )
     .await;
@@ -67,7 +67,8 @@ async fn the_backend_learns_who_called_and_never_sees_the_key() {
             ("x-latchkey-principal", id.as_str()),
             ("x-latchkey-tenant-id", "default"),
             ("x-latchkey-key-id", id.as_str()),
-            ("x-latchkey-permissions", "read"),
+            // The tenant's own names, unchanged, after the seed vocabulary.
+            ("x-latchkey-permissions", "read,documents.read,sources:*"),
             ("x-latchkey-tier", "starter"),
             // Compact JSON, non-ASCII escaped: what a header carries unchanged.
             ("x-latchkey-meta", r#"{"city":"Z\u00fcrich","plan":"pro"}"#),

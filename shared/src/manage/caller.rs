@@ -131,7 +131,7 @@ mod tests {
         assert_eq!(caller(&[]), Err(ApiError::Internal));
         let forged = [("auth_type", "root"), ("principal", "x"), ("tenant_id", "acme"), ("permissions", "admin")];
         assert_eq!(caller(&forged), Err(ApiError::Internal));
-        let bad_permission = [("auth_type", "jwt"), ("principal", "x"), ("tenant_id", "acme"), ("permissions", "god")];
+        let bad_permission = [("auth_type", "jwt"), ("principal", "x"), ("tenant_id", "acme"), ("permissions", "God!")];
         assert_eq!(caller(&bad_permission), Err(ApiError::Internal));
     }
 }

@@ -232,19 +232,20 @@ fn permissions(list: Vec<String>) -> Result<Permissions, ApiError> {
     let mut permissions = Permissions::default();
     for (index, text) in list.iter().enumerate() {
         let field = || format!("permissions[{index}]");
-        let permission: Permission = text
-            .parse()
-            .map_err(|e: crate::permission::UnknownPermission| ApiError::validation(field(), e.to_string()))?;
-        if permission == Permission::Ingest {
+        if text == Permission::Ingest.as_str() {
             return Err(ApiError::validation(
                 field(),
                 "ingest keys are issued with their datasource (POST /datasources)",
             ));
         }
-        permissions.insert(permission);
+        permissions.insert_name(text).map_err(|e| ApiError::validation(field(), e.to_string()))?;
     }
     if permissions.is_empty() {
         return Err(ApiError::validation("permissions", "at least one permission is required"));
+    }
+    if permissions.len() > Permissions::MAX {
+        let max = Permissions::MAX;
+        return Err(ApiError::validation("permissions", format!("at most {max} different permissions on a key")));
     }
     Ok(permissions)
 }
@@ -368,7 +369,14 @@ mod tests {
         assert_eq!(field(create(r#"{"name": 5}"#).unwrap_err()), "name");
         assert_eq!(field(create(r#"{"name": "a", "colour": "red"}"#).unwrap_err()), "colour");
         assert_eq!(field(create(r#"{"name": "a", "permissions": ["read", 7]}"#).unwrap_err()), "permissions[1]");
-        assert_eq!(field(create(r#"{"name": "a", "permissions": ["read", "root"]}"#).unwrap_err()), "permissions[1]");
+        assert_eq!(field(create(r#"{"name": "a", "permissions": ["read", "Root"]}"#).unwrap_err()), "permissions[1]");
+        let custom = create(r#"{"name": "a", "permissions": ["billing:*", "read", "documents.read"]}"#).unwrap();
+        assert_eq!(custom.permissions.to_csv(), "read,billing:*,documents.read");
+        let many: Vec<String> = (0..64).map(|i| format!("s.{i}")).collect();
+        let body = |names: &[String]| serde_json::json!({"name": "a", "permissions": names}).to_string();
+        assert_eq!(create(&body(&many)).unwrap().permissions.len(), 64);
+        let too_many = [many.clone(), vec!["s.64".to_owned()]].concat();
+        assert_eq!(field(create(&body(&too_many)).unwrap_err()), "permissions");
         assert_eq!(field(create(r#"{"name": "a", "permissions": ["ingest"]}"#).unwrap_err()), "permissions[0]");
         assert_eq!(field(create(r#"{"name": "a", "permissions": []}"#).unwrap_err()), "permissions");
         assert_eq!(field(create(r#"{"name": "a", "tier": "gold"}"#).unwrap_err()), "tier");

@@ -226,7 +226,7 @@ impl<S: KeyStore + AuditLog, G: GatewayKeys> KeyService<S, G> {
         let spec = KeySpec {
             tenant_id: caller.tenant.clone(),
             name: old.name.clone(),
-            permissions: old.permissions,
+            permissions: old.permissions.clone(),
             tier: old.tier.clone(),
             expires_at,
             datasource_id: old.datasource_id.clone(),
@@ -305,7 +305,7 @@ impl<S: KeyStore + AuditLog, G: GatewayKeys> KeyService<S, G> {
 
     /// `GET /whoami`: any valid key or session.
     pub async fn whoami(&self, caller: &Caller) -> Result<Identity, ApiError> {
-        let session = || Subject::Session { tenant_id: caller.tenant.clone(), permissions: caller.permissions };
+        let session = || Subject::Session { tenant_id: caller.tenant.clone(), permissions: caller.permissions.clone() };
         let (auth_type, principal, subject) = match &caller.actor {
             Actor::Key(id) => {
                 // The authorizer verified this key moments ago; gone now means revoked and

@@ -18,7 +18,7 @@ impl<S: KeyStore + AuditLog, G: GatewayKeys> KeyService<S, G> {
         let now = self.clock.now();
         let not_exchanged = ApiError::InsufficientPermissions { required: Permission::Admin };
         let (key, permissions) = match &caller.actor {
-            Actor::Key(id) => (id.clone(), caller.permissions),
+            Actor::Key(id) => (id.clone(), caller.permissions.clone()),
             Actor::Session { subject } => {
                 let id: KeyId = subject.parse().map_err(|_| not_exchanged)?;
                 let record = self.store.get(&caller.tenant, &id).await?.ok_or(ApiError::InvalidToken)?;
@@ -29,6 +29,6 @@ impl<S: KeyStore + AuditLog, G: GatewayKeys> KeyService<S, G> {
             }
             Actor::Operator => return Err(not_exchanged),
         };
-        Ok(signer.sign(&key, &caller.tenant, permissions, now))
+        Ok(signer.sign(&key, &caller.tenant, &permissions, now))
     }
 }

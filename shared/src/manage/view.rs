@@ -47,7 +47,7 @@ impl KeyView {
             name: record.name.clone(),
             hint: record.hint.clone(),
             tenant_id: record.tenant_id.clone(),
-            permissions: record.permissions,
+            permissions: record.permissions.clone(),
             tier: record.tier.clone(),
             status: record.status(now),
             enabled: record.enabled,

@@ -279,8 +279,8 @@ pub(crate) fn updated(record: &KeyRecord, changes: &KeyChanges) -> Result<KeyRec
     if let Some(name) = &changes.name {
         updated.name = name.clone();
     }
-    if let Some(permissions) = changes.permissions {
-        updated.permissions = permissions;
+    if let Some(permissions) = &changes.permissions {
+        updated.permissions = permissions.clone();
     }
     if let Some(tier) = &changes.tier {
         updated.tier = tier.clone();

@@ -173,20 +173,25 @@ impl JwtVerifier {
 }
 
 /// A list of names, or one string of names separated by spaces (OAuth's `scope`) or commas.
-/// Names outside the vocabulary are ignored (an IdP's claim may carry other scopes), and so is
-/// `ingest`, which only a key scoped to a datasource can hold. A missing claim, or one of
-/// another shape, grants nothing: a session can then authenticate (`/whoami`) but every
-/// management route answers 403. Defaulting to `read` or `admin` would grant what the identity
-/// provider never said; granting nothing makes a misconfigured claim visible at once and harmless.
+/// Names that are no permission name are ignored (an IdP's claim may carry other scopes), and so
+/// is `ingest`, which only a key scoped to a datasource can hold; the tenant's own names (a valid
+/// custom name, `documents.read`) are carried like a key's, at most [`Permissions::MAX`]. A
+/// missing claim, or one of another shape, grants nothing: a session can then authenticate
+/// (`/whoami`) but every management route answers 403. Defaulting to `read` or `admin` would
+/// grant what the identity provider never said; granting nothing makes a misconfigured claim
+/// visible at once and harmless.
 fn permissions(claim: Option<&Value>) -> Permissions {
     let names: Vec<&str> = match claim {
         Some(Value::String(text)) => text.split([' ', ',']).collect(),
         Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
         _ => Vec::new(),
     };
-    names
-        .into_iter()
-        .filter_map(|name| name.parse::<Permission>().ok())
-        .filter(|permission| *permission != Permission::Ingest)
-        .collect()
+    let mut set = Permissions::default();
+    for name in names.into_iter().filter(|name| *name != Permission::Ingest.as_str()) {
+        if set.len() < Permissions::MAX {
+            // A name that is not a permission is some other scope of the IdP's: not ours to refuse.
+            let _ = set.insert_name(name);
+        }
+    }
+    set
 }

@@ -252,9 +252,11 @@ async fn a_session_has_the_permissions_its_claim_names_and_none_without_it() {
     assert_eq!(session_permissions(Some(json!(["read"]))).await, "read");
     assert_eq!(session_permissions(Some(json!("read write"))).await, "read,write");
     assert_eq!(session_permissions(Some(json!("admin,read"))).await, "read,admin");
-    // Names outside the vocabulary (an IdP's other scopes) are ignored; `ingest` is scoped to a
-    // datasource, which a session never is.
-    assert_eq!(session_permissions(Some(json!(["openid", "admin", "ingest"]))).await, "admin");
+    // Names that are no permission name (an IdP's other scopes: `https://api/x`, `Profile`) are
+    // ignored; valid custom names are carried like a key's; `ingest` is scoped to a datasource,
+    // which a session never is.
+    let claim = json!(["https://api.example.com/x", "Profile", "documents.read", "admin", "ingest"]);
+    assert_eq!(session_permissions(Some(claim)).await, "admin,documents.read");
     // No claim, or one of another shape: no permissions at all (every management route is 403).
     assert_eq!(session_permissions(None).await, "");
     assert_eq!(session_permissions(Some(json!({"admin": true}))).await, "");
