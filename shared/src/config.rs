@@ -117,6 +117,9 @@ pub struct Settings {
     /// verify (each holding an API Gateway key) one tenant may have. API Gateway's 10,000 keys
     /// per account and region are shared by all tenants and cannot be raised.
     pub max_keys_per_tenant: u32,
+    /// `LATCHKEY_EXPIRY_WARNING_DAYS` (default 7, 0 to 365; 0: none): how long before a key's
+    /// `expires_at` the sweep sends `key.expiring`.
+    pub expiry_notice: Option<TimeDelta>,
 }
 
 /// [`Settings::max_keys_per_tenant`] unless configured.
@@ -169,6 +172,10 @@ impl Settings {
                 DEFAULT_MAX_KEYS_PER_TENANT.into(),
                 1..=10_000,
             )? as u32,
+            expiry_notice: match env.number_or("LATCHKEY_EXPIRY_WARNING_DAYS", 7, 0..=365)? {
+                0 => None,
+                days => Some(TimeDelta::days(days as i64)),
+            },
         })
     }
 }

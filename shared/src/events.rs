@@ -24,6 +24,13 @@ pub enum KeyEventType {
     Disabled,
     #[serde(rename = "key.enabled")]
     Enabled,
+    /// `LATCHKEY_EXPIRY_WARNING_DAYS` before `expires_at`, once per expiry (the sweep).
+    #[serde(rename = "key.expiring")]
+    Expiring,
+    /// The key reached its `expires_at` (found by the sweep, which retires it). A key replaced
+    /// by a rotation is not announced again when its grace ends: `key.rotated` said when.
+    #[serde(rename = "key.expired")]
+    Expired,
     #[serde(rename = "datasource.key_regenerated")]
     DatasourceKeyRegenerated,
 }

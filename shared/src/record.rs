@@ -94,6 +94,10 @@ pub struct KeyRecord {
     /// Where the key may be used from; empty: anywhere.
     #[serde(default, skip_serializing_if = "IpAllowlist::is_empty")]
     pub ip_allowlist: IpAllowlist,
+    /// The `expires_at` that `key.expiring` was sent for: once per expiry, and again for a new
+    /// one (an expiry moved by PATCH is announced again when it comes near).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiry_warned_for: Option<DateTime<Utc>>,
 }
 
 fn enabled() -> bool {
@@ -192,6 +196,7 @@ impl KeyRecord {
             meta: spec.meta,
             enabled: spec.enabled,
             ip_allowlist: spec.ip_allowlist,
+            expiry_warned_for: None,
         }
     }
 

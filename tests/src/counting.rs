@@ -92,6 +92,10 @@ impl<S: KeyStore> KeyStore for CountingStore<S> {
         self.inner.touch(digest, at).await
     }
 
+    async fn note_expiry_warning(&self, record: &KeyRecord) -> Result<bool, StoreError> {
+        self.inner.note_expiry_warning(record).await
+    }
+
     async fn rehash(&self, record: &KeyRecord, digest: KeyDigest, version: PepperVersion) -> Result<(), StoreError> {
         self.rehashes.fetch_add(1, Ordering::SeqCst);
         self.inner.rehash(record, digest, version).await

@@ -277,6 +277,7 @@ fn the_sweep_runs_on_a_schedule_and_may_only_retire_keys() {
         schema::datasource_pk(&latchkey::DatasourceId::generate()),
     ];
     let allowed = allowed_actions(template);
+    let (mut retires, mut notes) = (false, false);
     for grant in &allowed["keys-sweep"] {
         let action = grant.action.as_str();
         match action {
@@ -290,14 +291,24 @@ fn the_sweep_runs_on_a_schedule_and_may_only_retire_keys() {
             "dynamodb:UpdateItem" => {
                 let patterns = leading_keys(&grant.condition).expect("the sweep may UpdateItem any item");
                 let may = |pk: &str| patterns.iter().any(|pattern| like(pattern, pk));
-                assert!(may(&digest) && may(&count), "the sweep cannot retire: {patterns:?}");
                 assert!(!others.iter().any(|pk| may(pk)), "the sweep may UpdateItem {patterns:?}");
-                assert_eq!(
-                    grant.condition["ForAnyValue:StringEquals"]["dynamodb:EnclosingOperation"],
-                    json!(["TransactWriteItems"]),
-                    "UpdateItem outside retirement's transaction"
-                );
+                let enclosing = &grant.condition["ForAnyValue:StringEquals"]["dynamodb:EnclosingOperation"];
+                if *enclosing == json!(["TransactWriteItems"]) {
+                    assert!(may(&digest) && may(&count), "the sweep cannot retire: {patterns:?}");
+                    retires = true;
+                } else {
+                    // Outside retirement's transaction: only the note that key.expiring was sent.
+                    assert!(may(&digest) && !may(&count), "UpdateItem outside a retirement: {patterns:?}");
+                    assert_eq!(
+                        grant.condition["ForAllValues:StringEquals"]["dynamodb:Attributes"],
+                        json!(["pk", "expires_at", "expiry_warned_for"]),
+                        "UpdateItem outside a retirement may change more than the expiry note"
+                    );
+                    notes = true;
+                }
             }
+            // To this stack's bus only: key_events_go_to_this_stacks_bus_from_the_functions_that_change_keys.
+            "events:PutEvents" => {}
             "apigateway:DELETE" => {
                 let arn = grant.resource["Fn::Sub"].as_str().unwrap();
                 assert!(arn.ends_with("::/apikeys/*"), "the sweep may DELETE {arn}");
@@ -306,6 +317,7 @@ fn the_sweep_runs_on_a_schedule_and_may_only_retire_keys() {
             other => panic!("the sweep may {other}"),
         }
     }
+    assert!(retires && notes, "keys-sweep can retire keys ({retires}) and note key.expiring ({notes})");
     let rules: Vec<&Value> = resources_of(template, "AWS::Events::Rule").into_iter().map(|(_, rule)| rule).collect();
     let targets =
         |rule: &Value| rule["Properties"]["Targets"][0]["Arn"] == json!({"Fn::GetAtt": ["KeysSweepFunction", "Arn"]});
@@ -774,7 +786,7 @@ fn key_events_go_to_this_stacks_bus_from_the_functions_that_change_keys() {
     assert_eq!(template["Resources"]["KeyEventBus"]["Type"], "AWS::Events::EventBus");
     for (binary, grants) in allowed_actions(template) {
         let puts: Vec<&Grant> = grants.iter().filter(|g| g.action.starts_with("events:")).collect();
-        if binary == "keys-issue" || binary == "keys-change" {
+        if ["keys-issue", "keys-change", "keys-sweep"].contains(&binary.as_str()) {
             assert_eq!(puts.len(), 1, "{binary}");
             assert_eq!(puts[0].action, "events:PutEvents", "{binary}");
             assert_eq!(
@@ -786,7 +798,7 @@ fn key_events_go_to_this_stacks_bus_from_the_functions_that_change_keys() {
             assert!(puts.is_empty(), "{binary} may publish events");
         }
     }
-    for function in ["KeysIssueFunction", "KeysChangeFunction"] {
+    for function in ["KeysIssueFunction", "KeysChangeFunction", "KeysSweepFunction"] {
         let variables = &template["Resources"][function]["Properties"]["Environment"]["Variables"];
         assert_eq!(variables["LATCHKEY_EVENT_BUS"], json!({"Ref": "KeyEventBus"}), "{function}");
     }

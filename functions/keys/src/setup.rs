@@ -164,22 +164,25 @@ fn store(sdk: &latchkey::aws::SdkConfig, settings: &Settings, keys: &KeysSetting
         .with_max_keys_per_tenant(settings.max_keys_per_tenant)
 }
 
-/// The cold start of `keys-sweep`: the keys table and API Gateway, as the other functions have
-/// them; no routes, no pepper, no records.
-pub async fn sweeper_from_env() -> Result<KeyService<DynamoKeyStore, ApiGatewayKeys>, SetupError> {
+/// The cold start of `keys-sweep`: the keys table, API Gateway and the event bus, as the other
+/// functions have them; no routes, no pepper, no records. With it, how long before an expiry
+/// `key.expiring` is sent (`LATCHKEY_EXPIRY_WARNING_DAYS`).
+pub async fn sweeper_from_env() -> Result<(KeyService<DynamoKeyStore, ApiGatewayKeys>, Option<TimeDelta>), SetupError> {
     let env = Env::process();
     let settings = Settings::from_env(&env)?;
     let keys = KeysSettings::from_env(&env, &settings.tiers)?;
     let sdk = latchkey::aws::load_sdk_config(&settings.aws_timeouts).await;
     let store = store(&sdk, &settings, &keys);
     store.warm_up().await.map_err(SetupError::Store)?;
-    Ok(KeyService {
+    let notice = settings.expiry_notice;
+    let service = KeyService {
         store: Arc::new(store),
         gateway: ApiGatewayKeys::new(aws_sdk_apigateway::Client::new(&sdk), keys.usage_plans),
         clock: Arc::new(SystemClock),
         policy: KeyPolicy { tiers: settings.tiers, max_lifetime: keys.max_lifetime },
-        events: std::sync::Arc::new(latchkey::events::NoEvents),
-    })
+        events: events(&sdk, &env),
+    };
+    Ok((service, notice))
 }
 
 #[cfg(test)]

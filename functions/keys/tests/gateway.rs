@@ -117,6 +117,9 @@ impl KeyStore for RefusesNewKeys {
     async fn touch(&self, digest: &KeyDigest, at: DateTime<Utc>) -> Result<(), StoreError> {
         self.0.touch(digest, at).await
     }
+    async fn note_expiry_warning(&self, record: &KeyRecord) -> Result<bool, StoreError> {
+        self.0.note_expiry_warning(record).await
+    }
     async fn rehash(&self, record: &KeyRecord, digest: KeyDigest, version: PepperVersion) -> Result<(), StoreError> {
         self.0.rehash(record, digest, version).await
     }

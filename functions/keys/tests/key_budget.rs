@@ -67,17 +67,21 @@ async fn a_rotated_key_loses_its_gateway_key_at_the_first_sweep_after_its_grace_
     let old = gateway_id(&stack, "acme", &id).await;
     let grace = json!({"grace_period_seconds": 60});
     let rotated = stack.call(&admin, "POST", &format!("/keys/{id}/rotate"), Some(grace)).await.expect(201);
-    assert_eq!(sweep(&stack).await, Swept { retired: 0, left: 0 }, "in its grace, the old key still verifies");
+    assert_eq!(
+        sweep(&stack).await,
+        Swept { retired: 0, left: 0, warned: 0 },
+        "in its grace, the old key still verifies"
+    );
     assert_eq!(stack.gateway_key(&old).await, Some((true, vec!["free".to_owned()])));
     stack.call(&old_key, "GET", "/whoami", None).await.expect(200);
 
     stack.clock.advance(TimeDelta::seconds(61));
-    assert_eq!(sweep(&stack).await, Swept { retired: 1, left: 0 });
+    assert_eq!(sweep(&stack).await, Swept { retired: 1, left: 0, warned: 0 });
     assert_eq!(stack.gateway_key(&old).await, None);
     let record = stack.store.get(&"acme".parse().unwrap(), &id.parse().unwrap()).await.unwrap().unwrap();
     assert!(record.retired_at.is_some(), "{record:?}");
     stack.call(&old_key, "GET", "/whoami", None).await.expect_error(401, "EXPIRED_API_KEY");
-    assert_eq!(sweep(&stack).await, Swept { retired: 0, left: 0 }, "retired keys leave the sweep's index");
+    assert_eq!(sweep(&stack).await, Swept { retired: 0, left: 0, warned: 0 }, "retired keys leave the sweep's index");
     stack.call(rotated["key"].as_str().unwrap(), "GET", "/whoami", None).await.expect(200);
 }
 
@@ -99,7 +103,7 @@ async fn the_sweep_retires_expired_keys_and_only_those() {
         .expect_error(409, "TENANT_KEY_LIMIT_REACHED");
 
     stack.clock.advance(TimeDelta::hours(2));
-    assert_eq!(sweep(&stack).await, Swept { retired: 1, left: 0 });
+    assert_eq!(sweep(&stack).await, Swept { retired: 1, left: 0, warned: 0 });
     assert_eq!(stack.gateway_key(&expiring_gateway).await, None);
     assert_eq!(stack.gateway_key(&lasting_gateway).await, Some((true, vec!["free".to_owned()])));
     stack.call(&lasting_key, "GET", "/whoami", None).await.expect(200);

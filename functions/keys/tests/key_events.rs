@@ -8,40 +8,71 @@ use std::sync::Arc;
 
 use aws_sdk_eventbridge::types::Target;
 use common::{Noting, Stack};
+use latchkey::Clock;
 use latchkey::events::eventbridge::EventBridgeEvents;
 use latchkey::manage::{Caller, KeyService};
 use serde_json::{Value, json};
 
+/// A bus of the test's own in moto, with a rule routing every Latchkey event to an SQS queue.
+struct Bus {
+    bridge: aws_sdk_eventbridge::Client,
+    sqs: aws_sdk_sqs::Client,
+    name: String,
+    queue_url: String,
+}
+
+impl Bus {
+    async fn new() -> Self {
+        latchkey_tests::required_env("AWS_ENDPOINT_URL_EVENTBRIDGE");
+        let sdk = latchkey_tests::sdk_config().await;
+        let (bridge, sqs) = (aws_sdk_eventbridge::Client::new(&sdk), aws_sdk_sqs::Client::new(&sdk));
+        let name = latchkey_tests::unique_name("key-events");
+        bridge.create_event_bus().name(&name).send().await.unwrap();
+        let queue = sqs.create_queue().queue_name(latchkey_tests::unique_name("events")).send().await.unwrap();
+        let queue_url = queue.queue_url().unwrap().to_owned();
+        let attributes = sqs
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .unwrap();
+        let queue_arn = attributes.attributes().unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone();
+        let pattern = json!({"source": ["latchkey"]}).to_string();
+        bridge.put_rule().name("all-key-events").event_bus_name(&name).event_pattern(pattern).send().await.unwrap();
+        let target = Target::builder().id("queue").arn(queue_arn).build().unwrap();
+        bridge.put_targets().rule("all-key-events").event_bus_name(&name).targets(target).send().await.unwrap();
+        Self { bridge, sqs, name, queue_url }
+    }
+
+    /// Key management over the test's store, publishing to this bus.
+    fn service(&self, stack: &Stack) -> KeyService<latchkey::store::dynamo::DynamoKeyStore, Noting> {
+        KeyService {
+            store: stack.store.clone(),
+            gateway: Noting::new(stack),
+            clock: stack.clock.clone(),
+            policy: common::policy(),
+            events: Arc::new(EventBridgeEvents::new(self.bridge.clone(), self.name.clone())),
+        }
+    }
+
+    /// What reached the queue since the last call.
+    async fn received(&self) -> Vec<Value> {
+        let messages =
+            self.sqs.receive_message().queue_url(&self.queue_url).max_number_of_messages(10).send().await.unwrap();
+        messages.messages().iter().map(|m| serde_json::from_str::<Value>(m.body().unwrap()).unwrap()).collect()
+    }
+}
+
+fn types(events: &[Value]) -> Vec<&str> {
+    events.iter().map(|e| e["detail-type"].as_str().unwrap()).collect()
+}
+
 #[tokio::test]
 async fn each_change_reaches_the_bus_once_flushed_and_carries_no_key() {
-    latchkey_tests::required_env("AWS_ENDPOINT_URL_EVENTBRIDGE");
-    let sdk = latchkey_tests::sdk_config().await;
-    let (bridge, sqs) = (aws_sdk_eventbridge::Client::new(&sdk), aws_sdk_sqs::Client::new(&sdk));
-    let bus = latchkey_tests::unique_name("key-events");
-    bridge.create_event_bus().name(&bus).send().await.unwrap();
-    let queue = sqs.create_queue().queue_name(latchkey_tests::unique_name("events")).send().await.unwrap();
-    let queue_url = queue.queue_url().unwrap().to_owned();
-    let attributes = sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap();
-    let queue_arn = attributes.attributes().unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone();
-    let pattern = json!({"source": ["latchkey"]}).to_string();
-    bridge.put_rule().name("all-key-events").event_bus_name(&bus).event_pattern(pattern).send().await.unwrap();
-    let target = Target::builder().id("queue").arn(queue_arn).build().unwrap();
-    bridge.put_targets().rule("all-key-events").event_bus_name(&bus).targets(target).send().await.unwrap();
-
+    let bus = Bus::new().await;
     let stack = Stack::new().await;
-    let service = KeyService {
-        store: stack.store.clone(),
-        gateway: Noting::new(&stack),
-        clock: stack.clock.clone(),
-        policy: common::policy(),
-        events: Arc::new(EventBridgeEvents::new(bridge.clone(), bus.clone())),
-    };
+    let service = bus.service(&stack);
     let issuance = common::issuance().await;
     let operator = Caller::operator("acme".parse().unwrap());
     let created =
@@ -52,17 +83,9 @@ async fn each_change_reaches_the_bus_once_flushed_and_carries_no_key() {
     service.update(&operator, id, disable).await.unwrap();
     service.revoke(&operator, id).await.unwrap();
 
-    let received = || async {
-        let messages = sqs.receive_message().queue_url(&queue_url).max_number_of_messages(10).send().await.unwrap();
-        messages
-            .messages()
-            .iter()
-            .map(|m| serde_json::from_str::<Value>(m.body().unwrap()).unwrap())
-            .collect::<Vec<_>>()
-    };
-    assert!(received().await.is_empty(), "nothing is sent before the flush");
+    assert!(bus.received().await.is_empty(), "nothing is sent before the flush");
     service.events.flush().await;
-    let events = received().await;
+    let events = bus.received().await;
     let types: Vec<(&str, &str)> =
         events.iter().map(|e| (e["detail-type"].as_str().unwrap(), e["detail"]["type"].as_str().unwrap())).collect();
     assert_eq!(
@@ -77,5 +100,67 @@ async fn each_change_reaches_the_bus_once_flushed_and_carries_no_key() {
     assert_eq!(events[1]["detail"]["key"]["enabled"], false);
     // Flushed once: a second flush sends nothing again.
     service.events.flush().await;
-    assert!(received().await.is_empty());
+    assert!(bus.received().await.is_empty());
+}
+
+/// The scheduled sweep announces a key within the notice period of its expiry once (again only
+/// for a new expiry), and a key that expired as it retires it; never a revoked or rotated key.
+#[tokio::test]
+async fn the_sweep_announces_expiring_keys_once_and_expired_keys_as_it_retires_them() {
+    let bus = Bus::new().await;
+    let stack = Stack::new().await;
+    let service = bus.service(&stack);
+    let issuance = common::issuance().await;
+    let operator = Caller::operator("acme".parse().unwrap());
+    let now = stack.clock.now();
+    let create = |name: &str, expires: chrono::TimeDelta| {
+        let body = json!({"name": name, "expires_at": (now + expires).to_rfc3339()});
+        let (service, issuance, operator) = (&service, &issuance, &operator);
+        async move {
+            let created = service.create(issuance, operator, serde_json::from_value(body).unwrap()).await.unwrap();
+            serde_json::to_value(created).unwrap()
+        }
+    };
+    let soon = create("soon", chrono::TimeDelta::days(3)).await;
+    let later = create("later", chrono::TimeDelta::days(30)).await;
+    let revoked = create("revoked", chrono::TimeDelta::days(2)).await;
+    service.revoke(&operator, revoked["id"].as_str().unwrap()).await.unwrap();
+    service.events.flush().await;
+    assert_eq!(types(&bus.received().await), ["key.created", "key.created", "key.created", "key.revoked"]);
+
+    let week = Some(chrono::TimeDelta::days(7));
+    let run = || async {
+        let swept = service.sweep_and_warn(100, week).await.unwrap();
+        service.events.flush().await;
+        (swept.retired, swept.warned, bus.received().await)
+    };
+    let (retired, warned, events) = run().await;
+    // The revoked key was retired by its revocation, and is not announced as expiring.
+    assert_eq!((retired, warned, types(&events)), (0, 1, vec!["key.expiring"]));
+    assert_eq!(events[0]["detail"]["key"]["id"], soon["id"]);
+    assert_eq!(events[0]["detail"]["key"]["expires_at"], soon["expires_at"]);
+    assert!(!events[0].to_string().contains(soon["key"].as_str().unwrap()), "the key in an event");
+    let (_, warned, events) = run().await;
+    assert_eq!((warned, events.len()), (0, 0), "once per expiry");
+
+    // A new expiry, still within the week: announced again.
+    let moved = json!({"expires_at": (now + chrono::TimeDelta::days(5)).to_rfc3339()});
+    service.update(&operator, soon["id"].as_str().unwrap(), serde_json::from_value(moved).unwrap()).await.unwrap();
+    service.events.flush().await;
+    assert_eq!(types(&bus.received().await), ["key.updated"]);
+    let (_, warned, events) = run().await;
+    assert_eq!((warned, types(&events)), (1, vec!["key.expiring"]));
+
+    // Past it: expired, retired, announced; the other key now within its week.
+    stack.clock.advance(chrono::TimeDelta::days(24));
+    let (retired, warned, events) = run().await;
+    let mut seen: Vec<(&str, &Value)> =
+        events.iter().map(|e| (e["detail-type"].as_str().unwrap(), &e["detail"]["key"]["id"])).collect();
+    seen.sort_by_key(|(kind, _)| *kind);
+    assert_eq!((retired, warned), (1, 1));
+    assert_eq!(seen, [("key.expired", &soon["id"]), ("key.expiring", &later["id"])]);
+    let expired = events.iter().find(|e| e["detail-type"] == "key.expired").unwrap();
+    assert_eq!(expired["detail"]["key"]["status"], "expired");
+    let (retired, warned, events) = run().await;
+    assert_eq!((retired, warned, events.len()), (0, 0, 0), "each once");
 }

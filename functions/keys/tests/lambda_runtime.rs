@@ -113,10 +113,10 @@ async fn key_functions_answer_through_the_lambda_runtime_as_deployed() {
         "resources": ["arn:aws:events:us-east-1:123456789012:rule/latchkey-KeysSweepFunctionSweep"], "detail": {},
     });
     let swept = watch.invoke("keys-sweep", &scheduled.to_string()).await;
-    assert_eq!(swept, json!({"retired": 1, "left": 0}));
+    assert_eq!(swept, json!({"retired": 1, "left": 0, "warned": 0}));
     assert_eq!(stack.gateway_key(&expired_gateway.id).await, None);
     let retired = stack.store.get(&expired.tenant_id, &expired.id).await.unwrap().unwrap();
     assert!(retired.retired_at.is_some(), "{retired:?}");
     stack.call(&admin, "GET", "/whoami", None).await.expect(200);
-    assert_eq!(watch.invoke("keys-sweep", &scheduled.to_string()).await, json!({"retired": 0, "left": 0}));
+    assert_eq!(watch.invoke("keys-sweep", &scheduled.to_string()).await, json!({"retired": 0, "left": 0, "warned": 0}));
 }

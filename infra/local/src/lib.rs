@@ -32,6 +32,7 @@ use latchkey::ingest::RecordStore;
 use latchkey::ingest::dynamo::DynamoRecordStore;
 use latchkey::ingest::service::IngestService;
 use latchkey::manage::Route;
+use latchkey::manage::sweep::{MAX_KEYS_PER_SWEEP, Swept};
 use latchkey::manage::{Caller, Issuance, KeyPolicy, KeyService, Management, ManagementRequest, Reply, Role};
 use latchkey::pepper::{CachedPepper, FilePepper, PepperError};
 use latchkey::session::{self, SessionSigner};
@@ -81,6 +82,9 @@ pub struct LocalConfig {
     /// `LATCHKEY_WEBHOOK_URL`: where key events are POSTed, signed with `LATCHKEY_WEBHOOK_SECRET`
     /// (or, unset, the data directory's `webhook-secret`, made on first use).
     pub webhook: Option<(reqwest::Url, Option<String>)>,
+    /// `LATCHKEY_SWEEP_SECONDS` (default 60, 1 to 86,400): how often the local API runs the
+    /// deployed stack's scheduled sweep (retirement, `key.expired`, `key.expiring`).
+    pub sweep_interval: Duration,
     pub settings: Settings,
 }
 
@@ -102,6 +106,7 @@ impl LocalConfig {
             )? as i64),
             identity_provider: Self::identity_provider(env)?,
             webhook: Self::webhook(env)?,
+            sweep_interval: Duration::from_secs(env.number_or("LATCHKEY_SWEEP_SECONDS", 60, 1..=86_400)?),
             settings: Settings::from_env(env)?,
         })
     }
@@ -184,6 +189,8 @@ pub struct LocalApi<S, R> {
     ingest: IngestService<R>,
     limits: RateLimits,
     upstream: Option<Upstream>,
+    expiry_notice: Option<TimeDelta>,
+    sweep_interval: Duration,
 }
 
 /// The local API on the embedded store: one redb file in the data directory.
@@ -314,6 +321,8 @@ where
         limits: RateLimits::new(&settings.tiers),
         usage,
         upstream: config.upstream.clone(),
+        expiry_notice: settings.expiry_notice,
+        sweep_interval: config.sweep_interval,
     };
     let admin_key = api.bootstrap_if_empty().await?;
     if let (Some(key), Some(file)) = (&admin_key, &config.admin_key_file) {
@@ -343,6 +352,12 @@ where
             .await
             .map_err(LocalError::Bootstrap)?;
         Ok(Some(serde_json::to_value(&issued).expect("serializes")["key"].as_str().expect("a key").to_owned()))
+    }
+
+    /// The deployed stack's scheduled sweep (`keys-sweep`), once: retires the keys that stopped,
+    /// sends `key.expired` and `key.expiring`.
+    pub async fn sweep(&self) -> Result<Swept, ApiError> {
+        self.management.service.sweep_and_warn(MAX_KEYS_PER_SWEEP, self.expiry_notice).await
     }
 
     /// The authorizer's decision on these headers, typed: who is calling, or what API Gateway
@@ -529,6 +544,24 @@ where
     });
     let service = router(api).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, service).with_graceful_shutdown(shutdown).await
+}
+
+/// Runs [`LocalApi::sweep`] every `LATCHKEY_SWEEP_SECONDS`, as the deployed stack's schedule
+/// does, until dropped; a run that fails is logged and the next one tries again.
+pub async fn sweep_periodically<S, R>(api: Arc<LocalApi<S, R>>)
+where
+    S: KeyStore + AuditLog + DatasourceStore + 'static,
+    R: RecordStore + 'static,
+{
+    let mut ticks = tokio::time::interval(api.sweep_interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match api.sweep().await {
+            Ok(swept) => tracing::debug!(retired = swept.retired, left = swept.left, warned = swept.warned, "swept"),
+            Err(error) => tracing::warn!(%error, "the sweep failed; the next run tries again"),
+        }
+    }
 }
 
 /// The wall clock, for `main`.

@@ -62,7 +62,9 @@ where
     if let Some(upstream) = &config.upstream {
         println!("latchkey-local: forwarding every other path to {}", upstream.url());
     }
-    latchkey_local::threads::serve(listeners, Arc::new(api), shutdown()).await?;
+    let api = Arc::new(api);
+    tokio::spawn(latchkey_local::sweep_periodically(Arc::clone(&api)));
+    latchkey_local::threads::serve(listeners, api, shutdown()).await?;
     println!("latchkey-local: stopped");
     Ok(())
 }

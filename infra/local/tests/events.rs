@@ -122,6 +122,45 @@ async fn each_change_is_delivered_signed_in_order_retried_and_without_a_key() {
     }
 }
 
+/// The local API runs the deployed stack's sweep on its own schedule (`LATCHKEY_SWEEP_SECONDS`,
+/// the subject here): a key that will expire within the notice period is announced once, and
+/// again when it has expired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_sweep_announces_a_key_expiring_then_expired() {
+    let (url, seen) = receiver().await;
+    let dir = tempfile::tempdir().unwrap();
+    let vars =
+        [("LATCHKEY_WEBHOOK_URL", url.as_str()), ("LATCHKEY_WEBHOOK_SECRET", SECRET), ("LATCHKEY_SWEEP_SECONDS", "1")];
+    let api = Running::start_configured(dir.path(), None, &vars).await;
+    let expires_at = (chrono::Utc::now() + chrono::TimeDelta::seconds(3)).to_rfc3339();
+    let body = json!({"name": "brief", "expires_at": expires_at});
+    let (status, created) = api.json(api.admin_key.as_deref(), Method::POST, "/keys", Some(body)).await;
+    assert_eq!(status, 201, "{created}");
+    let delivered = || {
+        let seen = seen.lock().unwrap();
+        let events: Vec<Value> = seen.accepted.iter().map(|(signature, body)| verified(signature, body)).collect();
+        events
+    };
+    for _ in 0..100 {
+        if delivered().iter().any(|e| e["type"] == "key.expired") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A few more sweeps: nothing is announced twice.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let events = delivered();
+    let got: Vec<(&str, &str)> =
+        events.iter().map(|e| (e["type"].as_str().unwrap(), e["key"]["name"].as_str().unwrap())).collect();
+    assert_eq!(
+        got,
+        [("key.created", "local admin"), ("key.created", "brief"), ("key.expiring", "brief"), ("key.expired", "brief")]
+    );
+    assert_eq!(events[2]["key"]["expires_at"], created["expires_at"]);
+    assert_eq!(events[3]["key"]["status"], "expired");
+    assert!(!events.iter().any(|e| e.to_string().contains(created["key"].as_str().unwrap())), "a key in an event");
+}
+
 #[test]
 fn a_webhook_is_an_http_url_with_a_secret_worth_the_name() {
     let error = |vars: &'static [(&'static str, &'static str)]| {

@@ -386,6 +386,18 @@ impl<S: KeyStore + AuditLog, G: GatewayKeys> KeyService<S, G> {
         }
     }
 
+    /// Retires a key that stopped by the clock or by revocation, found by a sweep, and sends
+    /// `key.expired` for one that expired (not for a revoked one: `key.revoked` was sent; nor for
+    /// one replaced by a rotation, whose end `key.rotated` announced). Retirement happens once,
+    /// so the event does too.
+    pub(crate) async fn retire_stopped(&self, record: &KeyRecord, now: DateTime<Utc>) -> bool {
+        let retired = self.retire_if_dead(record, now).await;
+        if retired && record.revoked_at.is_none() && record.replaced_by.is_none() {
+            self.events.publish(KeyEvent::new(KeyEventType::Expired, KeyView::of(record, now), now));
+        }
+        retired
+    }
+
     /// Retires every dead key of `tenant` that still holds a place: run when the tenant is at its
     /// limit, so that the limit counts keys that still verify. How many it retired.
     async fn sweep(&self, tenant: &crate::TenantId, now: DateTime<Utc>) -> Result<usize, ApiError> {
@@ -394,7 +406,7 @@ impl<S: KeyStore + AuditLog, G: GatewayKeys> KeyService<S, G> {
         for _ in 0..MAX_SWEEP_PAGES {
             let page = self.store.list(tenant, crate::store::MAX_PAGE_SIZE, cursor.as_ref()).await?;
             for record in &page.items {
-                retired += usize::from(self.retire_if_dead(record, now).await);
+                retired += usize::from(self.retire_stopped(record, now).await);
             }
             cursor = match page.next_cursor {
                 Some(next) => Some(crate::store::Cursor::decode(&next)?),

@@ -3,12 +3,17 @@
 //! API Gateway key deleted and its place in its tenant's count given back, within one period of
 //! stopping. Revocation and a rotation without grace do this at once; the sweep is what reaches
 //! the keys that stop by the clock alone, which no request ever touches again. (The sweep of a
-//! tenant at its limit, in `issue`, stays: it is the same retirement, run on demand.)
+//! tenant at its limit, in `issue`, stays: it is the same retirement, run on demand.) A key
+//! that expired is announced as it is retired (`key.expired`), and one that comes within the
+//! notice period of its expiry is announced once before (`key.expiring`), from the same index.
 
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
 use super::KeyService;
+use super::view::KeyView;
 use crate::audit::AuditLog;
+use crate::events::{KeyEvent, KeyEventType};
 use crate::gateway::GatewayKeys;
 use crate::store::KeyStore;
 use crate::{ApiError, KeyRecord};
@@ -19,12 +24,17 @@ const PAGE: u32 = 100;
 /// and the function's timeout bounds a run. What is left waits for the next run.
 pub const MAX_KEYS_PER_SWEEP: usize = 1000;
 
+/// `LATCHKEY_EXPIRY_WARNING_DAYS` unset: `key.expiring` a week before a key expires.
+pub const DEFAULT_EXPIRY_NOTICE: TimeDelta = TimeDelta::days(7);
+
 /// What one run did: `retired` keys lost their gateway key and their place; `left` were not
-/// retired (a failure, logged, tried again by the next run; or retired meanwhile by a request).
+/// retired (a failure, logged, tried again by the next run; or retired meanwhile by a request);
+/// `warned` keys were announced as expiring.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Swept {
     pub retired: usize,
     pub left: usize,
+    pub warned: usize,
 }
 
 impl<S: KeyStore + AuditLog, G: GatewayKeys> KeyService<S, G> {
@@ -39,7 +49,7 @@ impl<S: KeyStore + AuditLog, G: GatewayKeys> KeyService<S, G> {
             let page = self.store.stopped(now, room, after.as_ref()).await?;
             let last_page = page.len() < room as usize;
             for record in &page {
-                if self.retire_if_dead(record, now).await {
+                if self.retire_stopped(record, now).await {
                     swept.retired += 1;
                 } else {
                     swept.left += 1;
@@ -54,4 +64,59 @@ impl<S: KeyStore + AuditLog, G: GatewayKeys> KeyService<S, G> {
         }
         Ok(swept)
     }
+
+    /// One scheduled run: retires what stopped, then announces what expires within `notice`
+    /// (`None`: no announcements), each at most `budget` keys.
+    pub async fn sweep_and_warn(&self, budget: usize, notice: Option<TimeDelta>) -> Result<Swept, ApiError> {
+        let mut swept = self.sweep_stopped(budget).await?;
+        if let Some(notice) = notice {
+            swept.warned = self.warn_expiring(notice, budget).await?;
+        }
+        Ok(swept)
+    }
+
+    /// Sends `key.expiring` for every key that expires within `notice` from now and was not
+    /// announced for that expiry yet, looking at `budget` keys at most (the rest wait for the
+    /// next run); how many it announced. Revoked keys and keys replaced by a rotation are not
+    /// announced. The store notes each announcement before it is sent, so concurrent runs send
+    /// one event per expiry; an event the sink then loses is not sent again.
+    pub async fn warn_expiring(&self, notice: TimeDelta, budget: usize) -> Result<usize, ApiError> {
+        let now = self.clock.now();
+        let (mut warned, mut looked) = (0, 0);
+        let mut after: Option<KeyRecord> = None;
+        while looked < budget {
+            let room = (budget - looked).min(PAGE as usize) as u32;
+            let page = self.store.stopped(now + notice, room, after.as_ref()).await?;
+            looked += page.len();
+            let last_page = page.len() < room as usize;
+            for record in page.iter().filter(|record| is_to_announce(record, now)) {
+                match self.store.note_expiry_warning(record).await {
+                    Ok(true) => {
+                        self.events.publish(KeyEvent::new(KeyEventType::Expiring, KeyView::of(record, now), now));
+                        warned += 1;
+                    }
+                    Ok(false) => {}
+                    Err(error) => {
+                        tracing::warn!(key_id = %record.id, %error, "expiry not announced; tried again next run")
+                    }
+                }
+            }
+            match page.into_iter().last() {
+                Some(last) if !last_page => after = Some(last),
+                _ => break,
+            }
+        }
+        Ok(warned)
+    }
+}
+
+/// A key that still verifies, expires (not by revocation or a rotation's grace), and was not
+/// announced for this expiry.
+fn is_to_announce(record: &KeyRecord, now: DateTime<Utc>) -> bool {
+    let expires = record.expires_at.is_some_and(|at| at > now);
+    expires
+        && record.revoked_at.is_none()
+        && record.replaced_by.is_none()
+        && record.retired_at.is_none()
+        && record.expiry_warned_for != record.expires_at
 }

@@ -561,6 +561,30 @@ impl KeyStore for DynamoKeyStore {
         }
     }
 
+    async fn note_expiry_warning(&self, record: &KeyRecord) -> Result<bool, StoreError> {
+        let Some(expires_at) = record.expires_at else { return Ok(false) };
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(schema::PARTITION_KEY, AttributeValue::S(digest_pk(&record.digest)))
+            .update_expression("SET expiry_warned_for = :at")
+            .condition_expression(
+                "attribute_exists(pk) AND expires_at = :at \
+                 AND (attribute_not_exists(expiry_warned_for) OR expiry_warned_for <> :at)",
+            )
+            .expression_attribute_values(":at", to_value(&expires_at)?)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                Ok(false)
+            }
+            Err(error) => Err(unavailable(error)),
+        }
+    }
+
     async fn rehash(&self, record: &KeyRecord, digest: KeyDigest, version: PepperVersion) -> Result<(), StoreError> {
         let moved = super::rehashed(record, digest, version);
         let delete = Delete::builder()

@@ -403,6 +403,20 @@ impl KeyStore for EmbeddedKeyStore {
         .await
     }
 
+    async fn note_expiry_warning(&self, record: &KeyRecord) -> Result<bool, StoreError> {
+        let (digest, expires_at) = (record.digest, record.expires_at);
+        self.write(move |tables| {
+            let Some(mut stored) = tables.record(&digest)? else { return Ok(false) };
+            if expires_at.is_none() || stored.expires_at != expires_at || stored.expiry_warned_for == expires_at {
+                return Ok(false);
+            }
+            stored.expiry_warned_for = expires_at;
+            tables.put_record(&stored)?;
+            Ok(true)
+        })
+        .await
+    }
+
     async fn rehash(&self, record: &KeyRecord, digest: KeyDigest, version: PepperVersion) -> Result<(), StoreError> {
         let record = record.clone();
         self.write(move |tables| {

@@ -223,6 +223,12 @@ pub trait KeyStore: Send + Sync {
     /// that is gone.
     fn touch(&self, digest: &KeyDigest, at: DateTime<Utc>) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Notes that `key.expiring` is sent for the record's `expires_at`, if the stored key still
+    /// expires then and was not noted for it yet: `true` if this call noted it (its caller then
+    /// sends the event, exactly once among concurrent callers), `false` if not. Unconditional
+    /// on the revision, like `touch`: a used key is not a changed key.
+    fn note_expiry_warning(&self, record: &KeyRecord) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// Moves a record found under an older pepper to its digest under the current one, provided
     /// it has not changed since it was read (`record.revision`) and has not moved already:
     /// otherwise `Conflict`, and nothing is written.

@@ -8,12 +8,20 @@ use latchkey::manage::sweep::{MAX_KEYS_PER_SWEEP, Swept};
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     latchkey::aws::init_logging();
-    let sweeper = latchkey_keys::setup::sweeper_from_env().await?;
+    let (sweeper, notice) = latchkey_keys::setup::sweeper_from_env().await?;
     let sweeper = &sweeper;
     // The scheduled event says nothing the sweep needs: it runs on the clock.
     lambda_runtime::run(service_fn(move |_: LambdaEvent<serde_json::Value>| async move {
-        let swept: Swept = sweeper.sweep_stopped(MAX_KEYS_PER_SWEEP).await?;
-        tracing::info!(retired = swept.retired, left = swept.left, "swept the keys that stopped");
+        let swept = sweeper.sweep_and_warn(MAX_KEYS_PER_SWEEP, notice).await;
+        // Before the function is frozen: the events the run queued, whatever became of it.
+        sweeper.events.flush().await;
+        let swept: Swept = swept?;
+        tracing::info!(
+            retired = swept.retired,
+            left = swept.left,
+            warned = swept.warned,
+            "swept the keys that stopped"
+        );
         Ok::<_, lambda_runtime::Error>(swept)
     }))
     .await

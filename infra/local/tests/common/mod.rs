@@ -15,7 +15,14 @@ pub struct Running {
     pub base: String,
     stop: Option<oneshot::Sender<()>>,
     served: tokio::task::JoinHandle<std::io::Result<()>>,
+    sweep: tokio::task::AbortHandle,
     pub admin_key: Option<String>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.sweep.abort();
+    }
 }
 
 impl Running {
@@ -72,15 +79,18 @@ impl Running {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel();
+        // As `main` runs it, beside the server.
+        let sweep = tokio::spawn(latchkey_local::sweep_periodically(Arc::clone(&api))).abort_handle();
         let served = tokio::spawn(latchkey_local::serve(listener, api, async {
             let _ = stopped.await;
         }));
-        Self { base, stop: Some(stop), served, admin_key }
+        Self { base, stop: Some(stop), served, sweep, admin_key }
     }
 
     pub async fn stop(mut self) {
+        self.sweep.abort();
         self.stop.take().unwrap().send(()).unwrap();
-        self.served.await.unwrap().unwrap();
+        (&mut self.served).await.unwrap().unwrap();
     }
 
     pub async fn call(&self, key: Option<&str>, method: Method, path: &str, body: Option<Value>) -> (u16, Response) {
