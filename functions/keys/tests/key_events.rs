@@ -164,3 +164,34 @@ async fn the_sweep_announces_expiring_keys_once_and_expired_keys_as_it_retires_t
     let (retired, warned, events) = run().await;
     assert_eq!((retired, warned, events.len()), (0, 0, 0), "each once");
 }
+
+/// A run announces at most its budget; the keys already announced, which stay in the index until
+/// they expire, do not hold back the later ones in the next run.
+#[tokio::test]
+async fn announced_keys_do_not_hold_back_the_later_ones() {
+    let bus = Bus::new().await;
+    let stack = Stack::new().await;
+    let service = bus.service(&stack);
+    let issuance = common::issuance().await;
+    let operator = Caller::operator("acme".parse().unwrap());
+    let now = stack.clock.now();
+    for (name, days) in [("first", 2), ("second", 3)] {
+        let body = json!({"name": name, "expires_at": (now + chrono::TimeDelta::days(days)).to_rfc3339()});
+        service.create(&issuance, &operator, serde_json::from_value(body).unwrap()).await.unwrap();
+    }
+    let week = chrono::TimeDelta::days(7);
+    let mut announced = Vec::new();
+    for _ in 0..3 {
+        let warned = service.warn_expiring(week, 1).await.unwrap();
+        service.events.flush().await;
+        let events = bus.received().await;
+        let names: Vec<String> = events
+            .iter()
+            .filter(|e| e["detail-type"] == "key.expiring")
+            .map(|e| e["detail"]["key"]["name"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(warned, names.len());
+        announced.extend(names);
+    }
+    assert_eq!(announced, ["first", "second"], "one per run, in expiry order, each once");
+}

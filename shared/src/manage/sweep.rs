@@ -24,8 +24,11 @@ const PAGE: u32 = 100;
 /// and the function's timeout bounds a run. What is left waits for the next run.
 pub const MAX_KEYS_PER_SWEEP: usize = 1000;
 
-/// `LATCHKEY_EXPIRY_WARNING_DAYS` unset: `key.expiring` a week before a key expires.
-pub const DEFAULT_EXPIRY_NOTICE: TimeDelta = TimeDelta::days(7);
+/// Keys of the notice period one run reads at most, announced or not: keys already announced
+/// stay in the index until they expire, so counting only announcements would let them hold
+/// back the later ones forever, and counting reads alone would too once `budget` of them wait.
+/// Past this many, the later keys are reached as the earlier ones expire and leave the index.
+pub const MAX_KEYS_READ_PER_WARNING: usize = 10_000;
 
 /// What one run did: `retired` keys lost their gateway key and their place; `left` were not
 /// retired (a failure, logged, tried again by the next run; or retired meanwhile by a request);
@@ -76,20 +79,21 @@ impl<S: KeyStore + AuditLog, G: GatewayKeys> KeyService<S, G> {
     }
 
     /// Sends `key.expiring` for every key that expires within `notice` from now and was not
-    /// announced for that expiry yet, looking at `budget` keys at most (the rest wait for the
-    /// next run); how many it announced. Revoked keys and keys replaced by a rotation are not
+    /// announced for that expiry yet, at most `budget` announcements and
+    /// [`MAX_KEYS_READ_PER_WARNING`] keys read per run (the rest wait for the next run); how many
+    /// it announced. Revoked keys and keys replaced by a rotation are not
     /// announced. The store notes each announcement before it is sent, so concurrent runs send
     /// one event per expiry; an event the sink then loses is not sent again.
     pub async fn warn_expiring(&self, notice: TimeDelta, budget: usize) -> Result<usize, ApiError> {
         let now = self.clock.now();
         let (mut warned, mut looked) = (0, 0);
         let mut after: Option<KeyRecord> = None;
-        while looked < budget {
-            let room = (budget - looked).min(PAGE as usize) as u32;
+        while warned < budget && looked < MAX_KEYS_READ_PER_WARNING {
+            let room = PAGE;
             let page = self.store.stopped(now + notice, room, after.as_ref()).await?;
             looked += page.len();
             let last_page = page.len() < room as usize;
-            for record in page.iter().filter(|record| is_to_announce(record, now)) {
+            for record in page.iter().filter(|record| is_to_announce(record, now)).take(budget - warned) {
                 match self.store.note_expiry_warning(record).await {
                     Ok(true) => {
                         self.events.publish(KeyEvent::new(KeyEventType::Expiring, KeyView::of(record, now), now));
