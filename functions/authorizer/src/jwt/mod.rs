@@ -188,7 +188,8 @@ fn permissions(claim: Option<&Value>) -> Permissions {
     };
     let mut set = Permissions::default();
     for name in names.into_iter().filter(|name| *name != Permission::Ingest.as_str()) {
-        if set.len() < Permissions::MAX {
+        // The vocabulary always counts; past the cap, further custom names are dropped.
+        if name.parse::<Permission>().is_ok() || set.len() < Permissions::MAX {
             // A name that is not a permission is some other scope of the IdP's: not ours to refuse.
             let _ = set.insert_name(name);
         }

@@ -257,6 +257,11 @@ async fn a_session_has_the_permissions_its_claim_names_and_none_without_it() {
     // which a session never is.
     let claim = json!(["https://api.example.com/x", "Profile", "documents.read", "admin", "ingest"]);
     assert_eq!(session_permissions(Some(claim)).await, "admin,documents.read");
+    // Past 64 names the IdP's further custom names are dropped, never the vocabulary.
+    let mut many: Vec<String> = (0..70).map(|i| format!("scope.{i:02}")).collect();
+    many.push("admin".to_owned());
+    let carried = session_permissions(Some(json!(many))).await;
+    assert!(carried.starts_with("admin,scope.00,") && carried.split(',').count() == 65, "{carried}");
     // No claim, or one of another shape: no permissions at all (every management route is 403).
     assert_eq!(session_permissions(None).await, "");
     assert_eq!(session_permissions(Some(json!({"admin": true}))).await, "");
