@@ -7,10 +7,12 @@ mod common;
 use std::sync::Arc;
 
 use aws_sdk_eventbridge::types::Target;
+use chrono::TimeDelta;
 use common::{Noting, Stack};
 use latchkey::Clock;
 use latchkey::events::eventbridge::EventBridgeEvents;
 use latchkey::manage::{Caller, KeyService};
+use latchkey::store::dynamo::DynamoKeyStore;
 use serde_json::{Value, json};
 
 /// A bus of the test's own in moto, with a rule routing every Latchkey event to an SQS queue.
@@ -46,7 +48,7 @@ impl Bus {
     }
 
     /// Key management over the test's store, publishing to this bus.
-    fn service(&self, stack: &Stack) -> KeyService<latchkey::store::dynamo::DynamoKeyStore, Noting> {
+    fn service(&self, stack: &Stack) -> KeyService<DynamoKeyStore, Noting> {
         KeyService {
             store: stack.store.clone(),
             gateway: Noting::new(stack),
@@ -62,6 +64,20 @@ impl Bus {
             self.sqs.receive_message().queue_url(&self.queue_url).max_number_of_messages(10).send().await.unwrap();
         messages.messages().iter().map(|m| serde_json::from_str::<Value>(m.body().unwrap()).unwrap()).collect()
     }
+}
+
+/// A key of tenant `acme` made by its operator, expiring `expires` from the stack's clock: its
+/// record as created, `key` included.
+async fn expiring_key(
+    service: &KeyService<DynamoKeyStore, Noting>,
+    stack: &Stack,
+    name: &str,
+    expires: TimeDelta,
+) -> Value {
+    let body = json!({"name": name, "expires_at": (stack.clock.now() + expires).to_rfc3339()});
+    let operator = Caller::operator("acme".parse().unwrap());
+    let created = service.create(&common::issuance().await, &operator, serde_json::from_value(body).unwrap()).await;
+    serde_json::to_value(created.unwrap()).unwrap()
 }
 
 fn types(events: &[Value]) -> Vec<&str> {
@@ -110,25 +126,16 @@ async fn the_sweep_announces_expiring_keys_once_and_expired_keys_as_it_retires_t
     let bus = Bus::new().await;
     let stack = Stack::new().await;
     let service = bus.service(&stack);
-    let issuance = common::issuance().await;
     let operator = Caller::operator("acme".parse().unwrap());
     let now = stack.clock.now();
-    let create = |name: &str, expires: chrono::TimeDelta| {
-        let body = json!({"name": name, "expires_at": (now + expires).to_rfc3339()});
-        let (service, issuance, operator) = (&service, &issuance, &operator);
-        async move {
-            let created = service.create(issuance, operator, serde_json::from_value(body).unwrap()).await.unwrap();
-            serde_json::to_value(created).unwrap()
-        }
-    };
-    let soon = create("soon", chrono::TimeDelta::days(3)).await;
-    let later = create("later", chrono::TimeDelta::days(30)).await;
-    let revoked = create("revoked", chrono::TimeDelta::days(2)).await;
+    let soon = expiring_key(&service, &stack, "soon", TimeDelta::days(3)).await;
+    let later = expiring_key(&service, &stack, "later", TimeDelta::days(30)).await;
+    let revoked = expiring_key(&service, &stack, "revoked", TimeDelta::days(2)).await;
     service.revoke(&operator, revoked["id"].as_str().unwrap()).await.unwrap();
     service.events.flush().await;
     assert_eq!(types(&bus.received().await), ["key.created", "key.created", "key.created", "key.revoked"]);
 
-    let week = Some(chrono::TimeDelta::days(7));
+    let week = Some(TimeDelta::days(7));
     let run = || async {
         let swept = service.sweep_and_warn(100, week).await.unwrap();
         service.events.flush().await;
@@ -144,7 +151,7 @@ async fn the_sweep_announces_expiring_keys_once_and_expired_keys_as_it_retires_t
     assert_eq!((warned, events.len()), (0, 0), "once per expiry");
 
     // A new expiry, still within the week: announced again.
-    let moved = json!({"expires_at": (now + chrono::TimeDelta::days(5)).to_rfc3339()});
+    let moved = json!({"expires_at": (now + TimeDelta::days(5)).to_rfc3339()});
     service.update(&operator, soon["id"].as_str().unwrap(), serde_json::from_value(moved).unwrap()).await.unwrap();
     service.events.flush().await;
     assert_eq!(types(&bus.received().await), ["key.updated"]);
@@ -152,7 +159,7 @@ async fn the_sweep_announces_expiring_keys_once_and_expired_keys_as_it_retires_t
     assert_eq!((warned, types(&events)), (1, vec!["key.expiring"]));
 
     // Past it: expired, retired, announced; the other key now within its week.
-    stack.clock.advance(chrono::TimeDelta::days(24));
+    stack.clock.advance(TimeDelta::days(24));
     let (retired, warned, events) = run().await;
     let mut seen: Vec<(&str, &Value)> =
         events.iter().map(|e| (e["detail-type"].as_str().unwrap(), &e["detail"]["key"]["id"])).collect();
@@ -172,14 +179,10 @@ async fn announced_keys_do_not_hold_back_the_later_ones() {
     let bus = Bus::new().await;
     let stack = Stack::new().await;
     let service = bus.service(&stack);
-    let issuance = common::issuance().await;
-    let operator = Caller::operator("acme".parse().unwrap());
-    let now = stack.clock.now();
     for (name, days) in [("first", 2), ("second", 3)] {
-        let body = json!({"name": name, "expires_at": (now + chrono::TimeDelta::days(days)).to_rfc3339()});
-        service.create(&issuance, &operator, serde_json::from_value(body).unwrap()).await.unwrap();
+        expiring_key(&service, &stack, name, TimeDelta::days(days)).await;
     }
-    let week = chrono::TimeDelta::days(7);
+    let week = TimeDelta::days(7);
     let mut announced = Vec::new();
     for _ in 0..3 {
         let warned = service.warn_expiring(week, 1).await.unwrap();

@@ -232,13 +232,7 @@ impl RecordStore for DynamoRecordStore {
             .expression_attribute_values(":ttl", AttributeValue::N(expires.timestamp().to_string()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
-                Ok(false)
-            }
-            Err(error) => Err(StoreError::Unavailable(DisplayErrorContext(&error).to_string())),
-        }
+        crate::store::dynamo::condition_held(result)
     }
 
     async fn delete_records(&self, datasource: &DatasourceId, budget: u32) -> Result<RecordsDeleted, StoreError> {

@@ -6,6 +6,7 @@ use std::fmt::Debug;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 use chrono::{DateTime, TimeDelta, Utc};
 
@@ -356,6 +357,16 @@ where
     StoreError::Unavailable(DisplayErrorContext(&error).to_string())
 }
 
+/// A conditional `UpdateItem`'s answer as whether its condition held: `false` when DynamoDB
+/// refused it for the condition, `Unavailable` for any other failure.
+pub(crate) fn condition_held<O, R: Debug>(result: Result<O, SdkError<UpdateItemError, R>>) -> Result<bool, StoreError> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
+        Err(error) => Err(unavailable(error)),
+    }
+}
+
 impl KeyStore for DynamoKeyStore {
     async fn insert(&self, record: &KeyRecord) -> Result<(), StoreError> {
         let items = vec![
@@ -552,13 +563,7 @@ impl KeyStore for DynamoKeyStore {
             .expression_attribute_values(":at", to_value(&at)?)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
-                Err(StoreError::NotFound)
-            }
-            Err(error) => Err(unavailable(error)),
-        }
+        if condition_held(result)? { Ok(()) } else { Err(StoreError::NotFound) }
     }
 
     async fn note_expiry_warning(&self, record: &KeyRecord) -> Result<bool, StoreError> {
@@ -576,13 +581,7 @@ impl KeyStore for DynamoKeyStore {
             .expression_attribute_values(":at", to_value(&expires_at)?)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
-                Ok(false)
-            }
-            Err(error) => Err(unavailable(error)),
-        }
+        condition_held(result)
     }
 
     async fn rehash(&self, record: &KeyRecord, digest: KeyDigest, version: PepperVersion) -> Result<(), StoreError> {
