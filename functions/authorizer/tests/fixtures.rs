@@ -1,7 +1,7 @@
 //! Every fixture event (shaped exactly as API Gateway sends it) through the authorizer, against
 //! DynamoDB Local: the exact policy effect, resource, context and usage key of each answer.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

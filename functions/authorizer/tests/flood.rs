@@ -3,7 +3,7 @@
 //! a well-formed unknown key is read once and then answered by the negative cache; a valid key
 //! keeps working throughout. Against DynamoDB Local, reads counted at the store.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

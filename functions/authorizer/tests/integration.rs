@@ -1,7 +1,7 @@
 //! The authorizer against the real engines: pepper rotation through Secrets Manager (moto),
 //! revocation through the cache, DynamoDB going away, and `last_used_at`.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! runtime API, `cargo lambda invoke` sends it fixture events, against DynamoDB Local and moto.
 //! This is the README's local-development sequence, run by the test suite.
 
-mod common;
+use crate::common;
 
 use common::{fixture, fixture_keys, now};
 use latchkey::pepper::{PepperProvider, SecretsManagerPepper};

@@ -1,6 +1,6 @@
 //! No event, however malformed, makes the authorizer panic or allow without a stored key.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

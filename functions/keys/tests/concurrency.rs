@@ -2,7 +2,7 @@
 //! revocation is never half visible, parallel creates lose and duplicate nothing, and pagination
 //! returns every key exactly once.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! moto: create with its ingest key, ingest with it, read the records back in order, regenerate
 //! (at once, and with grace), delete (keys dead, records gone), tenant isolation, validation.
 
-mod common;
+use crate::common;
 
 use chrono::TimeDelta;
 use common::Stack;

@@ -1,7 +1,7 @@
 //! API Gateway keys in moto's API Gateway: a key's gateway key follows its tier and its life, and
 //! a create that fails halfway leaves nothing behind.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

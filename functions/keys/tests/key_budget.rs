@@ -2,7 +2,7 @@
 //! that can no longer verify gives its gateway key back (deleted in moto's API Gateway), and a
 //! tenant holds at most `LATCHKEY_MAX_KEYS_PER_TENANT` keys that still verify.
 
-mod common;
+use crate::common;
 
 use chrono::TimeDelta;
 use common::{Noting, Stack, start};

@@ -2,7 +2,7 @@
 //! (moto's), where a rule of the provider's routes them on (here to an SQS queue, read back).
 //! Events wait for `flush`, which the handler awaits once the operation has its answer.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -3,7 +3,7 @@
 //! Local and moto (Secrets Manager, API Gateway), with proxy events as API Gateway sends them
 //! behind the authorizer, and the scheduled event EventBridge sends the sweep.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 

@@ -2,7 +2,7 @@
 //! and moto's API Gateway: create, whoami in every header style, list, rotate with grace, the
 //! grace ending, revoke; the audit trail; and no plaintext key anywhere in the table.
 
-mod common;
+use crate::common;
 
 use chrono::TimeDelta;
 use common::Stack;

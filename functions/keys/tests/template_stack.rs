@@ -6,7 +6,7 @@
 //! pattern they are given. (moto's CloudFormation is no evidence: it reports this stack created
 //! while skipping most of it.)
 
-mod common;
+use crate::common;
 
 use common::Stack;
 use latchkey::gateway::GatewayKeys;

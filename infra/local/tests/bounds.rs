@@ -3,7 +3,7 @@
 //! (32), `Idempotency-Key` (128), a key header far too long, and a request past API Gateway's
 //! 10 MB (the deployed gateway response's status and body).
 
-mod common;
+use crate::common;
 
 use common::Running;
 use latchkey::ingest::{MAX_BODY_BYTES, MAX_ID_CHARS, MAX_RECORD_BYTES, MAX_RECORD_DEPTH, MAX_RECORDS};

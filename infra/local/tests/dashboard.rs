@@ -1,7 +1,7 @@
 //! The dashboard's files over HTTP: served at /dashboard without a key, under a strict
 //! Content-Security-Policy; `/` leads there when no upstream is configured.
 
-mod common;
+use crate::common;
 
 use common::Running;
 use reqwest::{Client, Method, redirect};

@@ -1,6 +1,6 @@
 //! `latchkey-local --store dynamodb`: the same API over HTTP, its data in DynamoDB Local.
 
-mod common;
+use crate::common;
 
 use chrono::TimeDelta;
 use common::Running;

@@ -2,7 +2,7 @@
 //! timestamp and body with the configured secret, retried when the receiver fails, never carrying
 //! a key; the operation answers without waiting for the receiver.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! loopback port, the local API as its gateway (at the defaults users get), and the README's
 //! commands against them. If the example's README and the gateway drift apart, this fails.
 
-mod common;
+use crate::common;
 
 use common::{Running, run_walkthrough, sh_block};
 

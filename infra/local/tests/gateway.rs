@@ -2,7 +2,7 @@
 //! port (`latchkey_tests::echo`): what the backend receives, what it never receives, and what a
 //! client gets when the backend fails. At the defaults users get (a 5 s key cache).
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

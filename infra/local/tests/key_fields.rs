@@ -2,7 +2,7 @@
 //! listing of one owner's keys), metadata, and the enabled flag, with their audit events; a
 //! rotation carries them over.
 
-mod common;
+use crate::common;
 
 use common::Running;
 use reqwest::Method;

@@ -2,7 +2,7 @@
 //! datasources work end to end; errors come in the envelope with the deployed statuses; the
 //! tier's rate limit answers 429 with Retry-After; a restart keeps every key.
 
-mod common;
+use crate::common;
 
 use common::Running;
 use reqwest::{Client, Method};

@@ -3,7 +3,7 @@
 //! (closed objects, formats enforced). Every operation is reached with a success status, so a
 //! route or field added to the code and not to the document fails here.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

@@ -2,7 +2,7 @@
 //! (`POST /sessions`), which then authenticates as the key's tenant with the key's permissions;
 //! a session is refreshed by asking again, while its key still verifies and is still an admin key.
 
-mod common;
+use crate::common;
 
 use common::Running;
 use reqwest::{Client, Method};

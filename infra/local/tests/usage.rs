@@ -1,6 +1,6 @@
 //! Usage per key and day on the local API: what it let through, as a usage plan counts it.
 
-mod common;
+use crate::common;
 
 use common::Running;
 use reqwest::Method;

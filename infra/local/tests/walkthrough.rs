@@ -1,7 +1,7 @@
 //! The README's walk-through, run as written against a local API: if the README and the API
 //! drift apart, this fails.
 
-mod common;
+use crate::common;
 
 use common::{Running, run_walkthrough, sh_block};
 

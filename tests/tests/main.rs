@@ -1,0 +1,9 @@
+//! Every integration test of this crate in one test binary: one link step instead of one per
+//! file. Each file is a module, so a test is named by its file (`cargo test --test it lifecycle::`).
+
+mod dynamodb_store;
+mod pepper_rotation;
+mod readme_lambda;
+mod record_store;
+mod store_contract;
+mod template;
