@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::store::{Cursor, Page, StoreError};
-use crate::{DatasourceId, KeyId, TenantId};
+use crate::{DatasourceId, KeyId, KeyRecord, TenantId};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Datasource {
@@ -46,6 +46,20 @@ pub trait DatasourceStore: Send + Sync {
         tenant: &TenantId,
         id: &DatasourceId,
         key_id: &KeyId,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Stores `successor`, datasource `id`'s new ingest key after its key `old` was revoked, in
+    /// one atomic write with the link from `old` to it (`replaced_by`) and the datasource's
+    /// pointer: stored, the new key is reachable from its datasource (and so revoked when the
+    /// datasource is deleted), or it is not stored at all. Counted like a new key. `Conflict` if
+    /// `old` works or was replaced already (a concurrent regeneration won); `NotFound` for a
+    /// missing datasource or key.
+    fn insert_successor(
+        &self,
+        tenant: &TenantId,
+        id: &DatasourceId,
+        old: &KeyId,
+        successor: &KeyRecord,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Removes it; removing a missing one is not an error.

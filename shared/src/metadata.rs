@@ -57,7 +57,8 @@ impl fmt::Display for OwnerId {
     }
 }
 
-/// A JSON object of at most [`KeyMeta::MAX_BYTES`] as compact JSON; `{}` when none was given.
+/// A JSON object of at most [`KeyMeta::MAX_BYTES`] in its header form ([`KeyMeta::to_header`]);
+/// `{}` when none was given.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "Map<String, Value>", into = "Map<String, Value>")]
 pub struct KeyMeta(Map<String, Value>);
@@ -66,12 +67,16 @@ pub struct KeyMeta(Map<String, Value>);
 pub enum InvalidMeta {
     #[error("must be a JSON object")]
     NotAnObject,
-    #[error("must be at most 4096 bytes as compact JSON, not {0}")]
+    #[error(
+        "must be at most 4096 bytes as sent in X-Latchkey-Meta (compact JSON, every character outside printable ASCII escaped as \\uXXXX: 6 bytes, 12 outside the BMP), not {0}"
+    )]
     TooLarge(usize),
 }
 
 impl KeyMeta {
-    /// What API Gateway's authorizer context and a request header can carry comfortably.
+    /// What API Gateway's authorizer context and a request header can carry comfortably, measured
+    /// on what is sent ([`Self::to_header`]), never larger than what is stored: a backend behind
+    /// nginx (8 KiB per header line by default) takes any key's header.
     pub const MAX_BYTES: usize = 4096;
 
     pub fn is_empty(&self) -> bool {
@@ -87,24 +92,30 @@ impl KeyMeta {
         Value::Object(self.0.clone()).to_string()
     }
 
-    /// Compact JSON with every non-ASCII character escaped (`\u00e9`): the same object, in a form
-    /// any HTTP header and API Gateway's context carry unchanged.
+    /// Compact JSON with every character a header value cannot carry escaped: the same object in
+    /// printable ASCII only, which any HTTP header and API Gateway's context carry unchanged.
+    /// serde_json escapes `"`, `\` and the C0 controls already; DEL (U+007F) and everything
+    /// outside ASCII become JSON's `\uXXXX` (a surrogate pair outside the BMP).
     pub fn to_header(&self) -> String {
-        let json = Value::Object(self.0.clone()).to_string();
-        let mut ascii = String::with_capacity(json.len());
-        for c in json.chars() {
-            if c.is_ascii() {
-                ascii.push(c);
-            } else {
-                // Outside ASCII means inside a string: JSON's own escape is valid there.
-                let mut units = [0u16; 2];
-                for unit in c.encode_utf16(&mut units) {
-                    ascii.push_str(&format!("\\u{unit:04x}"));
-                }
+        header_form(&self.0)
+    }
+}
+
+fn header_form(map: &Map<String, Value>) -> String {
+    let json = serde_json::to_string(map).expect("a JSON map always serializes");
+    let mut ascii = String::with_capacity(json.len());
+    for c in json.chars() {
+        if c.is_ascii() && c != '\u{7f}' {
+            ascii.push(c);
+        } else {
+            // Outside printable ASCII means inside a string: JSON's own escape is valid there.
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                ascii.push_str(&format!("\\u{unit:04x}"));
             }
         }
-        ascii
     }
+    ascii
 }
 
 /// A key record's `meta` as JSON text: DynamoDB's maps cannot hold every JSON object (no empty
@@ -118,9 +129,11 @@ pub mod stored_as_text {
         serializer.serialize_str(&meta.to_json())
     }
 
+    /// What was stored is read back as it was: the bound is checked where meta comes in, so a
+    /// record stored under an earlier bound stays readable.
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<KeyMeta, D::Error> {
         let text = String::deserialize(deserializer)?;
-        serde_json::from_str(&text).map_err(serde::de::Error::custom)
+        serde_json::from_str(&text).map(KeyMeta).map_err(serde::de::Error::custom)
     }
 }
 
@@ -139,7 +152,7 @@ impl TryFrom<Map<String, Value>> for KeyMeta {
     type Error = InvalidMeta;
 
     fn try_from(map: Map<String, Value>) -> Result<Self, InvalidMeta> {
-        let size = serde_json::to_vec(&map).map(|bytes| bytes.len()).unwrap_or(usize::MAX);
+        let size = header_form(&map).len();
         if size > Self::MAX_BYTES { Err(InvalidMeta::TooLarge(size)) } else { Ok(Self(map)) }
     }
 }
@@ -176,5 +189,34 @@ mod tests {
         // {"a":"…"} is 8 bytes around the string.
         assert!(KeyMeta::try_from(json!({"a": "x".repeat(4096 - 8)})).is_ok());
         assert_eq!(KeyMeta::try_from(json!({"a": "x".repeat(4096 - 7)})), Err(InvalidMeta::TooLarge(4097)));
+    }
+
+    #[test]
+    fn the_header_form_is_printable_ascii_and_the_bound_is_measured_on_it() {
+        let printable = |text: &str| text.bytes().all(|b| (0x20..0x7f).contains(&b));
+        let meta = KeyMeta::try_from(json!({"del": "a\u{7f}b", "tab": "\t", "nul": "\u{0}"})).unwrap();
+        assert_eq!(meta.to_header(), r#"{"del":"a\u007fb","nul":"\u0000","tab":"\t"}"#);
+        assert!(printable(&meta.to_header()));
+        let back: Value = serde_json::from_str(&meta.to_header()).unwrap();
+        assert_eq!(back, Value::Object(meta.as_map().clone()));
+        // 2,044 × é is 4,096 bytes of UTF-8 JSON but 12,272 as sent: refused.
+        assert_eq!(KeyMeta::try_from(json!({"a": "é".repeat(2044)})), Err(InvalidMeta::TooLarge(12_272)));
+        // {"a":"…"} is 8 bytes around the string; each é is 6 bytes as sent.
+        let most = (4096 - 8) / 6;
+        let fits = KeyMeta::try_from(json!({"a": "é".repeat(most)})).unwrap();
+        assert!(fits.to_header().len() <= KeyMeta::MAX_BYTES && printable(&fits.to_header()));
+        assert!(KeyMeta::try_from(json!({"a": "é".repeat(most + 1)})).is_err());
+    }
+
+    #[test]
+    fn stored_meta_is_read_back_whatever_its_size() {
+        #[derive(Deserialize)]
+        struct Stored {
+            #[serde(with = "stored_as_text")]
+            meta: KeyMeta,
+        }
+        let text = json!({"a": "é".repeat(2044)}).to_string();
+        let stored: Stored = serde_json::from_value(json!({ "meta": text })).unwrap();
+        assert_eq!(stored.meta.as_map()["a"], json!("é".repeat(2044)));
     }
 }

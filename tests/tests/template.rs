@@ -260,6 +260,20 @@ fn the_authorizer_writes_only_the_items_verification_touches() {
         let patterns = leading_keys(&grant.condition).expect("ingest may UpdateItem any item");
         assert!(patterns.iter().all(|p| like(p, &count) && !like(p, &record)), "ingest may UpdateItem {patterns:?}");
     }
+    // ingest reads the keys table only to see that the calling key's datasource still exists.
+    let keys_table = json!({"Fn::GetAtt": ["KeysTable", "Arn"]});
+    let on_keys: Vec<&Grant> = allowed["ingest"].iter().filter(|g| g.resource == keys_table).collect();
+    assert!(!on_keys.is_empty(), "ingest cannot see whether a datasource exists");
+    for grant in on_keys {
+        assert_eq!(grant.action, "dynamodb:GetItem", "ingest may {} in the keys table", grant.action);
+        let patterns = leading_keys(&grant.condition).expect("ingest may read any item of the keys table");
+        assert!(
+            patterns
+                .iter()
+                .all(|p| like(p, &datasource) && !like(p, &digest) && !like(p, &pointer) && !like(p, &audit)),
+            "ingest may read {patterns:?} in the keys table"
+        );
+    }
 }
 
 /// The sweep reads the stopped keys' index, and writes only what retiring a key writes: the
@@ -667,7 +681,13 @@ fn the_cheaper_mode_caches_the_backend_routes_by_one_header_and_answers_its_abse
         parameters.extend(ttl.map(|ttl| ("AuthorizerResultTtlSeconds", ttl)));
         let (scheme, unauthorized) = backend_authorizer(&parameters);
         let authorizer = &scheme["x-amazon-apigateway-authorizer"];
-        assert_eq!(authorizer["identitySource"], format!("method.request.header.{header}"), "{header}");
+        // Keyed on the source address too: a key's IP allowlist decides by it, so a decision
+        // cached from an allowed address must not admit the same key from anywhere else.
+        assert_eq!(
+            authorizer["identitySource"],
+            format!("method.request.header.{header}, context.identity.sourceIp"),
+            "{header}"
+        );
         assert_eq!(authorizer["authorizerResultTtlInSeconds"], ttl.unwrap_or("300").parse::<u64>().unwrap());
         // The answer API Gateway gives without calling the authorizer: the envelope of a missing key.
         let missing = latchkey::ApiError::MissingApiKey { header: sent_as };

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use latchkey::lookup::find_key;
 use latchkey::pepper::{CachedPepper, PepperProvider, PepperSet};
 use latchkey::store::KeyStore;
-use latchkey::{ApiError, ApiKey, Clock, Credential, KeyProfile, KeyRecord, extract_credential};
+use latchkey::{ApiError, ApiKey, Clock, Credential, KeyId, KeyProfile, KeyRecord, extract_credential};
 
 pub mod cache;
 pub mod event;
@@ -66,6 +66,19 @@ pub struct Authorizer<S, P> {
     sessions: Option<JwtVerifier>,
     session_usage_keys: Option<SessionUsageKeys>,
     last_used: LastUsed,
+}
+
+/// Whether `record`'s key may be used `now` from `source`: its refusal (revoked, expired,
+/// disabled), then its IP allowlist. Decided per request, like expiry: a cached record carries
+/// the list, not the answer.
+fn admits(record: &KeyRecord, now: chrono::DateTime<chrono::Utc>, source: Option<IpAddr>) -> Result<(), ApiError> {
+    if let Some(refused) = record.refusal(now) {
+        return Err(refused);
+    }
+    if !record.ip_allowlist.allows(source) {
+        return Err(ApiError::IpNotAllowed { source_ip: source.map(|ip| ip.to_canonical().to_string()) });
+    }
+    Ok(())
 }
 
 /// A request the authorizer could not decide: API Gateway must answer 5xx.
@@ -120,7 +133,8 @@ impl<S: KeyStore + 'static, P: PepperProvider> Authorizer<S, P> {
                         // Not one of ours (another issuer, algorithm or secret): perhaps the
                         // identity provider's.
                         Err(ApiError::InvalidToken) if self.jwt.is_some() => {}
-                        decided => return decided.map(Principal::Session),
+                        Ok(session) => return self.as_its_key_now(session, source).await.map(Principal::Session),
+                        Err(refused) => return Err(refused),
                     }
                 }
                 match &self.jwt {
@@ -148,15 +162,21 @@ impl<S: KeyStore + 'static, P: PepperProvider> Authorizer<S, P> {
         };
         let record = record.ok_or(ApiError::InvalidApiKey)?;
         let now = self.clock.now();
-        if let Some(refused) = record.refusal(now) {
-            return Err(refused);
-        }
-        // Decided per request, like expiry: the cached record carries the list, not the answer.
-        if !record.ip_allowlist.allows(source) {
-            return Err(ApiError::IpNotAllowed { source_ip: source.map(|ip| ip.to_canonical().to_string()) });
-        }
+        admits(&record, now, source)?;
         self.last_used.record(digest, &record.id, now);
         Ok(record)
+    }
+
+    /// A session Latchkey signed answers to the key it names (`sub`), as stored now, on every
+    /// request: that key's refusal (revoked, expired, disabled), its allowlist against this
+    /// request's source, its permissions now rather than those signed into the token. Read from
+    /// the store every time, never from the cache: the cost is the record's consistent read per
+    /// session request (dashboard traffic only), and a session cannot outlive a change to its key.
+    async fn as_its_key_now(&self, session: Session, source: Option<IpAddr>) -> Result<Session, ApiError> {
+        let id: KeyId = session.subject.parse().map_err(|_| ApiError::InvalidToken)?;
+        let record = self.store.get(&session.tenant_id, &id).await?.ok_or(ApiError::InvalidApiKey)?;
+        admits(&record, self.clock.now(), source)?;
+        Ok(Session { permissions: record.permissions, ..session })
     }
 
     /// The stored record of `key`. A cold start fetches only the current pepper: on its first

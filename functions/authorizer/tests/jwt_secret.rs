@@ -1,12 +1,15 @@
 //! The HS256 session secret in Secrets Manager (moto) rotating under a warm verifier: the new
 //! secret verifies within the refresh interval, the previous one keeps verifying until the next
-//! rotation (sessions signed before it survive), and a secret two rotations old stops.
+//! rotation (sessions signed before it survive), and a secret two rotations old stops. What
+//! signs Latchkey's own sessions (`keys-issue`) reads the secret again as the verifier does.
 
 use std::sync::Arc;
 
 use chrono::TimeDelta;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use latchkey::{ApiError, Clock, ManualClock};
+use latchkey::pepper::SecretsManagerSigningSecret;
+use latchkey::session::{self, SessionSigner};
+use latchkey::{ApiError, Clock, KeyId, ManualClock, Permissions};
 use latchkey_authorizer::jwt::{DEFAULT_REFRESH, JwtConfig, JwtVerifier};
 use latchkey_tests::{create_secret, sdk_config};
 use serde_json::json;
@@ -51,4 +54,45 @@ async fn a_rotated_session_secret_reaches_a_warm_verifier_within_the_refresh_int
     assert!(verifier.verify(&token(THREE)).await.is_ok());
     assert!(verifier.verify(&token(TWO)).await.is_ok());
     assert_eq!(verifier.verify(&token(ONE)).await, Err(ApiError::InvalidToken), "two rotations old");
+}
+
+#[tokio::test]
+async fn after_the_emergency_rotation_a_warm_signer_signs_sessions_the_authorizer_accepts() {
+    let secrets = aws_sdk_secretsmanager::Client::new(&sdk_config().await);
+    let secret = create_secret(&secrets, ONE).await;
+    let clock = Arc::new(ManualClock::new("2026-06-01T00:00:00Z".parse().unwrap()));
+    let dyn_clock: Arc<dyn Clock> = clock.clone();
+    let config = JwtConfig::new(session::ISSUER, session::AUDIENCE);
+    let verifier =
+        JwtVerifier::with_secrets_manager(secrets.clone(), &secret, config, dyn_clock.clone()).await.unwrap();
+    let source = SecretsManagerSigningSecret::new(secrets.clone(), secret.clone());
+    let signer = SessionSigner::refreshing(source, session::DEFAULT_TTL, dyn_clock).await.unwrap();
+    let (key, tenant) = (KeyId::generate(), "acme".parse().unwrap());
+    let token = signer.sign(&key, &tenant, &Permissions::default(), clock.now()).await.token;
+    assert!(verifier.verify(&token).await.is_ok());
+
+    // README's emergency procedure: a new version, then AWSPREVIOUS taken off the old one.
+    secrets.put_secret_value().secret_id(&secret).secret_string(TWO).send().await.unwrap();
+    let described = secrets.describe_secret().secret_id(&secret).send().await.unwrap();
+    let previous = described
+        .version_ids_to_stages()
+        .unwrap()
+        .iter()
+        .find(|(_, stages)| stages.iter().any(|stage| stage == "AWSPREVIOUS"))
+        .map(|(version, _)| version.clone())
+        .expect("the old version is AWSPREVIOUS");
+    secrets
+        .update_secret_version_stage()
+        .secret_id(&secret)
+        .version_stage("AWSPREVIOUS")
+        .remove_from_version_id(previous)
+        .send()
+        .await
+        .unwrap();
+    // One refresh interval later both have read the secret again.
+    clock.advance(TimeDelta::from_std(DEFAULT_REFRESH).unwrap());
+    assert_eq!(verifier.verify(&token).await, Err(ApiError::InvalidToken), "the withdrawn secret's session");
+    let token = signer.sign(&key, &tenant, &Permissions::default(), clock.now()).await.token;
+    assert!(verifier.verify(&token).await.is_ok(), "refused: signed with the withdrawn secret");
+    assert_eq!(session::SECRET_REFRESH, TimeDelta::from_std(DEFAULT_REFRESH).unwrap(), "one interval for both");
 }

@@ -5,6 +5,7 @@
 pub mod setup;
 
 use lambda_http::{Body, Request, RequestExt, Response};
+use latchkey::datasource::DatasourceStore;
 use latchkey::ingest::RecordStore;
 use latchkey::ingest::service::IngestService;
 
@@ -20,7 +21,10 @@ pub async fn run() -> Result<(), lambda_http::Error> {
 }
 
 /// Answers one API Gateway (REST, proxy integration) request.
-pub async fn respond<R: RecordStore>(service: &IngestService<R>, request: Request) -> Response<Body> {
+pub async fn respond<R: RecordStore, D: DatasourceStore>(
+    service: &IngestService<R, D>,
+    request: Request,
+) -> Response<Body> {
     let key = latchkey::lambda::header(&request, "idempotency-key");
     let caller = latchkey::lambda::caller(&request);
     let reply = service

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use latchkey::datasource::{Datasource, DatasourceStore};
 use latchkey::ingest::dynamo::DynamoRecordStore;
 use latchkey::ingest::service::IngestService;
 use latchkey::ingest::{
@@ -35,7 +36,7 @@ fn start() -> DateTime<Utc> {
 struct Stack<R> {
     authorizer: Authorizer<DynamoKeyStore, StaticPepper>,
     keys: Arc<DynamoKeyStore>,
-    ingest: IngestService<R>,
+    ingest: IngestService<R, DynamoKeyStore>,
     clock: Arc<ManualClock>,
 }
 
@@ -53,7 +54,7 @@ impl<R: RecordStore> Stack<R> {
         api_gateway::request(authorize, invoke, headers, method, "/ingest", Some(body)).await
     }
 
-    /// A key stored the way the key functions store one.
+    /// A key stored the way the key functions store one, with its datasource.
     async fn key(&self, permissions: &[Permission], datasource: Option<&DatasourceId>) -> (String, KeyRecord) {
         let peppers = CachedPepper::load(StaticPepper::new(PEPPER, "v1"), Duration::from_secs(300)).await.unwrap();
         let spec = KeySpec {
@@ -71,6 +72,19 @@ impl<R: RecordStore> Stack<R> {
         };
         let (key, record) = KeyRecord::issue(&KeyProfile::latchkey(), &peppers.current().await.current, spec, start());
         self.keys.insert(&record).await.unwrap();
+        if let Some(id) = datasource {
+            let datasource = Datasource {
+                id: id.clone(),
+                tenant_id: record.tenant_id.clone(),
+                name: "meters".into(),
+                created_at: start(),
+                key_id: record.id.clone(),
+            };
+            match self.keys.insert_datasource(&datasource).await {
+                Ok(()) | Err(StoreError::AlreadyExists) => {}
+                Err(error) => panic!("{error}"),
+            }
+        }
         (key.expose_secret().to_owned(), record)
     }
 
@@ -106,12 +120,31 @@ async fn stack_with<R: RecordStore>(wrap: impl FnOnce(DynamoRecordStore) -> R) -
         sessions: None,
         session_usage_keys: None,
     });
-    let ingest = IngestService { records: Arc::new(wrap(records)), clock: clock.clone(), daily_cap: DEFAULT_DAILY_CAP };
+    let ingest = IngestService {
+        records: Arc::new(wrap(records)),
+        datasources: Arc::clone(&keys),
+        clock: clock.clone(),
+        daily_cap: DEFAULT_DAILY_CAP,
+    };
     Stack { authorizer, keys, ingest, clock }
 }
 
 async fn stack() -> Stack<DynamoRecordStore> {
     stack_with(|records| records).await
+}
+
+/// Deleting a datasource revokes its keys; a key that was missed (issue 28: a regenerated key
+/// nothing led to) still saves nothing once its datasource is gone.
+#[tokio::test]
+async fn a_key_whose_datasource_is_gone_saves_nothing() {
+    let stack = stack().await;
+    let datasource = DatasourceId::generate();
+    let (key, record) = stack.key(&[Permission::Ingest], Some(&datasource)).await;
+    let header = [("x-api-key", key.as_str())];
+    stack.post(&header, r#"{"t": 1}"#).await.expect(202);
+    stack.keys.delete_datasource(&record.tenant_id, &datasource).await.unwrap();
+    stack.post(&header, r#"{"t": 2}"#).await.expect_error(401, "INVALID_API_KEY");
+    assert_eq!(stack.stored(&datasource).await.len(), 1, "a record was saved for a datasource that is gone");
 }
 
 #[tokio::test]
@@ -236,6 +269,7 @@ async fn a_datasource_past_its_daily_cap_is_refused_whichever_instance_it_reache
             stack.ingest.records.client().clone(),
             stack.ingest.records.table().to_owned(),
         )),
+        datasources: Arc::clone(&stack.keys),
         clock: stack.clock.clone(),
         daily_cap: 10,
     };

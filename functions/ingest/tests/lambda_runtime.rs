@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use latchkey::DatasourceId;
+use latchkey::datasource::{Datasource, DatasourceStore};
 use latchkey::ingest::RecordStore;
 use latchkey::ingest::dynamo::DynamoRecordStore;
 use latchkey::store::schema::create_records_table;
@@ -21,8 +22,24 @@ async fn ingest_stores_through_the_lambda_runtime() {
     let records = DynamoRecordStore::new(client, table.clone());
     let datasource = DatasourceId::generate();
     let key_id = latchkey::KeyId::generate();
+    // The function reads whether the calling key's datasource still exists.
+    let keys = latchkey_tests::fresh_dynamo_store(chrono::TimeDelta::days(30)).await;
+    let created = chrono::Utc::now();
+    let stored = Datasource {
+        id: datasource.clone(),
+        tenant_id: "acme".parse().unwrap(),
+        name: "meters".into(),
+        created_at: created,
+        key_id: key_id.clone(),
+    };
+    keys.insert_datasource(&stored).await.unwrap();
 
-    let watch = Watch::start(&[("LATCHKEY_RECORDS_TABLE", table), ("RUST_LOG", "info".to_owned())]).await;
+    let watch = Watch::start(&[
+        ("LATCHKEY_RECORDS_TABLE", table),
+        ("LATCHKEY_KEYS_TABLE", keys.table().to_owned()),
+        ("RUST_LOG", "info".to_owned()),
+    ])
+    .await;
     let context = |permissions: &str| {
         json!({
             "auth_type": "api_key", "principal": key_id.as_str(), "key_id": key_id.as_str(), "tenant_id": "acme",

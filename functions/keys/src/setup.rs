@@ -13,7 +13,7 @@ use latchkey::events::{KeyEvents, NoEvents};
 use latchkey::gateway::apigateway::{ApiGatewayKeys, PlanNames, UsagePlans};
 use latchkey::ingest::dynamo::DynamoRecordStore;
 use latchkey::manage::{Issuance, KeyPolicy, KeyService, Management, Role};
-use latchkey::pepper::{CachedPepper, PepperError, SecretsManagerPepper, read_secret};
+use latchkey::pepper::{CachedPepper, PepperError, SecretsManagerPepper, SecretsManagerSigningSecret};
 use latchkey::session::SessionSigner;
 use latchkey::store::dynamo::DynamoKeyStore;
 use latchkey::{TierName, Tiers};
@@ -120,15 +120,12 @@ pub async fn from_env(roles: &'static [Role]) -> Result<DeployedFunction, SetupE
         let peppers = CachedPepper::load_current(provider, settings.pepper_refresh).await?;
         // Signed with the current secret; the authorizer also accepts the previous one, so a
         // rotation does not end the sessions a warm instance signed before it.
+        // Read again as the authorizer reads it, so a rotation reaches both within one interval.
         let sessions = match &session_secret {
             None => None,
             Some(id) => {
-                let value = read_secret(&client, id, "AWSCURRENT")
-                    .await?
-                    .ok_or_else(|| PepperError::Missing { secret: id.clone() })?;
-                let signer = SessionSigner::new(&value.bytes, settings.session_ttl)
-                    .ok_or_else(|| PepperError::TooShort { secret: id.clone(), len: value.bytes.len() })?;
-                Some(signer)
+                let secret = SecretsManagerSigningSecret::new(client.clone(), id.clone());
+                Some(SessionSigner::refreshing(secret, settings.session_ttl, Arc::new(SystemClock)).await?)
             }
         };
         Ok::<_, PepperError>(Some(Issuance { peppers, profile: settings.key_profile.clone(), sessions }))

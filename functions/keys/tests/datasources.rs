@@ -4,6 +4,7 @@
 
 use crate::common;
 
+use crate::gateway::{Faulty, management_over, request, same_table};
 use chrono::TimeDelta;
 use common::Stack;
 use latchkey::datasource::DatasourceStore;
@@ -186,6 +187,30 @@ async fn a_datasource_whose_key_was_revoked_through_keys_gets_a_new_one() {
     assert_eq!(got["key_id"], regenerated["key_id"]);
     let deleted = stack.call(&admin, "DELETE", &format!("/datasources/{id}"), None).await.expect(200);
     assert_eq!(deleted["keys_revoked"], 1, "{deleted}");
+}
+
+/// A regeneration of a datasource whose key was revoked, while the datasource's pointer cannot
+/// be moved: the new key is still reached from the datasource, so deleting it stops the key.
+#[tokio::test]
+async fn a_key_regenerated_while_the_pointer_update_fails_dies_with_its_datasource() {
+    let stack = Stack::new().await;
+    let admin = stack.bootstrap("acme").await;
+    let created = stack.call(&admin, "POST", "/datasources", Some(json!({"name": "meters"}))).await.expect(201);
+    let (id, key_id) = (created["id"].as_str().unwrap(), created["key_id"].as_str().unwrap());
+    stack.call(&admin, "DELETE", &format!("/keys/{key_id}"), None).await.expect(204);
+
+    let faulty = management_over(&stack, Faulty::failing_pointer_updates(same_table(&stack), 1)).await;
+    let path = format!("/datasources/{id}/regenerate-key");
+    let regenerated = faulty.handle(request("POST", &path, "")).await;
+    assert_eq!(regenerated.status, 201, "{:?}", regenerated.body);
+    let body: Value = serde_json::from_str(&regenerated.body.unwrap()).unwrap();
+    let key = body["key"].as_str().unwrap();
+    ingest(&stack, key, &[json!({"t": 1})]).await.expect(202);
+
+    let deleted = stack.call(&admin, "DELETE", &format!("/datasources/{id}"), None).await.expect(200);
+    assert_eq!(deleted["keys_revoked"], 1, "{deleted}");
+    stack.let_cached_decisions_expire();
+    ingest(&stack, key, &[json!({"t": 2})]).await.expect_error(401, "INVALID_API_KEY");
 }
 
 #[tokio::test]

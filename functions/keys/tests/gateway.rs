@@ -4,6 +4,7 @@
 use crate::common;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use common::{Noting, Stack};
@@ -65,22 +66,70 @@ async fn the_gateway_key_follows_tier_and_life() {
     assert_eq!(stack.gateway_key(&bootstrap.id).await, Some((true, vec!["internal".to_owned()])));
 }
 
-/// The real DynamoDB store, refusing to store any new key: the injected fault, after the
-/// gateway key is made and before the record is written.
-struct RefusesNewKeys(DynamoKeyStore);
+/// The real DynamoDB store with injected faults: refusing to store any new key (after the
+/// gateway key is made and before the record is written), or failing the next updates of a
+/// datasource's key pointer.
+pub(crate) struct Faulty {
+    inner: DynamoKeyStore,
+    refuses_new_keys: bool,
+    pointer_failures: AtomicU32,
+}
 
-impl KeyStore for RefusesNewKeys {
-    async fn insert(&self, _: &KeyRecord) -> Result<(), StoreError> {
-        Err(StoreError::Unavailable("injected: the table refused the write".into()))
+impl Faulty {
+    fn refusing_new_keys(inner: DynamoKeyStore) -> Self {
+        Self { inner, refuses_new_keys: true, pointer_failures: AtomicU32::new(0) }
+    }
+
+    pub(crate) fn failing_pointer_updates(inner: DynamoKeyStore, times: u32) -> Self {
+        Self { inner, refuses_new_keys: false, pointer_failures: AtomicU32::new(times) }
+    }
+
+    fn refused<T>(&self) -> Option<Result<T, StoreError>> {
+        self.refuses_new_keys.then(|| Err(StoreError::Unavailable("injected: the table refused the write".into())))
+    }
+}
+
+/// The stack's functions over `store`, with the stack's table, gateway and pepper; the gateway
+/// keys made on the way are noted.
+pub(crate) async fn management_over(
+    stack: &Stack,
+    store: Faulty,
+) -> Management<Faulty, Noting, StaticPepper, DynamoRecordStore> {
+    Management {
+        service: KeyService {
+            store: Arc::new(store),
+            gateway: Noting::new(stack),
+            clock: stack.clock.clone(),
+            policy: common::policy(),
+            events: std::sync::Arc::new(latchkey::events::NoEvents),
+        },
+        issuance: Some(common::issuance().await),
+        records: None,
+        ingest_tier: "free".parse().unwrap(),
+        roles: &[Role::Issue],
+    }
+}
+
+/// The stack's own table, as a second store.
+pub(crate) fn same_table(stack: &Stack) -> DynamoKeyStore {
+    DynamoKeyStore::new(stack.store.client().clone(), stack.store.table(), TimeDelta::days(30))
+}
+
+impl KeyStore for Faulty {
+    async fn insert(&self, record: &KeyRecord) -> Result<(), StoreError> {
+        match self.refused() {
+            Some(refused) => refused,
+            None => self.inner.insert(record).await,
+        }
     }
     async fn find_by_digest(&self, digest: &KeyDigest) -> Result<Option<KeyRecord>, StoreError> {
-        self.0.find_by_digest(digest).await
+        self.inner.find_by_digest(digest).await
     }
     async fn get(&self, tenant: &TenantId, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
-        self.0.get(tenant, id).await
+        self.inner.get(tenant, id).await
     }
     async fn list(&self, tenant: &TenantId, limit: u32, after: Option<&Cursor>) -> Result<Page<KeyRecord>, StoreError> {
-        self.0.list(tenant, limit, after).await
+        self.inner.list(tenant, limit, after).await
     }
     async fn owned(
         &self,
@@ -89,22 +138,31 @@ impl KeyStore for RefusesNewKeys {
         limit: u32,
         after: Option<&Cursor>,
     ) -> Result<Page<KeyRecord>, StoreError> {
-        self.0.owned(tenant, owner, limit, after).await
+        self.inner.owned(tenant, owner, limit, after).await
     }
     async fn revoke(&self, tenant: &TenantId, id: &KeyId, at: DateTime<Utc>) -> Result<KeyRecord, StoreError> {
-        self.0.revoke(tenant, id, at).await
+        self.inner.revoke(tenant, id, at).await
     }
-    async fn rotate(&self, _: &TenantId, _: &KeyId, _: &KeyRecord, _: DateTime<Utc>) -> Result<KeyRecord, StoreError> {
-        Err(StoreError::Unavailable("injected: the table refused the write".into()))
+    async fn rotate(
+        &self,
+        tenant: &TenantId,
+        id: &KeyId,
+        replacement: &KeyRecord,
+        old_expires_at: DateTime<Utc>,
+    ) -> Result<KeyRecord, StoreError> {
+        match self.refused() {
+            Some(refused) => refused,
+            None => self.inner.rotate(tenant, id, replacement, old_expires_at).await,
+        }
     }
     async fn update(&self, tenant: &TenantId, id: &KeyId, changes: &KeyChanges) -> Result<KeyRecord, StoreError> {
-        self.0.update(tenant, id, changes).await
+        self.inner.update(tenant, id, changes).await
     }
     async fn retire(&self, tenant: &TenantId, id: &KeyId, at: DateTime<Utc>) -> Result<bool, StoreError> {
-        self.0.retire(tenant, id, at).await
+        self.inner.retire(tenant, id, at).await
     }
     async fn room(&self, tenant: &TenantId, allowance: u32) -> Result<(), StoreError> {
-        self.0.room(tenant, allowance).await
+        self.inner.room(tenant, allowance).await
     }
     async fn stopped(
         &self,
@@ -112,25 +170,25 @@ impl KeyStore for RefusesNewKeys {
         limit: u32,
         after: Option<&KeyRecord>,
     ) -> Result<Vec<KeyRecord>, StoreError> {
-        self.0.stopped(now, limit, after).await
+        self.inner.stopped(now, limit, after).await
     }
     async fn touch(&self, digest: &KeyDigest, at: DateTime<Utc>) -> Result<(), StoreError> {
-        self.0.touch(digest, at).await
+        self.inner.touch(digest, at).await
     }
     async fn note_expiry_warning(&self, record: &KeyRecord) -> Result<bool, StoreError> {
-        self.0.note_expiry_warning(record).await
+        self.inner.note_expiry_warning(record).await
     }
     async fn rehash(&self, record: &KeyRecord, digest: KeyDigest, version: PepperVersion) -> Result<(), StoreError> {
-        self.0.rehash(record, digest, version).await
+        self.inner.rehash(record, digest, version).await
     }
 }
 
-impl DatasourceStore for RefusesNewKeys {
+impl DatasourceStore for Faulty {
     async fn insert_datasource(&self, datasource: &Datasource) -> Result<(), StoreError> {
-        self.0.insert_datasource(datasource).await
+        self.inner.insert_datasource(datasource).await
     }
     async fn get_datasource(&self, tenant: &TenantId, id: &DatasourceId) -> Result<Option<Datasource>, StoreError> {
-        self.0.get_datasource(tenant, id).await
+        self.inner.get_datasource(tenant, id).await
     }
     async fn list_datasources(
         &self,
@@ -138,19 +196,35 @@ impl DatasourceStore for RefusesNewKeys {
         limit: u32,
         after: Option<&Cursor<DatasourceId>>,
     ) -> Result<Page<Datasource>, StoreError> {
-        self.0.list_datasources(tenant, limit, after).await
+        self.inner.list_datasources(tenant, limit, after).await
     }
     async fn set_datasource_key(&self, tenant: &TenantId, id: &DatasourceId, key: &KeyId) -> Result<(), StoreError> {
-        self.0.set_datasource_key(tenant, id, key).await
+        let failing = self.pointer_failures.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        if failing.is_ok() {
+            return Err(StoreError::Unavailable("injected: the pointer update failed".into()));
+        }
+        self.inner.set_datasource_key(tenant, id, key).await
+    }
+    async fn insert_successor(
+        &self,
+        tenant: &TenantId,
+        id: &DatasourceId,
+        old: &KeyId,
+        successor: &KeyRecord,
+    ) -> Result<(), StoreError> {
+        match self.refused() {
+            Some(refused) => refused,
+            None => self.inner.insert_successor(tenant, id, old, successor).await,
+        }
     }
     async fn delete_datasource(&self, tenant: &TenantId, id: &DatasourceId) -> Result<(), StoreError> {
-        self.0.delete_datasource(tenant, id).await
+        self.inner.delete_datasource(tenant, id).await
     }
 }
 
-impl AuditLog for RefusesNewKeys {
+impl AuditLog for Faulty {
     async fn append(&self, event: &AuditEvent) -> Result<(), StoreError> {
-        self.0.append(event).await
+        self.inner.append(event).await
     }
     async fn events(
         &self,
@@ -158,7 +232,7 @@ impl AuditLog for RefusesNewKeys {
         limit: u32,
         before: Option<&Cursor<AuditId>>,
     ) -> Result<Page<AuditEvent>, StoreError> {
-        self.0.events(tenant, limit, before).await
+        self.inner.events(tenant, limit, before).await
     }
 }
 
@@ -172,21 +246,7 @@ async fn a_create_or_rotation_that_fails_halfway_leaves_nothing() {
 
     // The same table, gateway and pepper, but the table refuses new keys; the gateway keys
     // made on the way are noted, to be looked for afterwards.
-    let store = DynamoKeyStore::new(stack.store.client().clone(), stack.store.table(), TimeDelta::days(30));
-    let gateway = Noting::new(&stack);
-    let failing: Management<_, _, StaticPepper, DynamoRecordStore> = Management {
-        service: KeyService {
-            store: Arc::new(RefusesNewKeys(store)),
-            gateway,
-            clock: stack.clock.clone(),
-            policy: common::policy(),
-            events: std::sync::Arc::new(latchkey::events::NoEvents),
-        },
-        issuance: Some(common::issuance().await),
-        records: None,
-        ingest_tier: "free".parse().unwrap(),
-        roles: &[Role::Issue],
-    };
+    let failing = management_over(&stack, Faulty::refusing_new_keys(same_table(&stack))).await;
     let create = failing.handle(request("POST", "/keys", r#"{"name": "doomed"}"#)).await;
     assert_eq!((create.status, create.body.unwrap().contains("SERVICE_UNAVAILABLE")), (503, true));
     let rotate_path = format!("/keys/{existing_id}/rotate");
@@ -205,7 +265,7 @@ async fn a_create_or_rotation_that_fails_halfway_leaves_nothing() {
     assert!(unrotated.get("replaced_by").is_none());
 }
 
-fn request<'r>(
+pub(crate) fn request<'r>(
     method: &'r str,
     path: &'r str,
     body: &'r str,

@@ -186,7 +186,7 @@ pub struct LocalApi<S, R> {
     authorizer: Authorizer<S, FilePepper>,
     management: Management<S, LocalGateway, FilePepper, R>,
     usage: Arc<LocalUsage>,
-    ingest: IngestService<R>,
+    ingest: IngestService<R, S>,
     limits: RateLimits,
     upstream: Option<Upstream>,
     expiry_notice: Option<TimeDelta>,
@@ -317,7 +317,7 @@ where
     let api = LocalApi {
         authorizer,
         management,
-        ingest: IngestService { records, clock, daily_cap: settings.ingest_daily_cap },
+        ingest: IngestService { records, datasources: Arc::clone(&store), clock, daily_cap: settings.ingest_daily_cap },
         limits: RateLimits::new(&settings.tiers),
         usage,
         upstream: config.upstream.clone(),

@@ -15,7 +15,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use latchkey::ApiError;
-use latchkey::upstream::{CALLER_HEADERS, CREDENTIAL_HEADERS, RESERVED_PREFIX};
+use latchkey::upstream::{CALLER_HEADERS, is_reserved_header};
 
 /// API Gateway's integration timeout, the default of `LATCHKEY_UPSTREAM_TIMEOUT_SECONDS`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(29);
@@ -88,11 +88,9 @@ impl Upstream {
         strip_hop_by_hop(&mut headers);
         // The backend's own Host, as API Gateway's HTTP_PROXY integration sends it.
         headers.remove(header::HOST);
-        for name in CREDENTIAL_HEADERS {
-            headers.remove(*name);
-        }
+        // The key, and a client's own caller headers in any spelling a backend would merge.
         let forged: Vec<HeaderName> =
-            headers.keys().filter(|name| name.as_str().starts_with(RESERVED_PREFIX)).cloned().collect();
+            headers.keys().filter(|name| is_reserved_header(name.as_str())).cloned().collect();
         for name in forged {
             headers.remove(name);
         }

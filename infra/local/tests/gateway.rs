@@ -90,6 +90,40 @@ async fn the_backend_learns_who_called_and_never_sees_the_key() {
     assert_eq!(echo.count(), 3);
 }
 
+#[tokio::test]
+async fn no_spelling_of_a_reserved_header_reaches_the_backend_and_meta_always_does() {
+    let echo = EchoServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let api = gateway(dir.path(), &echo.url, &[]).await;
+    // DEL is valid JSON text unescaped, and no header value may carry it.
+    let (id, key) = new_key(&api, json!({"name": "odd meta", "meta": {"a": "\u{7f}"}})).await;
+    let response = Client::new()
+        .get(format!("{}/v1/anything", api.base))
+        .header("x-api-key", &key)
+        // What a CGI or WSGI server reads as HTTP_X_LATCHKEY_TENANT_ID, HTTP_X_API_KEY, ...
+        .header("X_Latchkey_Tenant_Id", "someone-else")
+        .header("x_latchkey-principal", "forged")
+        .header("X_Api_Key", key.as_str())
+        .header("x_request_id", "kept")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let seen = echo.seen().pop().unwrap();
+    let cgi = |name: &str| name.replace('_', "-");
+    let reserved: Vec<&(String, String)> = seen
+        .headers
+        .iter()
+        .filter(|(name, _)| cgi(name).starts_with("x-latchkey-") || cgi(name) == "x-api-key")
+        .collect();
+    assert!(reserved.iter().all(|(name, _)| !name.contains('_')), "an underscore spelling passed: {reserved:?}");
+    assert_eq!(seen.header("x-latchkey-tenant-id"), ["default"]);
+    assert_eq!(seen.header("x-latchkey-principal"), [id.as_str()]);
+    assert_eq!(seen.header("x_request_id"), ["kept"], "other underscore names pass");
+    assert!(!seen.headers.iter().any(|(_, value)| value.contains(&key)), "the key reached the backend");
+    assert_eq!(seen.header("x-latchkey-meta"), [r#"{"a":"\u007f"}"#], "meta is always sent");
+}
+
 async fn refused(api: &Running, key: Option<&str>, code: &str) {
     let (status, body) = api.json(key, Method::GET, "/v1/catalog/sources", None).await;
     assert_eq!((status, body["error"]["code"].as_str()), (401, Some(code)), "{body}");

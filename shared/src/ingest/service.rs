@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::body::{Rejection, prepare};
 use super::{NewRecord, PutOutcome, RecordStore};
+use crate::datasource::DatasourceStore;
 use crate::manage::{Caller, Reply};
 use crate::{ApiError, Clock, Permission};
 
@@ -21,8 +22,10 @@ fn next_request() -> u64 {
 }
 
 /// The ingest function's dependencies.
-pub struct IngestService<R> {
+pub struct IngestService<R, D> {
     pub records: Arc<R>,
+    /// Where datasources are kept: a key whose datasource is gone ingests nothing.
+    pub datasources: Arc<D>,
     pub clock: Arc<dyn Clock>,
     /// Records one datasource may send per UTC day ([`super::DEFAULT_DAILY_CAP`]).
     pub daily_cap: u64,
@@ -36,7 +39,7 @@ pub struct IngestAnswer {
     pub rejected: Vec<Rejection>,
 }
 
-impl<R: RecordStore> IngestService<R> {
+impl<R: RecordStore, D: DatasourceStore> IngestService<R, D> {
     /// A request to `/ingest` (a trailing slash tolerated) with any method: `405` for another
     /// method than `POST`, `404` for another path. Both the function and the local API route
     /// through here.
@@ -78,6 +81,12 @@ impl<R: RecordStore> IngestService<R> {
             tracing::error!("an ingest key without a datasource in the authorizer context");
             return Err(ApiError::Internal);
         };
+        // Deleting a datasource revokes its keys; should one have been missed, its key still
+        // saves nothing (one read, answered like a revoked key).
+        if self.datasources.get_datasource(&caller.tenant, datasource).await?.is_none() {
+            tracing::warn!(%datasource, "an ingest key of a datasource that is gone");
+            return Err(ApiError::InvalidApiKey);
+        }
         let request = next_request();
         let prepared = prepare(body, idempotency_key, self.clock.now(), request)?;
         let (indices, records): (Vec<usize>, Vec<NewRecord>) = prepared.records.into_iter().unzip();

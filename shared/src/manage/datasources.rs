@@ -180,13 +180,20 @@ impl<S: KeyStore + AuditLog + DatasourceStore, G: GatewayKeys, R: RecordStore> D
             self.keys.rotate(issuance, caller, current.id.as_str(), body).await?
         } else {
             // Its key was revoked (through /keys): nothing to rotate and no grace to give; a new
-            // key, or the datasource could never ingest again.
+            // key, or the datasource could never ingest again. Stored with the link from the
+            // revoked key and the datasource's pointer in one write: a new key that nothing led
+            // to would outlive its datasource's deletion.
             body.grace_period()?;
             let spec = self.ingest_key_spec(caller, &datasource.id, &datasource.name, Some(current.id.clone()));
-            self.keys.insert(issuance, caller, spec, now).await?
+            let store = &self.keys.store;
+            let (tenant, id, old) = (&caller.tenant, &datasource.id, &current.id);
+            let successor = |record: KeyRecord| async move { store.insert_successor(tenant, id, old, &record).await };
+            self.keys.insert_with(issuance, caller, spec, now, successor).await?
         };
         let key_id = issued.view.id.clone();
-        self.point_at(caller, &datasource.id, &key_id).await;
+        if current.revoked_at.is_none() {
+            self.point_at(caller, &datasource.id, &key_id).await;
+        }
         let now = self.keys.clock.now();
         self.keys.audit(caller, AuditAction::DatasourceRegenerateKey, &datasource.id, now).await;
         let event = KeyEvent::new(KeyEventType::DatasourceKeyRegenerated, issued.view.clone(), now);

@@ -334,8 +334,25 @@ impl<S: KeyStore + AuditLog, G: GatewayKeys> KeyService<S, G> {
         spec: KeySpec,
         now: DateTime<Utc>,
     ) -> Result<IssuedKey, ApiError> {
-        let (key, record) =
-            self.issue(issuance, spec, now, 0, |record| async move { self.store.insert(&record).await }).await?;
+        self.insert_with(issuance, caller, spec, now, |record| async move { self.store.insert(&record).await }).await
+    }
+
+    /// [`Self::insert`] with the write that stores the new record (`store`, tried again once if
+    /// a sweep made room): audited and announced as a created key.
+    pub(crate) async fn insert_with<P, F, Fut>(
+        &self,
+        issuance: &Issuance<P>,
+        caller: &Caller,
+        spec: KeySpec,
+        now: DateTime<Utc>,
+        store: F,
+    ) -> Result<IssuedKey, ApiError>
+    where
+        P: PepperProvider,
+        F: Fn(KeyRecord) -> Fut,
+        Fut: Future<Output = Result<(), crate::store::StoreError>>,
+    {
+        let (key, record) = self.issue(issuance, spec, now, 0, store).await?;
         self.audit(caller, AuditAction::KeyCreate, &record.id, now).await;
         let issued = IssuedKey::new(&key, &record, now);
         self.events.publish(KeyEvent::new(KeyEventType::Created, issued.view.clone(), now));

@@ -11,8 +11,9 @@ use crate::{ApiError, KeyId, Permission};
 impl<S: KeyStore + AuditLog, G: GatewayKeys> KeyService<S, G> {
     /// The caller's key is as stored now (the route re-reads it, as every route that issues
     /// does); a session is refreshed from the key it names, which must still verify and still be
-    /// an admin key: a revoked or downgraded key's sessions end at their `exp`. A session from an
-    /// identity provider is used as it is, never exchanged (its lifetime is the provider's).
+    /// an admin key (the authorizer has already held the session to that key, its allowlist
+    /// included). A session from an identity provider is used as it is, never exchanged (its
+    /// lifetime is the provider's).
     pub async fn start_session(&self, signer: &SessionSigner, caller: &Caller) -> Result<SessionToken, ApiError> {
         caller.require(Permission::Admin)?;
         let now = self.clock.now();
@@ -29,6 +30,6 @@ impl<S: KeyStore + AuditLog, G: GatewayKeys> KeyService<S, G> {
             }
             Actor::Operator => return Err(not_exchanged),
         };
-        Ok(signer.sign(&key, &caller.tenant, &permissions, now))
+        Ok(signer.sign(&key, &caller.tenant, &permissions, now).await)
     }
 }

@@ -16,7 +16,7 @@ mod secrets_manager;
 
 pub use file::FilePepper;
 #[cfg(feature = "aws")]
-pub use secrets_manager::{SecretValue, SecretsManagerPepper, read_secret};
+pub use secrets_manager::{SecretValue, SecretsManagerPepper, SecretsManagerSigningSecret, read_secret};
 
 /// A shorter pepper is refused: HMAC-SHA256's key should carry at least 256 bits.
 pub const MIN_PEPPER_BYTES: usize = 32;

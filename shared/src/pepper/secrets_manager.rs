@@ -1,4 +1,5 @@
-//! The pepper in AWS Secrets Manager: `AWSCURRENT` hashes, `AWSPREVIOUS` still verifies.
+//! The pepper in AWS Secrets Manager: `AWSCURRENT` hashes, `AWSPREVIOUS` still verifies. The
+//! session signing secret is read from there the same way.
 
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::error::DisplayErrorContext;
@@ -68,5 +69,34 @@ impl PepperProvider for SecretsManagerPepper {
 impl SecretsManagerPepper {
     async fn current(&self) -> Result<Pepper, PepperError> {
         self.fetch("AWSCURRENT").await?.ok_or_else(|| PepperError::Missing { secret: self.secret_id.clone() })
+    }
+}
+
+/// The secret dashboard sessions are signed with ([`crate::session::SessionSigner::refreshing`]):
+/// its `AWSCURRENT`.
+#[derive(Debug, Clone)]
+pub struct SecretsManagerSigningSecret {
+    client: Client,
+    secret_id: String,
+}
+
+impl SecretsManagerSigningSecret {
+    pub fn new(client: Client, secret_id: impl Into<String>) -> Self {
+        Self { client, secret_id: secret_id.into() }
+    }
+}
+
+impl crate::session::SigningSecret for SecretsManagerSigningSecret {
+    fn current(&self) -> crate::session::SecretRead<'_> {
+        Box::pin(async move {
+            let value = read_secret(&self.client, &self.secret_id, "AWSCURRENT")
+                .await?
+                .ok_or_else(|| PepperError::Missing { secret: self.secret_id.clone() })?;
+            Ok(value.bytes)
+        })
+    }
+
+    fn name(&self) -> &str {
+        &self.secret_id
     }
 }

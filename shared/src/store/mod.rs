@@ -273,6 +273,22 @@ pub(crate) fn rotated(
     Ok(updated)
 }
 
+/// The old record once a new key succeeds it after its revocation (a datasource's new ingest
+/// key): it stays revoked, and gains the link that leads from it to its successor. A key is
+/// replaced at most once, so of two concurrent successions one is `Conflict`.
+pub(crate) fn succeeded(old: &KeyRecord, successor: &KeyId) -> Result<KeyRecord, StoreError> {
+    if old.revoked_at.is_none() {
+        return Err(StoreError::Conflict("a key that still works is rotated, not succeeded"));
+    }
+    if old.replaced_by.is_some() {
+        return Err(StoreError::Conflict("the key was already replaced"));
+    }
+    let mut updated = old.clone();
+    updated.replaced_by = Some(successor.clone());
+    updated.revision += 1;
+    Ok(updated)
+}
+
 /// The record after `changes`; the rules of [`KeyStore::update`].
 pub(crate) fn updated(record: &KeyRecord, changes: &KeyChanges) -> Result<KeyRecord, StoreError> {
     if record.revoked_at.is_some() {

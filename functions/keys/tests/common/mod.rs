@@ -39,7 +39,7 @@ pub struct Stack {
     pub store: Arc<DynamoKeyStore>,
     pub records: Arc<DynamoRecordStore>,
     /// The ingest function, over the same records.
-    pub ingest: IngestService<DynamoRecordStore>,
+    pub ingest: IngestService<DynamoRecordStore, DynamoKeyStore>,
     pub apigateway: aws_sdk_apigateway::Client,
     /// Tier → the usage plan made for this stack in moto.
     pub plans: HashMap<TierName, String>,
@@ -123,6 +123,7 @@ impl Stack {
         Self {
             ingest: IngestService {
                 records: records.clone(),
+                datasources: store.clone(),
                 clock: clock.clone(),
                 daily_cap: latchkey::ingest::DEFAULT_DAILY_CAP,
             },

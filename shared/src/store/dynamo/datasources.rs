@@ -2,13 +2,14 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 
-use super::{DynamoKeyStore, Order, string_attr, to_value, unavailable};
+use super::{DynamoKeyStore, Order, build_error, id_item, string_attr, to_value, unavailable};
 use crate::datasource::{Datasource, DatasourceStore};
+use crate::store::KeyStore;
 use crate::store::schema::{self, datasource_partition, datasource_pk};
 use crate::store::{Cursor, MAX_PAGE_SIZE, Page, StoreError};
-use crate::{DatasourceId, KeyId, TenantId};
+use crate::{DatasourceId, KeyId, KeyRecord, TenantId};
 
 fn from_item(mut item: super::Item) -> Result<Datasource, StoreError> {
     let value = item.remove("datasource").ok_or_else(|| StoreError::Corrupt("a datasource item is empty".into()))?;
@@ -83,6 +84,40 @@ impl DatasourceStore for DynamoKeyStore {
             }
             Err(error) => Err(unavailable(error)),
         }
+    }
+
+    async fn insert_successor(
+        &self,
+        tenant: &TenantId,
+        id: &DatasourceId,
+        old: &KeyId,
+        successor: &KeyRecord,
+    ) -> Result<(), StoreError> {
+        let previous = self.get(tenant, old).await?.ok_or(StoreError::NotFound)?;
+        let linked = crate::store::succeeded(&previous, &successor.id)?;
+        let link = self.update_record(&previous, &linked, &[("replaced_by", to_value(&successor.id)?)])?;
+        let pointer = Update::builder()
+            .table_name(&self.table)
+            .key(schema::PARTITION_KEY, AttributeValue::S(datasource_pk(id)))
+            .update_expression("SET #datasource.key_id = :key")
+            .condition_expression("#owner = :owner")
+            .expression_attribute_names("#datasource", "datasource")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":key", AttributeValue::S(successor.id.to_string()))
+            .expression_attribute_values(":owner", AttributeValue::S(tenant.to_string()))
+            .build()
+            .map_err(build_error)?;
+        let items = vec![
+            self.put(self.record_item(successor)?)?,
+            self.put(id_item(successor))?,
+            TransactWriteItem::builder().update(link).build(),
+            TransactWriteItem::builder().update(pointer).build(),
+            self.count_up(tenant, self.max_keys_per_tenant)?,
+        ];
+        // A failed link (changed since read: a concurrent regeneration) or pointer (the
+        // datasource is gone) leaves nothing written.
+        let conflict = StoreError::Conflict("the datasource or its key changed concurrently");
+        self.transact_counted(items, Some(4), conflict).await
     }
 
     async fn delete_datasource(&self, tenant: &TenantId, id: &DatasourceId) -> Result<(), StoreError> {

@@ -4,10 +4,10 @@ use std::ops::Bound;
 
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::{EmbeddedKeyStore, tenant_key, unavailable};
+use super::{EmbeddedKeyStore, Tables, tenant_key, unavailable};
 use crate::datasource::{Datasource, DatasourceStore};
 use crate::store::{Cursor, MAX_PAGE_SIZE, Page, StoreError};
-use crate::{DatasourceId, KeyId, TenantId};
+use crate::{DatasourceId, KeyId, KeyRecord, TenantId};
 
 pub(super) const DATASOURCES: TableDefinition<&str, &str> = TableDefinition::new("datasources_by_tenant");
 
@@ -98,6 +98,35 @@ impl DatasourceStore for EmbeddedKeyStore {
             let mut datasource = current.ok_or(StoreError::NotFound)?;
             datasource.key_id = key_id;
             Ok(Some(datasource))
+        })
+        .await
+    }
+
+    async fn insert_successor(
+        &self,
+        tenant: &TenantId,
+        id: &DatasourceId,
+        old: &KeyId,
+        successor: &KeyRecord,
+    ) -> Result<(), StoreError> {
+        let (tenant, key, old, successor) = (tenant.clone(), tenant_key(tenant, id), old.clone(), successor.clone());
+        let limit = self.max_keys_per_tenant;
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(unavailable)?;
+            {
+                let mut tables = Tables::open(&txn)?;
+                let mut datasources = txn.open_table(DATASOURCES).map_err(unavailable)?;
+                let found = datasources.get(key.as_str()).map_err(unavailable)?.map(|json| decode(json.value()));
+                let mut datasource = found.transpose()?.ok_or(StoreError::NotFound)?;
+                let previous = tables.tenant_record(&tenant, &old)?.ok_or(StoreError::NotFound)?;
+                let linked = crate::store::succeeded(&previous, &successor.id)?;
+                tables.insert_new(&successor)?;
+                tables.put_record(&linked)?;
+                tables.count(&tenant, 1, Some((limit, limit)))?;
+                datasource.key_id = successor.id.clone();
+                datasources.insert(key.as_str(), encode(&datasource)?.as_str()).map_err(unavailable)?;
+            }
+            txn.commit().map_err(unavailable)
         })
         .await
     }
