@@ -284,6 +284,50 @@ async fn many_parallel_inserts_lose_nothing(store: impl KeyStore + 'static) {
 }
 
 /// The contract suite for one store: one `#[tokio::test]` per case, each on a fresh store.
+/// A datasource's new key after its key was revoked: the key, the link from the revoked key
+/// and the datasource's pointer in one write, or nothing (issue 28).
+async fn a_revoked_ingest_key_is_succeeded_atomically(store: impl KeyStore + DatasourceStore) {
+    let owner = tenant("a");
+    let (_, old) = issue(&owner, "ingest");
+    store.insert(&old).await.unwrap();
+    let datasource = Datasource {
+        id: DatasourceId::generate(),
+        tenant_id: owner.clone(),
+        name: "meters".into(),
+        created_at: now(),
+        key_id: old.id.clone(),
+    };
+    store.insert_datasource(&datasource).await.unwrap();
+    let (_, working) = issue(&owner, "successor");
+    assert!(
+        matches!(store.insert_successor(&owner, &datasource.id, &old.id, &working).await, Err(StoreError::Conflict(_))),
+        "a working key is rotated, not succeeded"
+    );
+
+    store.revoke(&owner, &old.id, now()).await.unwrap();
+    let (_, successor) = issue(&owner, "successor");
+    store.insert_successor(&owner, &datasource.id, &old.id, &successor).await.unwrap();
+    assert_eq!(store.get(&owner, &old.id).await.unwrap().unwrap().replaced_by.as_ref(), Some(&successor.id));
+    assert_eq!(store.get(&owner, &successor.id).await.unwrap().as_ref(), Some(&successor));
+    assert_eq!(store.get_datasource(&owner, &datasource.id).await.unwrap().unwrap().key_id, successor.id);
+
+    // A second succession of the same key loses, and stores nothing.
+    let (_, late) = issue(&owner, "late");
+    assert!(matches!(
+        store.insert_successor(&owner, &datasource.id, &old.id, &late).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.get(&owner, &late.id).await.unwrap(), None);
+    // Nor does one for a datasource that is gone.
+    let (_, other) = issue(&owner, "other");
+    store.insert(&other).await.unwrap();
+    store.revoke(&owner, &other.id, now()).await.unwrap();
+    store.delete_datasource(&owner, &datasource.id).await.unwrap();
+    let (_, orphan) = issue(&owner, "orphan");
+    assert!(store.insert_successor(&owner, &datasource.id, &other.id, &orphan).await.is_err());
+    assert_eq!(store.get(&owner, &orphan.id).await.unwrap(), None, "a key for a datasource that is gone");
+}
+
 async fn datasources_are_a_tenants_own(store: impl DatasourceStore) {
     let owner = tenant("a");
     let datasource = |name: &str| Datasource {
@@ -492,6 +536,7 @@ macro_rules! contract {
             datasources_are_a_tenants_own,
             stopped_keys_come_in_the_order_they_stopped_until_retired,
             owners_list_their_own_keys_and_fields_round_trip,
+            a_revoked_ingest_key_is_succeeded_atomically,
         ]);
     };
     (@cases $store_module:ident, $make:expr, [$($case:ident),* $(,)?]) => {
