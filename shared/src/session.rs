@@ -27,8 +27,9 @@ pub const DEFAULT_TTL: TimeDelta = TimeDelta::minutes(15);
 /// A session secret has at least this many bytes (HS256's key is the hash's block of 32).
 pub const MIN_SECRET_BYTES: usize = 32;
 
-/// How often a signer whose secret lives in Secrets Manager reads it again: the authorizer's
-/// interval for the same secret, so after a rotation both move to the new one within it.
+/// How often the secret that signs sessions is read again from Secrets Manager, by `keys-issue`
+/// (which signs) and the authorizer (which verifies): one interval, so after a rotation both move
+/// to the new secret within it.
 pub const SECRET_REFRESH: TimeDelta = TimeDelta::minutes(5);
 
 /// A read of a signing secret: its bytes, wiped when dropped.

@@ -146,7 +146,9 @@ pub async fn from_env() -> Result<DeployedAuthorizer, SetupError> {
     let pepper_provider = SecretsManagerPepper::new(secrets.clone(), resources.pepper_secret_id);
     let own_sessions = async {
         let Some(secret_id) = &extra.session_secret_id else { return Ok(None) };
-        let config = JwtConfig::new(latchkey::session::ISSUER, latchkey::session::AUDIENCE);
+        // Read again at the interval `keys-issue` reads it at, so a rotation reaches both at once.
+        let refresh = latchkey::session::SECRET_REFRESH.to_std().expect("a positive interval");
+        let config = JwtConfig { refresh, ..JwtConfig::new(latchkey::session::ISSUER, latchkey::session::AUDIENCE) };
         JwtVerifier::with_secrets_manager(secrets.clone(), secret_id, config, Arc::clone(&clock)).await.map(Some)
     };
     let (peppers, jwt, sessions, warmed) = tokio::join!(

@@ -118,9 +118,9 @@ pub async fn from_env(roles: &'static [Role]) -> Result<DeployedFunction, SetupE
         let client = aws_sdk_secretsmanager::Client::new(&sdk);
         let provider = SecretsManagerPepper::new(client.clone(), secret);
         let peppers = CachedPepper::load_current(provider, settings.pepper_refresh).await?;
-        // Signed with the current secret; the authorizer also accepts the previous one, so a
-        // rotation does not end the sessions a warm instance signed before it.
-        // Read again as the authorizer reads it, so a rotation reaches both within one interval.
+        // Signed with the current secret, read again every `SECRET_REFRESH` as the authorizer
+        // reads it; the authorizer also accepts the previous one, so a rotation does not end the
+        // sessions a warm instance signed before it.
         let sessions = match &session_secret {
             None => None,
             Some(id) => {
