@@ -45,8 +45,9 @@ pub trait SigningSecret: Send + Sync {
 
 /// Signs sessions; held by the functions that issue credentials (the local API, `keys-issue`).
 /// Its secret is fixed (the local API's file) or read again every [`SECRET_REFRESH`], as the
-/// authorizer reads it: after a rotation that drops `AWSPREVIOUS` (README's emergency procedure),
-/// a warm `keys-issue` would otherwise sign sessions the authorizer no longer accepts.
+/// authorizer reads it: after a rotation that drops `AWSPREVIOUS` (the guide's Operations:
+/// withdrawing a leaked secret), a warm `keys-issue` would otherwise sign sessions the authorizer
+/// no longer accepts.
 pub struct SessionSigner {
     key: RwLock<(EncodingKey, DateTime<Utc>)>,
     ttl: TimeDelta,

@@ -2,8 +2,9 @@
 //! file. Each file is a module, so a test is named by its file (`cargo test --test it lifecycle::`).
 
 mod dynamodb_store;
+mod guide;
+mod guide_lambda;
 mod pepper_rotation;
-mod readme_lambda;
 mod record_store;
 mod store_contract;
 mod template;

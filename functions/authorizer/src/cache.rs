@@ -2,8 +2,9 @@
 //!
 //! Bounded in entries, so a flood of random keys cannot grow it. Negative entries make repeated
 //! unknown keys cost no read. The TTL is also the longest a revocation, rotation or expiry change
-//! takes to reach this process: the README says so. Expiry itself is decided from the cached
-//! record and the clock on every request, so a cached key still expires on the second.
+//! takes to reach this process: the guide says so (The authorizer and sessions: revocation
+//! latency). Expiry itself is decided from the cached record and the clock on every request, so a
+//! cached key still expires on the second.
 
 use std::sync::Arc;
 use std::time::Duration;

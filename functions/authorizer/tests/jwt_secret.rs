@@ -71,7 +71,7 @@ async fn after_the_emergency_rotation_a_warm_signer_signs_sessions_the_authorize
     let token = signer.sign(&key, &tenant, &Permissions::default(), clock.now()).await.token;
     assert!(verifier.verify(&token).await.is_ok());
 
-    // README's emergency procedure: a new version, then AWSPREVIOUS taken off the old one.
+    // The guide's procedure for a leaked secret (Operations): a new version, then AWSPREVIOUS taken off the old one.
     secrets.put_secret_value().secret_id(&secret).secret_string(TWO).send().await.unwrap();
     let described = secrets.describe_secret().secret_id(&secret).send().await.unwrap();
     let previous = described

@@ -1,6 +1,6 @@
 //! The built `authorizer` binary run as Lambda runs it: `cargo lambda watch` emulates the Lambda
 //! runtime API, `cargo lambda invoke` sends it fixture events, against DynamoDB Local and moto.
-//! This is the README's local-development sequence, run by the test suite.
+//! This is the guide's local-development sequence (Getting started), run by the test suite.
 
 use crate::common;
 

@@ -59,7 +59,7 @@ pub fn default_cache_ttl() -> Duration {
 
 impl Stack {
     /// Lets the authorizer's cached decisions age out (its clock is the stack's), as they do on a
-    /// warm instance within the cache TTL of a change: what the README promises for revocations,
+    /// warm instance within the cache TTL of a change: what the guide promises for revocations,
     /// rotations and regenerations deployed.
     pub fn let_cached_decisions_expire(&self) {
         self.clock.advance(TimeDelta::from_std(default_cache_ttl()).unwrap());

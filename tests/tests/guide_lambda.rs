@@ -1,4 +1,4 @@
-//! The README's `cargo lambda watch` sequence, run as written: init the local engines, bootstrap a
+//! The guide's `cargo lambda watch` sequence (docs/src/getting-started.md), run as written: init the local engines, bootstrap a
 //! key, serve the functions, invoke the authorizer with a fixture event carrying that key.
 
 use std::io::Read;
@@ -6,11 +6,11 @@ use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 #[test]
-fn the_readme_lambda_sequence_runs() {
+fn the_guide_lambda_sequence_runs() {
     let root = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
-    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
-    let start = readme.find("<!-- lambda:start").expect("the README has the sequence");
-    let block = &readme[start..readme.find("<!-- lambda:end -->").unwrap()];
+    let page = std::fs::read_to_string(root.join("docs/src/getting-started.md")).unwrap();
+    let start = page.find("<!-- lambda:start").expect("the guide's Getting started has the sequence");
+    let block = &page[start..page.find("<!-- lambda:end -->").unwrap()];
     let script = block.split("```sh\n").nth(1).and_then(|rest| rest.split("```").next()).unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
 
