@@ -31,6 +31,7 @@ pub mod session;
 pub mod store;
 pub mod tier;
 pub mod upstream;
+pub mod verifications;
 
 #[cfg(feature = "aws")]
 pub mod aws;

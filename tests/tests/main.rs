@@ -8,3 +8,4 @@ mod pepper_rotation;
 mod record_store;
 mod store_contract;
 mod template;
+mod verification_store;

@@ -217,7 +217,29 @@ fn the_authorizer_writes_only_the_items_verification_touches() {
     let datasource = schema::datasource_pk(&latchkey::DatasourceId::generate());
     let authorizer = &allowed["authorizer"];
     assert!(!authorizer.iter().any(|g| g.action == "dynamodb:ConditionCheckItem"), "unused: ConditionCheckItem");
-    for grant in authorizer.iter().filter(|g| g.action.starts_with("dynamodb:") && g.action != "dynamodb:GetItem") {
+    // In the records table, the authorizer adds to its verification counters, nothing else.
+    let records_table = json!({"Fn::GetAtt": ["RecordsTable", "Arn"]});
+    let ds = latchkey::DatasourceId::generate();
+    let tenant: latchkey::TenantId = "acme".parse().unwrap();
+    let counter = latchkey::verifications::dynamo::key_partition(&tenant, &latchkey::KeyId::generate());
+    let overview = latchkey::verifications::dynamo::tenant_partition(&tenant);
+    let on_records: Vec<&Grant> = authorizer.iter().filter(|g| g.resource == records_table).collect();
+    assert!(!on_records.is_empty(), "the authorizer cannot write its verification counts");
+    for grant in on_records {
+        assert_eq!(grant.action, "dynamodb:UpdateItem", "the authorizer may {} in the records table", grant.action);
+        let patterns = leading_keys(&grant.condition).expect("the authorizer may update any item of the records table");
+        let may = |pk: &str| patterns.iter().any(|pattern| like(pattern, pk));
+        assert!(may(&counter) && may(&overview) && may("verif-unknown"), "{patterns:?}");
+        assert!(
+            !may(&schema::records_pk(&ds, 0)) && !may(&schema::received_count_pk(&ds)),
+            "the authorizer may update records or ingest counts: {patterns:?}"
+        );
+    }
+    let keys_table = json!({"Fn::GetAtt": ["KeysTable", "Arn"]});
+    for grant in authorizer
+        .iter()
+        .filter(|g| g.action.starts_with("dynamodb:") && g.action != "dynamodb:GetItem" && g.resource == keys_table)
+    {
         let action = &grant.action;
         let patterns = leading_keys(&grant.condition).unwrap_or_else(|| panic!("the authorizer may {action} any item"));
         let may = |pk: &str| patterns.iter().any(|pattern| like(pattern, pk));
@@ -261,7 +283,6 @@ fn the_authorizer_writes_only_the_items_verification_touches() {
         assert!(patterns.iter().all(|p| like(p, &count) && !like(p, &record)), "ingest may UpdateItem {patterns:?}");
     }
     // ingest reads the keys table only to see that the calling key's datasource still exists.
-    let keys_table = json!({"Fn::GetAtt": ["KeysTable", "Arn"]});
     let on_keys: Vec<&Grant> = allowed["ingest"].iter().filter(|g| g.resource == keys_table).collect();
     assert!(!on_keys.is_empty(), "ingest cannot see whether a datasource exists");
     for grant in on_keys {

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use latchkey::lookup::find_key;
 use latchkey::pepper::{CachedPepper, PepperProvider, PepperSet};
 use latchkey::store::KeyStore;
+use latchkey::verifications::{Outcome, Tally};
 use latchkey::{ApiError, ApiKey, Clock, Credential, KeyId, KeyProfile, KeyRecord, extract_credential};
 
 pub mod cache;
@@ -66,6 +67,9 @@ pub struct Authorizer<S, P> {
     sessions: Option<JwtVerifier>,
     session_usage_keys: Option<SessionUsageKeys>,
     last_used: LastUsed,
+    /// Every decision about a key, counted for its tenant's analytics; flushed by whoever runs
+    /// this authorizer ([`latchkey::verifications::spawn_flusher`]).
+    verifications: Arc<Tally>,
 }
 
 /// Whether `record`'s key may be used `now` from `source`: its refusal (revoked, expired,
@@ -103,7 +107,13 @@ impl<S: KeyStore + 'static, P: PepperProvider> Authorizer<S, P> {
             jwt: deps.jwt,
             sessions: deps.sessions,
             session_usage_keys: deps.session_usage_keys,
+            verifications: Arc::new(Tally::new()),
         }
+    }
+
+    /// The decisions counted since the last flush.
+    pub fn verifications(&self) -> &Arc<Tally> {
+        &self.verifications
     }
 
     pub fn cache(&self) -> &KeyCache {
@@ -148,7 +158,10 @@ impl<S: KeyStore + 'static, P: PepperProvider> Authorizer<S, P> {
 
     async fn authenticate_key(&self, text: &str, source: Option<IpAddr>) -> Result<Arc<KeyRecord>, ApiError> {
         // The format check: a malformed key costs no I/O at all.
-        let key = self.profile.parse(text).map_err(|_| ApiError::InvalidApiKeyFormat)?;
+        let Ok(key) = self.profile.parse(text) else {
+            self.verifications.count_unknown(true, self.clock.now());
+            return Err(ApiError::InvalidApiKeyFormat);
+        };
         let peppers = self.peppers.current().await;
         let digest = peppers.current.digest(&key);
         let record = match self.cache.get(&digest, self.clock.now()) {
@@ -160,9 +173,18 @@ impl<S: KeyStore + 'static, P: PepperProvider> Authorizer<S, P> {
                 found
             }
         };
-        let record = record.ok_or(ApiError::InvalidApiKey)?;
         let now = self.clock.now();
-        admits(&record, now, source)?;
+        let Some(record) = record else {
+            self.verifications.count_unknown(false, now);
+            return Err(ApiError::InvalidApiKey);
+        };
+        if let Err(refused) = admits(&record, now, source) {
+            if let Some(outcome) = Outcome::of_refusal(&refused) {
+                self.verifications.count(&record.tenant_id, &record.id, outcome, now);
+            }
+            return Err(refused);
+        }
+        self.verifications.count(&record.tenant_id, &record.id, Outcome::Valid, now);
         self.last_used.record(digest, &record.id, now);
         Ok(record)
     }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use latchkey::config::{AwsResources, ConfigError, Env, Settings};
 use latchkey::pepper::{CachedPepper, PepperError, SecretsManagerPepper};
 use latchkey::store::dynamo::DynamoKeyStore;
+use latchkey::verifications::dynamo::DynamoVerificationStore;
 use latchkey::{Clock, SystemClock};
 
 use crate::jwt::{DEFAULT_REFRESH, JwtConfig, JwtVerifier};
@@ -158,7 +159,8 @@ pub async fn from_env() -> Result<DeployedAuthorizer, SetupError> {
         store.warm_up(),
     );
     warmed.map_err(SetupError::Store)?;
-    Ok(Authorizer::new(Dependencies {
+    let dynamodb = store.client().clone();
+    let authorizer = Authorizer::new(Dependencies {
         store: Arc::new(store),
         peppers: peppers?,
         clock,
@@ -168,7 +170,17 @@ pub async fn from_env() -> Result<DeployedAuthorizer, SetupError> {
         jwt: jwt?,
         sessions: sessions?,
         session_usage_keys: extra.session_usage_keys,
-    }))
+    });
+    // The verification counts go to the records table, once a minute, off every request's path.
+    match env.get("LATCHKEY_RECORDS_TABLE") {
+        Some(table) => latchkey::verifications::spawn_flusher(
+            Arc::clone(authorizer.verifications()),
+            Arc::new(DynamoVerificationStore::new(dynamodb, table)),
+            latchkey::verifications::FLUSH_INTERVAL,
+        ),
+        None => tracing::warn!("LATCHKEY_RECORDS_TABLE is not set: verification counts are not kept"),
+    }
+    Ok(authorizer)
 }
 
 async fn jwt_verifier(

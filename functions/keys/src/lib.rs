@@ -38,7 +38,7 @@ where
     S: KeyStore + AuditLog + DatasourceStore,
     G: GatewayKeys,
     P: PepperProvider,
-    R: RecordStore,
+    R: RecordStore + latchkey::verifications::VerificationStore,
 {
     let query = request.query_string_parameters_ref();
     let reply = function

@@ -10,3 +10,4 @@ mod key_events;
 mod lambda_runtime;
 mod lifecycle;
 mod template_stack;
+mod verifications;

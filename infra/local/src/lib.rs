@@ -39,7 +39,8 @@ use latchkey::session::{self, SessionSigner};
 use latchkey::store::dynamo::DynamoKeyStore;
 use latchkey::store::embedded::EmbeddedKeyStore;
 use latchkey::store::{KeyStore, StoreError};
-use latchkey::{ApiError, Clock, OffsetClock, SystemClock, TenantId};
+use latchkey::verifications::{self, VerificationStore};
+use latchkey::{ApiError, Clock, KeyId, OffsetClock, SystemClock, TenantId};
 use latchkey_authorizer::jwt::{JwksError, JwtConfig, JwtVerifier};
 use latchkey_authorizer::policy::AllowContext;
 use latchkey_authorizer::setup::{JwtKeySource, JwtSettings};
@@ -251,7 +252,7 @@ async fn assemble<S, R>(
 ) -> Result<(LocalApi<S, R>, Option<String>), LocalError>
 where
     S: KeyStore + AuditLog + DatasourceStore + 'static,
-    R: RecordStore,
+    R: RecordStore + VerificationStore + 'static,
 {
     let dir = &config.data_dir;
     let admin_key_file_error =
@@ -338,7 +339,7 @@ where
 impl<S, R> LocalApi<S, R>
 where
     S: KeyStore + AuditLog + DatasourceStore + 'static,
-    R: RecordStore,
+    R: RecordStore + VerificationStore,
 {
     async fn bootstrap_if_empty(&self) -> Result<Option<String>, LocalError> {
         let tenant: TenantId = DEFAULT_TENANT.parse().expect("a valid tenant id");
@@ -352,6 +353,14 @@ where
             .await
             .map_err(LocalError::Bootstrap)?;
         Ok(Some(serde_json::to_value(&issued).expect("serializes")["key"].as_str().expect("a key").to_owned()))
+    }
+
+    /// Writes the verification counts of the decisions made so far now, rather than at the next
+    /// minute's flush (for tests and a clean stop).
+    pub async fn flush_verifications(&self) {
+        if let Some(records) = &self.management.records {
+            verifications::flush(self.authorizer.verifications(), &**records).await;
+        }
     }
 
     /// The deployed stack's scheduled sweep (`keys-sweep`), once: retires the keys that stopped,
@@ -378,11 +387,17 @@ where
     }
 
     /// The tier's throttle, where the deployed stack has the usage plan's.
-    /// Requests it lets through are counted per key and day, as a usage plan counts them.
+    /// Requests it lets through are counted per key and day, as a usage plan counts them; a
+    /// key's request it refuses is counted `rate_limited` in the key's verifications.
     fn throttle(&self, context: &AllowContext<'_>) -> Result<(), Reply> {
-        self.limits
-            .check(context.field("tier"), context.field("principal"))
-            .map_err(|limited| Reply::error(&limited))?;
+        if let Err(limited) = self.limits.check(context.field("tier"), context.field("principal")) {
+            let key = context.field("key_id").filter(|id| !id.is_empty()).and_then(|id| id.parse::<KeyId>().ok());
+            let tenant = context.field("tenant_id").and_then(|t| t.parse::<TenantId>().ok());
+            if let (Some(key), Some(tenant)) = (key, tenant) {
+                self.authorizer.verifications().rate_limited(&tenant, &key, self.management.service.clock.now());
+            }
+            return Err(Reply::error(&limited));
+        }
         if let Some(key_id) = context.field("key_id").filter(|id| !id.is_empty()) {
             self.usage.count(key_id, self.management.service.clock.now().date_naive());
         }
@@ -468,7 +483,7 @@ fn is_ingest(path: &str) -> bool {
 pub fn router<S, R>(api: Arc<LocalApi<S, R>>) -> axum::Router
 where
     S: KeyStore + AuditLog + DatasourceStore + 'static,
-    R: RecordStore + 'static,
+    R: RecordStore + VerificationStore + 'static,
 {
     // The body is read in `handle` (bounded there), so an oversized one gets the gateway's answer.
     axum::Router::new().fallback(handle).layer(axum::extract::DefaultBodyLimit::disable()).with_state(api)
@@ -484,7 +499,7 @@ async fn handle<S, R>(
 ) -> Response<Body>
 where
     S: KeyStore + AuditLog + DatasourceStore + 'static,
-    R: RecordStore + 'static,
+    R: RecordStore + VerificationStore + 'static,
 {
     // The peer, when served with connect info (`serve`); a router served without it knows none.
     let source = extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(peer)| peer.ip());
@@ -534,7 +549,7 @@ pub async fn serve<S, R>(
 ) -> std::io::Result<()>
 where
     S: KeyStore + AuditLog + DatasourceStore + 'static,
-    R: RecordStore + 'static,
+    R: RecordStore + VerificationStore + 'static,
 {
     use axum::serve::ListenerExt;
     // Answers go out as written: Nagle's algorithm would hold a small answer back until the
@@ -551,7 +566,7 @@ where
 pub async fn sweep_periodically<S, R>(api: Arc<LocalApi<S, R>>)
 where
     S: KeyStore + AuditLog + DatasourceStore + 'static,
-    R: RecordStore + 'static,
+    R: RecordStore + VerificationStore + 'static,
 {
     let mut ticks = tokio::time::interval(api.sweep_interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -561,6 +576,22 @@ where
             Ok(swept) => tracing::debug!(retired = swept.retired, left = swept.left, warned = swept.warned, "swept"),
             Err(error) => tracing::warn!(%error, "the sweep failed; the next run tries again"),
         }
+    }
+}
+
+/// Writes the authorizer's verification counts to the store every minute, as the deployed
+/// authorizer does ([`verifications::FLUSH_INTERVAL`]); spawned beside the server, like the sweep.
+pub async fn flush_verifications_periodically<S, R>(api: Arc<LocalApi<S, R>>)
+where
+    S: KeyStore + AuditLog + DatasourceStore + 'static,
+    R: RecordStore + VerificationStore + 'static,
+{
+    let mut ticks = tokio::time::interval(verifications::FLUSH_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        api.flush_verifications().await;
     }
 }
 

@@ -46,7 +46,7 @@ async fn run<S, R>(
 ) -> Result<(), Box<dyn std::error::Error>>
 where
     S: latchkey::store::KeyStore + latchkey::audit::AuditLog + latchkey::datasource::DatasourceStore + 'static,
-    R: latchkey::ingest::RecordStore + 'static,
+    R: latchkey::ingest::RecordStore + latchkey::verifications::VerificationStore + 'static,
 {
     if let Some(key) = admin_key {
         println!("latchkey-local: tenant `{DEFAULT_TENANT}` admin key (shown once; keep it): {key}");
@@ -64,7 +64,10 @@ where
     }
     let api = Arc::new(api);
     tokio::spawn(latchkey_local::sweep_periodically(Arc::clone(&api)));
-    latchkey_local::threads::serve(listeners, api, shutdown()).await?;
+    tokio::spawn(latchkey_local::flush_verifications_periodically(Arc::clone(&api)));
+    latchkey_local::threads::serve(listeners, Arc::clone(&api), shutdown()).await?;
+    // The counts of the last minute's decisions, not lost to the stop.
+    api.flush_verifications().await;
     println!("latchkey-local: stopped");
     Ok(())
 }

@@ -12,6 +12,7 @@ use latchkey::audit::AuditLog;
 use latchkey::datasource::DatasourceStore;
 use latchkey::ingest::RecordStore;
 use latchkey::store::KeyStore;
+use latchkey::verifications::VerificationStore;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 
@@ -46,7 +47,7 @@ pub async fn serve<S, R>(
 ) -> std::io::Result<()>
 where
     S: KeyStore + AuditLog + DatasourceStore + 'static,
-    R: RecordStore + 'static,
+    R: RecordStore + VerificationStore + 'static,
 {
     let (stop, stopped) = watch::channel(false);
     let (done, mut finished) = tokio::sync::mpsc::unbounded_channel();

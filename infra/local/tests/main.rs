@@ -15,4 +15,5 @@ mod local_api;
 mod openapi;
 mod sessions;
 mod usage;
+mod verifications;
 mod walkthrough;

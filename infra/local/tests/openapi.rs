@@ -84,6 +84,11 @@ async fn every_response_matches_openapi() {
     let renamed = json!({"name": "renamed", "permissions": ["read", "write"]});
     assert_eq!(c.call(admin, Method::PATCH, &format!("/keys/{id}"), Some(renamed)).await.0, 200);
     assert_eq!(c.call(admin, Method::GET, &format!("/keys/{id}/usage?days=7"), None).await.0, 200);
+    // Counts written now, so the answers below hold buckets and top keys to check.
+    c.api.flush_verifications().await;
+    assert_eq!(c.call(admin, Method::GET, &format!("/keys/{id}/verifications?granularity=hour"), None).await.0, 200);
+    assert_eq!(c.call(admin, Method::GET, "/analytics/verifications", None).await.0, 200);
+    assert_eq!(c.call(admin, Method::GET, "/analytics/verifications?granularity=week", None).await.0, 400);
     // JSON Schema's integer: 60.0 is one (found by schemathesis), 30.5 is not.
     let half = json!({"name": "x", "expires_in_days": 30.5});
     assert_eq!(c.call(admin, Method::POST, "/keys", Some(half)).await.0, 400);

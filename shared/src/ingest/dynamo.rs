@@ -370,3 +370,44 @@ impl DynamoRecordStore {
         )))
     }
 }
+
+/// The verification counts live in the records table too ([`crate::verifications::dynamo`]): the
+/// function that reads records reads them.
+impl crate::verifications::VerificationStore for DynamoRecordStore {
+    async fn add_key_hour(&self, hour: &crate::verifications::KeyHour) -> Result<(), StoreError> {
+        self.verifications().add_key_hour(hour).await
+    }
+
+    async fn add_unknown(
+        &self,
+        hour: DateTime<Utc>,
+        counts: crate::verifications::UnknownCounts,
+    ) -> Result<(), StoreError> {
+        self.verifications().add_unknown(hour, counts).await
+    }
+
+    async fn key_hours(
+        &self,
+        tenant: &crate::TenantId,
+        key: &crate::KeyId,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<(DateTime<Utc>, crate::verifications::OutcomeCounts)>, StoreError> {
+        self.verifications().key_hours(tenant, key, since, until).await
+    }
+
+    async fn tenant_hours(
+        &self,
+        tenant: &crate::TenantId,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<crate::verifications::KeyHour>, StoreError> {
+        self.verifications().tenant_hours(tenant, since, until).await
+    }
+}
+
+impl DynamoRecordStore {
+    fn verifications(&self) -> crate::verifications::dynamo::DynamoVerificationStore {
+        crate::verifications::dynamo::DynamoVerificationStore::new(self.client.clone(), &*self.table)
+    }
+}

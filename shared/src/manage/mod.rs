@@ -5,6 +5,7 @@
 //! Every operation checks the caller first, then validates its input, then acts. Another
 //! tenant's key is `NOT_FOUND`, exactly like a missing one. Every mutation appends an audit event.
 
+pub mod analytics;
 pub mod caller;
 pub mod datasources;
 pub mod input;

@@ -4,8 +4,10 @@
 
 use serde::Serialize;
 
+use std::pin::Pin;
 use std::sync::Arc;
 
+use super::analytics::Window;
 use super::datasources::Datasources;
 use super::input::{PageQuery, owner_id, parse_body, status_filter};
 use super::{Caller, Issuance, KeyService};
@@ -15,6 +17,7 @@ use crate::gateway::GatewayKeys;
 use crate::ingest::{RecordStore, Sequence};
 use crate::pepper::PepperProvider;
 use crate::store::KeyStore;
+use crate::verifications::VerificationStore;
 use crate::{ApiError, AuditId, DatasourceId, Permission, TierName};
 
 /// A route of the management API; key ids are as they appear in the path.
@@ -27,6 +30,8 @@ pub enum Route<'p> {
     RotateKey(&'p str),
     RevokeKey(&'p str),
     KeyUsage(&'p str),
+    KeyVerifications(&'p str),
+    TenantVerifications,
     Whoami,
     Audit,
     CreateDatasource,
@@ -48,6 +53,8 @@ pub const ROUTES: &[(&str, &str, Role)] = &[
     ("DELETE", "/keys/{id}", Role::Change),
     ("POST", "/keys/{id}/rotate", Role::Issue),
     ("GET", "/keys/{id}/usage", Role::Read),
+    ("GET", "/keys/{id}/verifications", Role::Read),
+    ("GET", "/analytics/verifications", Role::Read),
     ("GET", "/whoami", Role::Read),
     ("GET", "/audit", Role::Read),
     ("POST", "/datasources", Role::Issue),
@@ -89,9 +96,13 @@ impl<'p> Route<'p> {
             (["keys", id, "rotate"], "POST") => (&[], Some(Route::RotateKey(id))),
             (["keys", _, "rotate"], _) => (&["POST"], None),
             (["keys", id, "usage"], "GET") => (&[], Some(Route::KeyUsage(id))),
+            (["keys", id, "verifications"], "GET") => (&[], Some(Route::KeyVerifications(id))),
+            (["analytics", "verifications"], "GET") => (&[], Some(Route::TenantVerifications)),
             (["whoami"], "GET") => (&[], Some(Route::Whoami)),
             (["audit"], "GET") => (&[], Some(Route::Audit)),
-            (["keys", _, "usage"] | ["whoami"] | ["audit"], _) => (&["GET"], None),
+            (["keys", _, "usage" | "verifications"] | ["analytics", "verifications"] | ["whoami"] | ["audit"], _) => {
+                (&["GET"], None)
+            }
             (["datasources"], "POST") => (&[], Some(Route::CreateDatasource)),
             (["datasources"], "GET") => (&[], Some(Route::ListDatasources)),
             (["datasources"], _) => (&["GET", "POST"], None),
@@ -114,6 +125,8 @@ impl<'p> Route<'p> {
             Route::ListKeys
             | Route::GetKey(_)
             | Route::KeyUsage(_)
+            | Route::KeyVerifications(_)
+            | Route::TenantVerifications
             | Route::Whoami
             | Route::Audit
             | Route::ListDatasources
@@ -189,7 +202,7 @@ where
     S: KeyStore + AuditLog + DatasourceStore,
     G: GatewayKeys,
     P: PepperProvider,
-    R: RecordStore,
+    R: RecordStore + VerificationStore,
 {
     pub async fn handle<'r, Q: Fn(&str) -> Option<&'r str>>(&self, request: ManagementRequest<'r, Q>) -> Reply {
         // On the heap: the future of every operation's branch is large, and in a debug build
@@ -249,6 +262,10 @@ where
                 Reply::no_content()
             }
             Route::KeyUsage(id) => Reply::json(200, &service.usage(&caller, id, query("days")).await?),
+            Route::KeyVerifications(_) | Route::TenantVerifications => {
+                let window = Window::parse(query("since"), query("until"), query("granularity"), service.clock.now())?;
+                self.verifications(&caller, route, window).await?
+            }
             Route::Whoami => Reply::json(200, &service.whoami(&caller).await?),
             Route::Audit => {
                 let page = PageQuery::<AuditId>::parse(query("limit"), query("cursor"))?;
@@ -281,6 +298,34 @@ where
                 })?;
                 Reply::json(201, &service.start_session(signer, &caller).await?)
             }
+        })
+    }
+
+    /// The two analytics routes, their future made and boxed outside `dispatch`'s frame: built
+    /// inline there, one more large branch overflowed a debug build's 2 MiB test thread (a debug
+    /// build gives every branch's future its own stack slot).
+    fn verifications<'a>(
+        &'a self,
+        caller: &'a Caller,
+        route: Route<'a>,
+        window: Window,
+    ) -> Pin<Box<dyn Future<Output = Result<Reply, ApiError>> + Send + 'a>> {
+        Box::pin(async move {
+            let (service, counts) = (&self.service, self.counts()?);
+            match route {
+                Route::KeyVerifications(id) => {
+                    Ok(Reply::json(200, &service.key_verifications(counts, caller, id, window).await?))
+                }
+                _ => Ok(Reply::json(200, &service.tenant_verifications(counts, caller, window).await?)),
+            }
+        })
+    }
+
+    /// The verification counts, kept in the records table.
+    fn counts(&self) -> Result<&R, ApiError> {
+        self.records.as_deref().ok_or_else(|| {
+            tracing::error!("a function without the records table was asked for verification counts");
+            ApiError::Internal
         })
     }
 

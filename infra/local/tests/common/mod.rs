@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use latchkey::config::Env;
@@ -16,12 +17,16 @@ pub struct Running {
     stop: Option<oneshot::Sender<()>>,
     served: tokio::task::JoinHandle<std::io::Result<()>>,
     sweep: tokio::task::AbortHandle,
+    flusher: tokio::task::AbortHandle,
     pub admin_key: Option<String>,
+    /// Writes the verification counts now ([`latchkey_local::LocalApi::flush_verifications`]).
+    flush: Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>,
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
         self.sweep.abort();
+        self.flusher.abort();
     }
 }
 
@@ -74,21 +79,33 @@ impl Running {
     async fn serving<S, R>(api: Arc<latchkey_local::LocalApi<S, R>>, admin_key: Option<String>) -> Self
     where
         S: latchkey::store::KeyStore + latchkey::audit::AuditLog + latchkey::datasource::DatasourceStore + 'static,
-        R: latchkey::ingest::RecordStore + 'static,
+        R: latchkey::ingest::RecordStore + latchkey::verifications::VerificationStore + 'static,
     {
+        let flushed = Arc::clone(&api);
+        let flush = Arc::new(move || {
+            let api = Arc::clone(&flushed);
+            Box::pin(async move { api.flush_verifications().await }) as Pin<Box<dyn Future<Output = ()> + Send>>
+        });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel();
         // As `main` runs it, beside the server.
         let sweep = tokio::spawn(latchkey_local::sweep_periodically(Arc::clone(&api))).abort_handle();
+        let flusher = tokio::spawn(latchkey_local::flush_verifications_periodically(Arc::clone(&api))).abort_handle();
         let served = tokio::spawn(latchkey_local::serve(listener, api, async {
             let _ = stopped.await;
         }));
-        Self { base, stop: Some(stop), served, sweep, admin_key }
+        Self { base, stop: Some(stop), served, sweep, flusher, admin_key, flush }
+    }
+
+    /// The decisions made so far, written to the store now rather than at the next minute.
+    pub async fn flush_verifications(&self) {
+        (self.flush)().await
     }
 
     pub async fn stop(mut self) {
         self.sweep.abort();
+        self.flusher.abort();
         self.stop.take().unwrap().send(()).unwrap();
         (&mut self.served).await.unwrap().unwrap();
     }

@@ -1,0 +1,144 @@
+//! [`VerificationStore`] in the redb file, for the local API: a key's hours by
+//! `tenant#key#hour`, and the same counts by `tenant#hour#key` for its tenant's overview, both
+//! written in one transaction. Hours are RFC 3339 (`2026-12-05T10:00:00Z`), which sort as time.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+
+use super::{EmbeddedKeyStore, unavailable};
+use crate::store::StoreError;
+use crate::verifications::{KeyHour, Outcome, OutcomeCounts, UnknownCounts, VerificationStore};
+use crate::{KeyId, TenantId};
+
+/// `tenant#key#hour` → the counts, in [`Outcome::ALL`]'s order.
+const BY_KEY: TableDefinition<&str, [u64; 6]> = TableDefinition::new("verifications_by_key");
+/// `tenant#hour#key` → the same counts.
+const BY_TENANT: TableDefinition<&str, [u64; 6]> = TableDefinition::new("verifications_by_tenant");
+/// hour → `[unknown, malformed]`, for the whole deployment.
+const UNKNOWN: TableDefinition<&str, [u64; 2]> = TableDefinition::new("verifications_unknown");
+
+fn hour_text(hour: DateTime<Utc>) -> String {
+    hour.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn parse_hour(text: &str) -> Result<DateTime<Utc>, StoreError> {
+    text.parse().map_err(|e| StoreError::Corrupt(format!("an hour `{text}`: {e}")))
+}
+
+fn to_array(counts: &OutcomeCounts) -> [u64; 6] {
+    Outcome::ALL.map(|outcome| counts.get(outcome))
+}
+
+fn from_array(values: [u64; 6]) -> OutcomeCounts {
+    let mut counts = OutcomeCounts::default();
+    for (outcome, n) in Outcome::ALL.into_iter().zip(values) {
+        counts.add(outcome, n);
+    }
+    counts
+}
+
+fn added(stored: Option<[u64; 6]>, counts: &OutcomeCounts) -> [u64; 6] {
+    let mut sum = stored.unwrap_or_default();
+    for (slot, n) in sum.iter_mut().zip(to_array(counts)) {
+        *slot = slot.saturating_add(n);
+    }
+    sum
+}
+
+impl VerificationStore for EmbeddedKeyStore {
+    async fn add_key_hour(&self, hour: &KeyHour) -> Result<(), StoreError> {
+        let hour = hour.clone();
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(unavailable)?;
+            {
+                let at = hour_text(hour.hour);
+                let mut by_key = txn.open_table(BY_KEY).map_err(unavailable)?;
+                let key = format!("{}#{}#{at}", hour.tenant, hour.key);
+                let sum = added(by_key.get(key.as_str()).map_err(unavailable)?.map(|v| v.value()), &hour.counts);
+                by_key.insert(key.as_str(), sum).map_err(unavailable)?;
+                let mut by_tenant = txn.open_table(BY_TENANT).map_err(unavailable)?;
+                let key = format!("{}#{at}#{}", hour.tenant, hour.key);
+                let sum = added(by_tenant.get(key.as_str()).map_err(unavailable)?.map(|v| v.value()), &hour.counts);
+                by_tenant.insert(key.as_str(), sum).map_err(unavailable)?;
+            }
+            txn.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn add_unknown(&self, hour: DateTime<Utc>, counts: UnknownCounts) -> Result<(), StoreError> {
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(unavailable)?;
+            {
+                let mut table = txn.open_table(UNKNOWN).map_err(unavailable)?;
+                let at = hour_text(hour);
+                let [unknown, malformed] = table.get(at.as_str()).map_err(unavailable)?.map_or([0, 0], |v| v.value());
+                let sum = [unknown.saturating_add(counts.unknown), malformed.saturating_add(counts.malformed)];
+                table.insert(at.as_str(), sum).map_err(unavailable)?;
+            }
+            txn.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn key_hours(
+        &self,
+        tenant: &TenantId,
+        key: &KeyId,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<(DateTime<Utc>, OutcomeCounts)>, StoreError> {
+        let prefix = format!("{tenant}#{key}#");
+        let (from, to) = (format!("{prefix}{}", hour_text(since)), format!("{prefix}{}", hour_text(until)));
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let table = match txn.open_table(BY_KEY) {
+                Ok(table) => table,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+                Err(error) => return Err(unavailable(error)),
+            };
+            let mut hours = Vec::new();
+            for entry in table.range(from.as_str()..to.as_str()).map_err(unavailable)? {
+                let (name, counts) = entry.map_err(unavailable)?;
+                hours.push((parse_hour(&name.value()[prefix.len()..])?, from_array(counts.value())));
+            }
+            Ok(hours)
+        })
+        .await
+    }
+
+    async fn tenant_hours(
+        &self,
+        tenant: &TenantId,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<KeyHour>, StoreError> {
+        let tenant = tenant.clone();
+        let prefix = format!("{tenant}#");
+        let (from, to) = (format!("{prefix}{}", hour_text(since)), format!("{prefix}{}", hour_text(until)));
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let table = match txn.open_table(BY_TENANT) {
+                Ok(table) => table,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+                Err(error) => return Err(unavailable(error)),
+            };
+            let mut hours = Vec::new();
+            for entry in table.range(from.as_str()..to.as_str()).map_err(unavailable)? {
+                let (name, counts) = entry.map_err(unavailable)?;
+                let rest = &name.value()[prefix.len()..];
+                let (at, key) =
+                    rest.split_once('#').ok_or_else(|| StoreError::Corrupt(format!("a verification `{rest}`")))?;
+                let key = key.parse().map_err(|_| StoreError::Corrupt(format!("a key id `{key}`")))?;
+                hours.push(KeyHour {
+                    tenant: tenant.clone(),
+                    key,
+                    hour: parse_hour(at)?,
+                    counts: from_array(counts.value()),
+                });
+            }
+            Ok(hours)
+        })
+        .await
+    }
+}

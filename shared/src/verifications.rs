@@ -1,0 +1,449 @@
+//! Verification analytics: every decision about a known key counted per key, outcome and hour;
+//! unknown and malformed keys counted per deployment.
+//!
+//! The deciding process (the authorizer, the local API) counts into a [`Tally`] in memory and
+//! never waits for storage: a background task drains it once a minute
+//! ([`FLUSH_INTERVAL`]) into a [`VerificationStore`] with atomic additions, so each key costs at
+//! most one write per hour bucket per minute per instance, however many requests it made. A
+//! failed flush is logged and its counts put back for the next one; the tally is bounded
+//! ([`TALLY_CAPACITY`] key-hours), and what does not fit is dropped and logged, never blocking a
+//! decision.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use serde::Serialize;
+
+use crate::store::StoreError;
+use crate::{ApiError, KeyId, TenantId};
+
+#[cfg(feature = "aws")]
+pub mod dynamo;
+
+/// How often a [`Tally`] is written out.
+pub const FLUSH_INTERVAL: Duration = Duration::from_secs(60);
+/// The most key-hours a tally holds between flushes; past it, new counts are dropped (logged).
+pub const TALLY_CAPACITY: usize = 10_000;
+/// How long counts are kept (their items' `ttl`): the longest range the routes answer for.
+pub const RETENTION_DAYS: i64 = 90;
+
+/// What a decision about a known key was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    Valid,
+    Expired,
+    Revoked,
+    Disabled,
+    IpNotAllowed,
+    /// Refused by the key's tier limit where Latchkey itself limits (the local API); deployed,
+    /// API Gateway's usage plan refuses before the authorizer is called and does not say.
+    RateLimited,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 6] = [
+        Outcome::Valid,
+        Outcome::Expired,
+        Outcome::Revoked,
+        Outcome::Disabled,
+        Outcome::IpNotAllowed,
+        Outcome::RateLimited,
+    ];
+
+    /// Its name on the wire and in storage.
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Valid => "valid",
+            Outcome::Expired => "expired",
+            Outcome::Revoked => "revoked",
+            Outcome::Disabled => "disabled",
+            Outcome::IpNotAllowed => "ip_not_allowed",
+            Outcome::RateLimited => "rate_limited",
+        }
+    }
+
+    /// The outcome of refusing a key that exists with `error` (a revoked key is refused as
+    /// `INVALID_API_KEY`, which never says so to the caller; the count does, to its tenant).
+    pub fn of_refusal(error: &ApiError) -> Option<Outcome> {
+        match error {
+            ApiError::InvalidApiKey => Some(Outcome::Revoked),
+            ApiError::ExpiredApiKey { .. } => Some(Outcome::Expired),
+            ApiError::DisabledApiKey => Some(Outcome::Disabled),
+            ApiError::IpNotAllowed { .. } => Some(Outcome::IpNotAllowed),
+            ApiError::RateLimited { .. } | ApiError::QuotaExceeded { .. } => Some(Outcome::RateLimited),
+            _ => None,
+        }
+    }
+}
+
+/// Counts by outcome.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct OutcomeCounts {
+    pub valid: u64,
+    pub expired: u64,
+    pub revoked: u64,
+    pub disabled: u64,
+    pub ip_not_allowed: u64,
+    pub rate_limited: u64,
+}
+
+impl OutcomeCounts {
+    pub fn get(&self, outcome: Outcome) -> u64 {
+        match outcome {
+            Outcome::Valid => self.valid,
+            Outcome::Expired => self.expired,
+            Outcome::Revoked => self.revoked,
+            Outcome::Disabled => self.disabled,
+            Outcome::IpNotAllowed => self.ip_not_allowed,
+            Outcome::RateLimited => self.rate_limited,
+        }
+    }
+
+    pub fn add(&mut self, outcome: Outcome, n: u64) {
+        let count = match outcome {
+            Outcome::Valid => &mut self.valid,
+            Outcome::Expired => &mut self.expired,
+            Outcome::Revoked => &mut self.revoked,
+            Outcome::Disabled => &mut self.disabled,
+            Outcome::IpNotAllowed => &mut self.ip_not_allowed,
+            Outcome::RateLimited => &mut self.rate_limited,
+        };
+        *count = count.saturating_add(n);
+    }
+
+    pub fn merge(&mut self, other: &OutcomeCounts) {
+        for outcome in Outcome::ALL {
+            self.add(outcome, other.get(outcome));
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        Outcome::ALL.iter().map(|o| self.get(*o)).sum()
+    }
+}
+
+/// Credentials that named no key: counted per deployment, never per tenant (they have none).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct UnknownCounts {
+    /// Well-formed keys of no record.
+    pub unknown: u64,
+    /// Not a key of the deployment's profile at all.
+    pub malformed: u64,
+}
+
+/// The hour a moment falls in.
+pub fn hour_of(at: DateTime<Utc>) -> DateTime<Utc> {
+    at.duration_trunc(TimeDelta::hours(1)).expect("an hour divides any UTC time")
+}
+
+/// A key's counts for one hour.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyHour {
+    pub tenant: TenantId,
+    pub key: KeyId,
+    pub hour: DateTime<Utc>,
+    pub counts: OutcomeCounts,
+}
+
+/// What one flush writes: every key-hour counted since the last, and the deployment's unknown
+/// and malformed counts per hour.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TallyBatch {
+    pub keys: Vec<KeyHour>,
+    pub unknown: Vec<(DateTime<Utc>, UnknownCounts)>,
+}
+
+impl TallyBatch {
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty() && self.unknown.is_empty()
+    }
+}
+
+#[derive(Default)]
+struct TallyState {
+    keys: HashMap<(TenantId, KeyId, DateTime<Utc>), OutcomeCounts>,
+    unknown: BTreeMap<DateTime<Utc>, UnknownCounts>,
+    dropped: u64,
+}
+
+/// Counts in memory, drained by the flusher. Counting takes a short lock and never waits for I/O.
+#[derive(Default)]
+pub struct Tally {
+    state: Mutex<TallyState>,
+}
+
+impl Tally {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// One decision about a known key.
+    pub fn count(&self, tenant: &TenantId, key: &KeyId, outcome: Outcome, at: DateTime<Utc>) {
+        let mut state = self.state.lock().expect("the tally's lock is never held across a panic");
+        let slot = (tenant.clone(), key.clone(), hour_of(at));
+        let full = state.keys.len() >= TALLY_CAPACITY;
+        match state.keys.get_mut(&slot) {
+            Some(counts) => counts.add(outcome, 1),
+            None if full => state.dropped += 1,
+            None => {
+                let mut counts = OutcomeCounts::default();
+                counts.add(outcome, 1);
+                state.keys.insert(slot, counts);
+            }
+        }
+    }
+
+    /// A request counted [`Outcome::Valid`] that the key's tier limit then refused (the local
+    /// API, which limits after the decision): counted [`Outcome::RateLimited`] instead. If the
+    /// valid count was flushed in between (a minute boundary), it stays, and this adds the
+    /// refusal only.
+    pub fn rate_limited(&self, tenant: &TenantId, key: &KeyId, at: DateTime<Utc>) {
+        let mut state = self.state.lock().expect("the tally's lock is never held across a panic");
+        let slot = (tenant.clone(), key.clone(), hour_of(at));
+        match state.keys.get_mut(&slot) {
+            Some(counts) => {
+                counts.valid = counts.valid.saturating_sub(1);
+                counts.add(Outcome::RateLimited, 1);
+            }
+            None => {
+                drop(state);
+                self.count(tenant, key, Outcome::RateLimited, at);
+            }
+        }
+    }
+
+    /// A credential that named no key: `malformed` if it was not even a key of the profile.
+    pub fn count_unknown(&self, malformed: bool, at: DateTime<Utc>) {
+        let mut state = self.state.lock().expect("the tally's lock is never held across a panic");
+        let counts = state.unknown.entry(hour_of(at)).or_default();
+        if malformed {
+            counts.malformed += 1;
+        } else {
+            counts.unknown += 1;
+        }
+    }
+
+    /// Takes everything counted so far, leaving the tally empty.
+    pub fn drain(&self) -> TallyBatch {
+        let mut state = self.state.lock().expect("the tally's lock is never held across a panic");
+        if state.dropped > 0 {
+            tracing::warn!(
+                dropped = state.dropped,
+                capacity = TALLY_CAPACITY,
+                "verification counts dropped: the tally was full"
+            );
+            state.dropped = 0;
+        }
+        let keys =
+            state.keys.drain().map(|((tenant, key, hour), counts)| KeyHour { tenant, key, hour, counts }).collect();
+        let unknown = std::mem::take(&mut state.unknown).into_iter().collect();
+        TallyBatch { keys, unknown }
+    }
+
+    /// Puts back a batch that could not be written, for the next flush (within the capacity).
+    pub fn restore(&self, batch: TallyBatch) {
+        let mut state = self.state.lock().expect("the tally's lock is never held across a panic");
+        for hour in batch.keys {
+            let full = state.keys.len() >= TALLY_CAPACITY;
+            let slot = (hour.tenant, hour.key, hour.hour);
+            match state.keys.get_mut(&slot) {
+                Some(counts) => counts.merge(&hour.counts),
+                None if full => state.dropped += hour.counts.total(),
+                None => {
+                    state.keys.insert(slot, hour.counts);
+                }
+            }
+        }
+        for (hour, counts) in batch.unknown {
+            let mine = state.unknown.entry(hour).or_default();
+            mine.unknown += counts.unknown;
+            mine.malformed += counts.malformed;
+        }
+    }
+}
+
+/// Where the counts are kept.
+pub trait VerificationStore: Send + Sync {
+    /// Adds one key-hour's counts to what is stored, for the key and for its tenant's overview,
+    /// together (atomic additions: concurrent flushes of several instances add up).
+    fn add_key_hour(&self, hour: &KeyHour) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Adds the deployment's unknown and malformed counts of one hour.
+    fn add_unknown(
+        &self,
+        hour: DateTime<Utc>,
+        counts: UnknownCounts,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// A key's hourly counts with `since <= hour < until`, oldest first; hours without a
+    /// decision are absent.
+    fn key_hours(
+        &self,
+        tenant: &TenantId,
+        key: &KeyId,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<(DateTime<Utc>, OutcomeCounts)>, StoreError>> + Send;
+
+    /// Every key-hour of the tenant with `since <= hour < until`, oldest first.
+    fn tenant_hours(
+        &self,
+        tenant: &TenantId,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<KeyHour>, StoreError>> + Send;
+}
+
+/// Drains `tally` into `store` every `interval` until the process ends: off every request's path.
+/// A failed write is logged and its counts kept for the next round.
+pub fn spawn_flusher<S: VerificationStore + 'static>(tally: Arc<Tally>, store: Arc<S>, interval: Duration) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            flush(&tally, &*store).await;
+        }
+    });
+}
+
+/// One flush: what the tally holds now, each key-hour written with its own addition; what could
+/// not be written is put back for the next flush, the rest is not written twice.
+pub async fn flush<S: VerificationStore>(tally: &Tally, store: &S) {
+    let batch = tally.drain();
+    if batch.is_empty() {
+        return;
+    }
+    let mut failed = TallyBatch::default();
+    let mut last_error = None;
+    for hour in batch.keys {
+        if let Err(error) = store.add_key_hour(&hour).await {
+            last_error = Some(error);
+            failed.keys.push(hour);
+        }
+    }
+    for (hour, counts) in batch.unknown {
+        if let Err(error) = store.add_unknown(hour, counts).await {
+            last_error = Some(error);
+            failed.unknown.push((hour, counts));
+        }
+    }
+    if let Some(error) = last_error {
+        tracing::warn!(%error, key_hours = failed.keys.len(), "verification counts not written; kept for the next flush");
+        tally.restore(failed);
+    }
+}
+
+/// Rolls hourly counts up into buckets of `granularity` starting at `since`'s bucket.
+pub fn buckets(
+    hours: impl IntoIterator<Item = (DateTime<Utc>, OutcomeCounts)>,
+    granularity: Granularity,
+) -> Vec<Bucket> {
+    let mut by_start: BTreeMap<DateTime<Utc>, OutcomeCounts> = BTreeMap::new();
+    for (hour, counts) in hours {
+        by_start.entry(granularity.bucket_of(hour)).or_default().merge(&counts);
+    }
+    by_start.into_iter().map(|(start, counts)| Bucket { start, counts }).collect()
+}
+
+/// The width of a bucket of the routes' answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Granularity {
+    Hour,
+    Day,
+}
+
+impl Granularity {
+    pub fn parse(text: &str) -> Result<Self, ApiError> {
+        match text {
+            "hour" => Ok(Granularity::Hour),
+            "day" => Ok(Granularity::Day),
+            _ => Err(ApiError::validation("granularity", "granularity is `hour` or `day`")),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Granularity::Hour => "hour",
+            Granularity::Day => "day",
+        }
+    }
+
+    pub fn bucket_of(self, at: DateTime<Utc>) -> DateTime<Utc> {
+        let width = match self {
+            Granularity::Hour => TimeDelta::hours(1),
+            Granularity::Day => TimeDelta::days(1),
+        };
+        at.duration_trunc(width).expect("an hour and a day divide any UTC time")
+    }
+}
+
+/// Counts of one bucket, for the routes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Bucket {
+    pub start: DateTime<Utc>,
+    pub counts: OutcomeCounts,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn counts_add_up_per_key_outcome_and_hour() {
+        let tally = Tally::new();
+        let (tenant, key): (TenantId, KeyId) = ("acme".parse().unwrap(), KeyId::generate());
+        tally.count(&tenant, &key, Outcome::Valid, at("2026-12-05T10:00:00Z"));
+        tally.count(&tenant, &key, Outcome::Valid, at("2026-12-05T10:59:59Z"));
+        tally.count(&tenant, &key, Outcome::Expired, at("2026-12-05T10:30:00Z"));
+        tally.count(&tenant, &key, Outcome::Valid, at("2026-12-05T11:00:00Z"));
+        tally.count_unknown(true, at("2026-12-05T10:01:00Z"));
+        tally.count_unknown(false, at("2026-12-05T10:02:00Z"));
+        let mut batch = tally.drain();
+        batch.keys.sort_by_key(|h| h.hour);
+        assert_eq!(batch.keys.len(), 2);
+        assert_eq!(
+            (batch.keys[0].hour, batch.keys[0].counts.valid, batch.keys[0].counts.expired),
+            (at("2026-12-05T10:00:00Z"), 2, 1)
+        );
+        assert_eq!((batch.keys[1].counts.valid, batch.keys[1].counts.total()), (1, 1));
+        assert_eq!(batch.unknown, vec![(at("2026-12-05T10:00:00Z"), UnknownCounts { unknown: 1, malformed: 1 })]);
+        assert!(tally.drain().is_empty(), "drained");
+    }
+
+    #[test]
+    fn a_batch_put_back_is_added_to_what_was_counted_since() {
+        let tally = Tally::new();
+        let (tenant, key): (TenantId, KeyId) = ("acme".parse().unwrap(), KeyId::generate());
+        let hour = at("2026-12-05T10:00:00Z");
+        tally.count(&tenant, &key, Outcome::Valid, hour);
+        let failed = tally.drain();
+        tally.count(&tenant, &key, Outcome::Valid, hour);
+        tally.restore(failed);
+        assert_eq!(tally.drain().keys[0].counts.valid, 2);
+    }
+
+    #[test]
+    fn a_full_tally_drops_new_key_hours_but_keeps_counting_the_ones_it_has() {
+        let tally = Tally::new();
+        let tenant: TenantId = "acme".parse().unwrap();
+        let hour = at("2026-12-05T10:00:00Z");
+        let first = KeyId::generate();
+        tally.count(&tenant, &first, Outcome::Valid, hour);
+        for _ in 1..TALLY_CAPACITY {
+            tally.count(&tenant, &KeyId::generate(), Outcome::Valid, hour);
+        }
+        tally.count(&tenant, &KeyId::generate(), Outcome::Valid, hour);
+        tally.count(&tenant, &first, Outcome::Valid, hour);
+        let batch = tally.drain();
+        assert_eq!(batch.keys.len(), TALLY_CAPACITY);
+        assert_eq!(batch.keys.iter().find(|h| h.key == first).unwrap().counts.valid, 2);
+    }
+}
