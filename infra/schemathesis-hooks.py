@@ -13,7 +13,9 @@ Two things, each applied just before a request is sent:
    - `cursor` is opaque (the `next_cursor` of the same listing): a generated one that the API
      could not have issued is replaced by the encoding of a well-formed id of that listing
      (any position is a valid place to continue from);
-   - `expires_at` must be in the future: a past one is moved to a future time.
+   - `expires_at` must be in the future: a past one is moved to a future time;
+   - an analytics window's `since` must be before its `until` and at most 90 days (31 hourly)
+     before it: a `since` outside that is moved to an hour before `until`.
    Negative cases are never touched.
 
 3. The string format `ip-network` of openapi.yaml (an IP allowlist's entries) is generated as
@@ -96,6 +98,35 @@ def _fix_expiry(body: MutableMapping) -> None:
     body["expires_at"] = (now + timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+WINDOWED = ("/keys/{id}/verifications", "/analytics/verifications")
+
+
+def _time(text):
+    if not isinstance(text, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+def _fix_window(query) -> None:
+    if not isinstance(query, MutableMapping) or "since" not in query:
+        return
+    until = _time(query["until"]) if "until" in query else datetime.now(timezone.utc)
+    since = _time(query["since"])
+    if until is None or since is None:
+        return
+    widest = timedelta(days=31 if query.get("granularity") == "hour" else 90)
+    if since < until and until - since <= widest:
+        return
+    try:
+        query["since"] = (until - timedelta(hours=1)).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except OverflowError:
+        del query["since"]
+
+
 @schemathesis.hook
 def before_call(context, case, kwargs):
     params = case.path_parameters
@@ -105,6 +136,8 @@ def before_call(context, case, kwargs):
     if meta is None or not meta.generation.mode.is_positive:
         return
     _fix_cursor(case.path, case.query)
+    if case.path in WINDOWED:
+        _fix_window(case.query)
     body = case.body
     if isinstance(body, MutableMapping):
         if case.path in ("/keys", "/keys/{id}"):

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::store::StoreError;
@@ -135,7 +135,15 @@ pub struct UnknownCounts {
 
 /// The hour a moment falls in.
 pub fn hour_of(at: DateTime<Utc>) -> DateTime<Utc> {
-    at.duration_trunc(TimeDelta::hours(1)).expect("an hour divides any UTC time")
+    truncated(at, 3_600)
+}
+
+/// `at` rounded down to a multiple of `seconds` since the epoch: by whole seconds, so that any
+/// time chrono can hold has one (`duration_trunc` counts nanoseconds, which end in 2262: found
+/// by schemathesis with `until=2263-01-01T00:00:00Z`).
+fn truncated(at: DateTime<Utc>, seconds: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(at.timestamp().div_euclid(seconds) * seconds, 0)
+        .expect("rounding down stays within chrono's range")
 }
 
 /// A key's counts for one hour.
@@ -373,11 +381,10 @@ impl Granularity {
     }
 
     pub fn bucket_of(self, at: DateTime<Utc>) -> DateTime<Utc> {
-        let width = match self {
-            Granularity::Hour => TimeDelta::hours(1),
-            Granularity::Day => TimeDelta::days(1),
-        };
-        at.duration_trunc(width).expect("an hour and a day divide any UTC time")
+        match self {
+            Granularity::Hour => truncated(at, 3_600),
+            Granularity::Day => truncated(at, 86_400),
+        }
     }
 }
 

@@ -47,7 +47,12 @@ impl Window {
             Granularity::Hour => TimeDelta::hours(24),
             Granularity::Day => TimeDelta::days(30),
         };
-        let since = since.map(|text| time("since", text)).transpose()?.unwrap_or(until - default_span);
+        let since = match since {
+            Some(text) => time("since", text)?,
+            None => until
+                .checked_sub_signed(default_span)
+                .ok_or_else(|| ApiError::validation("until", "until is too early for a window before it"))?,
+        };
         if since >= until {
             return Err(ApiError::validation("since", "since must be before until"));
         }
@@ -198,5 +203,15 @@ mod tests {
         assert_eq!(field(Some("2026-12-05T11:00:00Z"), None, None), "since", "since after until");
         assert_eq!(field(Some("2026-10-01T00:00:00Z"), None, Some("hour")), "since", "past 31 days hourly");
         assert_eq!(field(Some("2026-08-01T00:00:00Z"), None, None), "since", "past 90 days");
+        assert_eq!(field(None, Some("-262143-01-01T00:00:00Z"), None), "until", "no room before it");
+    }
+
+    #[test]
+    fn any_time_chrono_holds_falls_in_a_bucket() {
+        // Past 2262, where nanosecond timestamps end (schemathesis sent `until=2263-01-01T00:00:00Z`).
+        let late: DateTime<Utc> = "2263-01-01T10:20:30Z".parse().unwrap();
+        assert_eq!(Granularity::Hour.bucket_of(late), "2263-01-01T10:00:00Z".parse::<DateTime<Utc>>().unwrap());
+        assert_eq!(Granularity::Day.bucket_of(late), "2263-01-01T00:00:00Z".parse::<DateTime<Utc>>().unwrap());
+        assert!(Window::parse(None, Some("2263-01-01T00:00:00Z"), Some("hour"), now()).is_ok());
     }
 }
