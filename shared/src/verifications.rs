@@ -9,7 +9,7 @@
 //! ([`TALLY_CAPACITY`] key-hours), and what does not fit is dropped and logged, never blocking a
 //! decision.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -28,6 +28,10 @@ pub const FLUSH_INTERVAL: Duration = Duration::from_secs(60);
 pub const TALLY_CAPACITY: usize = 10_000;
 /// How long counts are kept (their items' `ttl`): the longest range the routes answer for.
 pub const RETENTION_DAYS: i64 = 90;
+/// How many of a key's latest refusals are kept and shown.
+pub const REFUSALS_KEPT: usize = 50;
+/// How long a refusal is kept (its item's `ttl`), if 50 later ones have not displaced it.
+pub const REFUSAL_RETENTION_DAYS: i64 = 30;
 
 /// What a decision about a known key was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -133,6 +137,20 @@ pub struct UnknownCounts {
     pub malformed: u64,
 }
 
+/// One refusal of a key that exists, as its tenant sees it: what someone trying a leaked,
+/// expired or revoked key looks like. Never the key, a header or a body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Refusal {
+    pub at: DateTime<Utc>,
+    /// The error code the caller got (`EXPIRED_API_KEY`, `INVALID_API_KEY` for a revoked key, ...).
+    pub code: String,
+    /// Where it came from (deployed: API Gateway's `sourceIp`; locally the peer), if known.
+    pub source_ip: Option<String>,
+    pub method: Option<String>,
+    /// The path asked for, without its query string.
+    pub path: Option<String>,
+}
+
 /// The hour a moment falls in.
 pub fn hour_of(at: DateTime<Utc>) -> DateTime<Utc> {
     truncated(at, 3_600)
@@ -161,11 +179,13 @@ pub struct KeyHour {
 pub struct TallyBatch {
     pub keys: Vec<KeyHour>,
     pub unknown: Vec<(DateTime<Utc>, UnknownCounts)>,
+    /// Each key's refusals since the last flush, oldest first, at most [`REFUSALS_KEPT`] a key.
+    pub refusals: Vec<(TenantId, KeyId, Vec<Refusal>)>,
 }
 
 impl TallyBatch {
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty() && self.unknown.is_empty()
+        self.keys.is_empty() && self.unknown.is_empty() && self.refusals.is_empty()
     }
 }
 
@@ -173,7 +193,24 @@ impl TallyBatch {
 struct TallyState {
     keys: HashMap<(TenantId, KeyId, DateTime<Utc>), OutcomeCounts>,
     unknown: BTreeMap<DateTime<Utc>, UnknownCounts>,
+    refusals: HashMap<(TenantId, KeyId), VecDeque<Refusal>>,
     dropped: u64,
+}
+
+impl TallyState {
+    fn note(&mut self, tenant: TenantId, key: KeyId, refusal: Refusal) {
+        let full = self.refusals.len() >= TALLY_CAPACITY;
+        let slot = (tenant, key);
+        if full && !self.refusals.contains_key(&slot) {
+            self.dropped += 1;
+            return;
+        }
+        let kept = self.refusals.entry(slot).or_default();
+        if kept.len() == REFUSALS_KEPT {
+            kept.pop_front();
+        }
+        kept.push_back(refusal);
+    }
 }
 
 /// Counts in memory, drained by the flusher. Counting takes a short lock and never waits for I/O.
@@ -222,6 +259,12 @@ impl Tally {
         }
     }
 
+    /// A refusal of a key that exists, kept with the key's latest [`REFUSALS_KEPT`].
+    pub fn note_refusal(&self, tenant: &TenantId, key: &KeyId, refusal: Refusal) {
+        let mut state = self.state.lock().expect("the tally's lock is never held across a panic");
+        state.note(tenant.clone(), key.clone(), refusal);
+    }
+
     /// A credential that named no key: `malformed` if it was not even a key of the profile.
     pub fn count_unknown(&self, malformed: bool, at: DateTime<Utc>) {
         let mut state = self.state.lock().expect("the tally's lock is never held across a panic");
@@ -247,7 +290,8 @@ impl Tally {
         let keys =
             state.keys.drain().map(|((tenant, key, hour), counts)| KeyHour { tenant, key, hour, counts }).collect();
         let unknown = std::mem::take(&mut state.unknown).into_iter().collect();
-        TallyBatch { keys, unknown }
+        let refusals = state.refusals.drain().map(|((tenant, key), kept)| (tenant, key, Vec::from(kept))).collect();
+        TallyBatch { keys, unknown, refusals }
     }
 
     /// Puts back a batch that could not be written, for the next flush (within the capacity).
@@ -269,6 +313,18 @@ impl Tally {
             mine.unknown += counts.unknown;
             mine.malformed += counts.malformed;
         }
+        for (tenant, key, refusals) in batch.refusals {
+            // Older than what was noted since: each goes in front, newest of them last.
+            let slot = (tenant, key);
+            let mut kept: VecDeque<Refusal> = refusals.into();
+            if let Some(newer) = state.refusals.remove(&slot) {
+                kept.extend(newer);
+            }
+            while kept.len() > REFUSALS_KEPT {
+                kept.pop_front();
+            }
+            state.refusals.insert(slot, kept);
+        }
     }
 }
 
@@ -284,6 +340,19 @@ pub trait VerificationStore: Send + Sync {
         hour: DateTime<Utc>,
         counts: UnknownCounts,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Keeps a key's refusals (oldest first) with those it has, so that its latest
+    /// [`REFUSALS_KEPT`] can be read.
+    fn add_refusals(
+        &self,
+        tenant: &TenantId,
+        key: &KeyId,
+        refusals: &[Refusal],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// A key's latest refusals, newest first, at most [`REFUSALS_KEPT`].
+    fn refusals(&self, tenant: &TenantId, key: &KeyId)
+    -> impl Future<Output = Result<Vec<Refusal>, StoreError>> + Send;
 
     /// A key's hourly counts with `since <= hour < until`, oldest first; hours without a
     /// decision are absent.
@@ -337,6 +406,12 @@ pub async fn flush<S: VerificationStore>(tally: &Tally, store: &S) {
         if let Err(error) = store.add_unknown(hour, counts).await {
             last_error = Some(error);
             failed.unknown.push((hour, counts));
+        }
+    }
+    for (tenant, key, refusals) in batch.refusals {
+        if let Err(error) = store.add_refusals(&tenant, &key, &refusals).await {
+            last_error = Some(error);
+            failed.refusals.push((tenant, key, refusals));
         }
     }
     if let Some(error) = last_error {
@@ -435,6 +510,34 @@ mod tests {
         tally.count(&tenant, &key, Outcome::Valid, hour);
         tally.restore(failed);
         assert_eq!(tally.drain().keys[0].counts.valid, 2);
+    }
+
+    #[test]
+    fn a_key_keeps_its_latest_refusals_also_across_a_failed_flush() {
+        let tally = Tally::new();
+        let (tenant, key): (TenantId, KeyId) = ("acme".parse().unwrap(), KeyId::generate());
+        let refusal = |n: i64| Refusal {
+            at: at("2026-12-05T10:00:00Z") + chrono::TimeDelta::seconds(n),
+            code: "EXPIRED_API_KEY".into(),
+            source_ip: Some("192.0.2.1".into()),
+            method: Some("GET".into()),
+            path: Some(format!("/v1/{n}")),
+        };
+        for n in 0..40 {
+            tally.note_refusal(&tenant, &key, refusal(n));
+        }
+        let failed = tally.drain();
+        for n in 40..60 {
+            tally.note_refusal(&tenant, &key, refusal(n));
+        }
+        tally.restore(failed);
+        let kept = &tally.drain().refusals[0].2;
+        assert_eq!(kept.len(), REFUSALS_KEPT);
+        assert_eq!(
+            (kept[0].path.as_deref(), kept[49].path.as_deref()),
+            (Some("/v1/10"), Some("/v1/59")),
+            "the latest, oldest first"
+        );
     }
 
     #[test]

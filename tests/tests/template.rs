@@ -225,11 +225,17 @@ fn the_authorizer_writes_only_the_items_verification_touches() {
     let overview = latchkey::verifications::dynamo::tenant_partition(&tenant);
     let on_records: Vec<&Grant> = authorizer.iter().filter(|g| g.resource == records_table).collect();
     assert!(!on_records.is_empty(), "the authorizer cannot write its verification counts");
+    let refusals = latchkey::verifications::dynamo::refusals_partition(&tenant, &latchkey::KeyId::generate());
     for grant in on_records {
-        assert_eq!(grant.action, "dynamodb:UpdateItem", "the authorizer may {} in the records table", grant.action);
-        let patterns = leading_keys(&grant.condition).expect("the authorizer may update any item of the records table");
+        let patterns = leading_keys(&grant.condition).expect("the authorizer may write any item of the records table");
         let may = |pk: &str| patterns.iter().any(|pattern| like(pattern, pk));
-        assert!(may(&counter) && may(&overview) && may("verif-unknown"), "{patterns:?}");
+        match grant.action.as_str() {
+            "dynamodb:UpdateItem" => {
+                assert!(may(&counter) && may(&overview) && may("verif-unknown") && !may(&refusals), "{patterns:?}")
+            }
+            "dynamodb:PutItem" => assert!(may(&refusals) && !may(&counter) && !may(&overview), "{patterns:?}"),
+            other => panic!("the authorizer may {other} in the records table"),
+        }
         assert!(
             !may(&schema::records_pk(&ds, 0)) && !may(&schema::received_count_pk(&ds)),
             "the authorizer may update records or ingest counts: {patterns:?}"

@@ -9,7 +9,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use latchkey::ingest::dynamo::DynamoRecordStore;
 use latchkey::store::StoreError;
 use latchkey::store::schema::create_records_table;
-use latchkey::verifications::{KeyHour, Outcome, OutcomeCounts, Tally, UnknownCounts, VerificationStore, flush};
+use latchkey::verifications::{
+    KeyHour, Outcome, OutcomeCounts, REFUSALS_KEPT, Refusal, Tally, UnknownCounts, VerificationStore, flush,
+};
 use latchkey::{KeyId, TenantId};
 use latchkey_tests::{sdk_config, unique_name};
 
@@ -105,6 +107,12 @@ async fn concurrent_flushes_add_up<S: VerificationStore + 'static>(store: S) {
 struct Down;
 
 impl VerificationStore for Down {
+    async fn add_refusals(&self, _: &TenantId, _: &KeyId, _: &[Refusal]) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable("down".into()))
+    }
+    async fn refusals(&self, _: &TenantId, _: &KeyId) -> Result<Vec<Refusal>, StoreError> {
+        Ok(Vec::new())
+    }
     async fn add_key_hour(&self, _: &KeyHour) -> Result<(), StoreError> {
         Err(StoreError::Unavailable("down".into()))
     }
@@ -141,12 +149,43 @@ async fn a_failed_flush_keeps_its_counts_for_the_next() {
     );
 }
 
+fn refusal(n: i64, code: &str) -> Refusal {
+    Refusal {
+        at: hour(0) + TimeDelta::seconds(n),
+        code: code.into(),
+        source_ip: Some("203.0.113.9".into()),
+        method: Some("GET".into()),
+        path: Some(format!("/v1/orders/{n}")),
+    }
+}
+
+async fn a_key_keeps_its_latest_refusals_newest_first<S: VerificationStore>(store: S) {
+    let (acme, key, other) = (tenant(&unique_name("acme")), KeyId::generate(), KeyId::generate());
+    let first: Vec<Refusal> = (0..30).map(|n| refusal(n, "EXPIRED_API_KEY")).collect();
+    store.add_refusals(&acme, &key, &first).await.unwrap();
+    // Two in the same second, as a burst sends them: both kept, in order.
+    let second: Vec<Refusal> = (30..60).map(|n| refusal(n.min(58), "INVALID_API_KEY")).collect();
+    store.add_refusals(&acme, &key, &second).await.unwrap();
+    store.add_refusals(&acme, &other, &[refusal(0, "DISABLED_API_KEY")]).await.unwrap();
+    let kept = store.refusals(&acme, &key).await.unwrap();
+    assert_eq!(kept.len(), REFUSALS_KEPT);
+    assert_eq!(kept[0], refusal(58, "INVALID_API_KEY"), "newest first");
+    assert_eq!(kept[REFUSALS_KEPT - 1], refusal(10, "EXPIRED_API_KEY"), "the oldest of the latest 50");
+    assert_eq!(store.refusals(&acme, &other).await.unwrap().len(), 1, "each key its own");
+    assert!(store.refusals(&tenant(&unique_name("globex")), &key).await.unwrap().is_empty(), "another tenant's view");
+}
+
 macro_rules! contract {
     ($name:ident, $make:expr) => {
         mod $name {
             #[tokio::test]
             async fn additions_add_up_and_read_back_in_range() {
                 super::additions_add_up_and_read_back_in_range($make).await;
+            }
+
+            #[tokio::test]
+            async fn a_key_keeps_its_latest_refusals_newest_first() {
+                super::a_key_keeps_its_latest_refusals_newest_first($make).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

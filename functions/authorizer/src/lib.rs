@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use latchkey::lookup::find_key;
 use latchkey::pepper::{CachedPepper, PepperProvider, PepperSet};
 use latchkey::store::KeyStore;
-use latchkey::verifications::{Outcome, Tally};
+use latchkey::verifications::{Outcome, Refusal, Tally};
 use latchkey::{ApiError, ApiKey, Clock, Credential, KeyId, KeyProfile, KeyRecord, extract_credential};
 
 pub mod cache;
@@ -85,6 +85,25 @@ fn admits(record: &KeyRecord, now: chrono::DateTime<chrono::Utc>, source: Option
     Ok(())
 }
 
+/// What a key's refusal notes of the request besides its source: its method and path.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestLine<'r> {
+    pub method: Option<&'r str>,
+    pub path: Option<&'r str>,
+}
+
+/// The most of a path a refusal keeps (a request line can be far longer; the note is for a person).
+const MAX_NOTED_PATH: usize = 512;
+
+/// `text`, at most `max` bytes of it (cut at a character boundary).
+fn bounded(text: &str, max: usize) -> String {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
+
 /// A request the authorizer could not decide: API Gateway must answer 5xx.
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
@@ -136,6 +155,17 @@ impl<S: KeyStore + 'static, P: PepperProvider> Authorizer<S, P> {
         headers: impl IntoIterator<Item = (&'h str, &'h str)>,
         source: Option<IpAddr>,
     ) -> Result<Principal, ApiError> {
+        self.authenticate_request(headers, source, RequestLine::default()).await
+    }
+
+    /// [`Self::authenticate_from`], with the request's method and path, which a key's refusal
+    /// notes for its tenant ([`Refusal`]).
+    pub async fn authenticate_request<'h>(
+        &self,
+        headers: impl IntoIterator<Item = (&'h str, &'h str)>,
+        source: Option<IpAddr>,
+        line: RequestLine<'_>,
+    ) -> Result<Principal, ApiError> {
         match extract_credential(headers)? {
             Credential::Jwt(token) => {
                 if let Some(own) = &self.sessions {
@@ -152,11 +182,16 @@ impl<S: KeyStore + 'static, P: PepperProvider> Authorizer<S, P> {
                     None => Err(ApiError::InvalidToken),
                 }
             }
-            Credential::ApiKey(text) => self.authenticate_key(text, source).await.map(Principal::Key),
+            Credential::ApiKey(text) => self.authenticate_key(text, source, line).await.map(Principal::Key),
         }
     }
 
-    async fn authenticate_key(&self, text: &str, source: Option<IpAddr>) -> Result<Arc<KeyRecord>, ApiError> {
+    async fn authenticate_key(
+        &self,
+        text: &str,
+        source: Option<IpAddr>,
+        line: RequestLine<'_>,
+    ) -> Result<Arc<KeyRecord>, ApiError> {
         // The format check: a malformed key costs no I/O at all.
         let Ok(key) = self.profile.parse(text) else {
             self.verifications.count_unknown(true, self.clock.now());
@@ -182,6 +217,14 @@ impl<S: KeyStore + 'static, P: PepperProvider> Authorizer<S, P> {
             if let Some(outcome) = Outcome::of_refusal(&refused) {
                 self.verifications.count(&record.tenant_id, &record.id, outcome, now);
             }
+            let refusal = Refusal {
+                at: now,
+                code: refused.code().to_owned(),
+                source_ip: source.map(|ip| ip.to_canonical().to_string()),
+                method: line.method.map(|method| bounded(method, 16)),
+                path: line.path.map(|path| bounded(path.split('?').next().unwrap_or_default(), MAX_NOTED_PATH)),
+            };
+            self.verifications.note_refusal(&record.tenant_id, &record.id, refusal);
             return Err(refused);
         }
         self.verifications.count(&record.tenant_id, &record.id, Outcome::Valid, now);
@@ -227,7 +270,9 @@ impl<S: KeyStore + 'static, P: PepperProvider> Authorizer<S, P> {
         let event = AuthorizerEvent::parse(raw).map_err(|e| HandlerError::MalformedEvent(e.to_string()))?;
         let resource = policy::stage_wildcard(&event.method_arn)
             .ok_or_else(|| HandlerError::MalformedEvent("methodArn is not an execute-api ARN".into()))?;
-        let outcome = self.authenticate_from(event.header_pairs(), event.source_ip()).await;
+        let (method, path) = policy::method_and_path(&event.method_arn).unzip();
+        let line = RequestLine { method, path };
+        let outcome = self.authenticate_request(event.header_pairs(), event.source_ip(), line).await;
         let latency_us = started.elapsed().as_micros() as u64;
         let request_id = event.request_id().unwrap_or_default();
         match outcome {

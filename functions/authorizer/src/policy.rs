@@ -17,6 +17,20 @@ pub fn stage_wildcard(method_arn: &str) -> Option<String> {
     Some(format!("{api}/{stage}/*"))
 }
 
+/// The method and the path of the request a `methodArn` names
+/// (`arn:aws:execute-api:REGION:ACCOUNT:API/STAGE/METHOD/path/to/resource`): the path as API
+/// Gateway puts it there, with a leading `/`.
+pub fn method_and_path(method_arn: &str) -> Option<(&str, &str)> {
+    let mut parts = method_arn.splitn(4, '/');
+    let (_api, _stage, method) = (parts.next()?, parts.next()?, parts.next()?);
+    let path = match parts.next() {
+        // The path keeps its leading `/`: it starts just before the rest.
+        Some(rest) => &method_arn[method_arn.len() - rest.len() - 1..],
+        None => "/",
+    };
+    Some((method, path))
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Response<'a, C> {
@@ -168,6 +182,15 @@ pub fn deny(error: &ApiError, resource: &str, key_id: Option<&str>) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_method_arn_names_the_method_and_the_path() {
+        let arn = "arn:aws:execute-api:us-east-1:123456789012:abc123/prod/GET/v1/orders/42";
+        assert_eq!(method_and_path(arn), Some(("GET", "/v1/orders/42")));
+        assert_eq!(method_and_path("arn:aws:execute-api:us-east-1:1:abc/prod/POST/"), Some(("POST", "/")));
+        assert_eq!(method_and_path("arn:aws:execute-api:us-east-1:1:abc/prod/GET"), Some(("GET", "/")));
+        assert_eq!(method_and_path("arn:aws:execute-api:us-east-1:1:abc/prod"), None);
+    }
+
     use super::*;
 
     /// The local API reads the context by field; the deployed handlers read the JSON: the two

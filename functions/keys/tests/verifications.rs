@@ -32,6 +32,12 @@ async fn the_authorizers_counts_reach_the_read_routes() {
     assert_eq!(counted["totals"]["disabled"], 1, "{counted}");
     assert_eq!(counted["buckets"].as_array().unwrap().len(), 1, "{counted}");
 
+    let refused = stack.call(&admin, "GET", &format!("/keys/{id}/refusals"), None).await.expect(200);
+    let latest = &refused["refusals"][0];
+    assert_eq!(latest["code"], "DISABLED_API_KEY", "{refused}");
+    // The method and path from the event's methodArn, the address from its sourceIp.
+    assert_eq!((latest["method"].as_str(), latest["path"].as_str()), (Some("GET"), Some("/whoami")), "{refused}");
+
     let overview = stack.call(&admin, "GET", "/analytics/verifications", None).await.expect(200);
     let top = overview["top_keys"].as_array().unwrap();
     assert!(top.iter().any(|k| k["id"] == id.as_str() && k["total"] == 4), "{overview}");

@@ -44,7 +44,7 @@ use latchkey::{ApiError, Clock, KeyId, OffsetClock, SystemClock, TenantId};
 use latchkey_authorizer::jwt::{JwksError, JwtConfig, JwtVerifier};
 use latchkey_authorizer::policy::AllowContext;
 use latchkey_authorizer::setup::{JwtKeySource, JwtSettings};
-use latchkey_authorizer::{Authorizer, Dependencies, Principal};
+use latchkey_authorizer::{Authorizer, Dependencies, Principal, RequestLine};
 
 use rate_limit::RateLimits;
 use upstream::Upstream;
@@ -374,14 +374,24 @@ where
     /// authorizer's status and envelope; an authorizer failure is a 5xx, SERVICE_UNAVAILABLE).
     /// `source`: the peer's address, which a key's IP allowlist is checked against (deployed: the
     /// address API Gateway reports).
-    pub async fn decide(&self, headers: &HeaderMap, source: Option<IpAddr>) -> Result<Principal, Reply> {
+    pub async fn decide(
+        &self,
+        headers: &HeaderMap,
+        source: Option<IpAddr>,
+        method: &Method,
+        uri: &Uri,
+    ) -> Result<Principal, Reply> {
         // Every header, its bytes as text (lossily): a garbled credential header must still
         // count, as a malformed or conflicting credential, not vanish.
         let pairs: Vec<(&str, std::borrow::Cow<'_, str>)> =
             headers.iter().map(|(name, value)| (name.as_str(), String::from_utf8_lossy(value.as_bytes()))).collect();
         // A denial (the 401 family) and a dependency fault (503) render as any error does.
         self.authorizer
-            .authenticate_from(pairs.iter().map(|(name, value)| (*name, value.as_ref())), source)
+            .authenticate_request(
+                pairs.iter().map(|(name, value)| (*name, value.as_ref())),
+                source,
+                RequestLine { method: Some(method.as_str()), path: Some(uri.path()) },
+            )
             .await
             .map_err(|error| Reply::error(&error))
     }
@@ -413,7 +423,7 @@ where
         body: &[u8],
         source: Option<IpAddr>,
     ) -> Reply {
-        let principal = match self.decide(headers, source).await {
+        let principal = match self.decide(headers, source, method, uri).await {
             Ok(principal) => principal,
             Err(refused) => return refused,
         };
@@ -458,7 +468,7 @@ where
         body: Body,
         source: Option<IpAddr>,
     ) -> Result<Response<Body>, Reply> {
-        let principal = self.decide(&headers, source).await?;
+        let principal = self.decide(&headers, source, &method, uri).await?;
         let context = AllowContext::of(&principal);
         self.throttle(&context)?;
         upstream

@@ -88,6 +88,7 @@ async fn every_response_matches_openapi() {
     c.api.flush_verifications().await;
     assert_eq!(c.call(admin, Method::GET, &format!("/keys/{id}/verifications?granularity=hour"), None).await.0, 200);
     assert_eq!(c.call(admin, Method::GET, "/analytics/verifications", None).await.0, 200);
+    assert_eq!(c.call(admin, Method::GET, &format!("/keys/{id}/refusals"), None).await.0, 200);
     assert_eq!(c.call(admin, Method::GET, "/analytics/verifications?granularity=week", None).await.0, 400);
     // JSON Schema's integer: 60.0 is one (found by schemathesis), 30.5 is not.
     let half = json!({"name": "x", "expires_in_days": 30.5});

@@ -61,6 +61,17 @@ async fn every_decision_about_a_key_is_counted_by_outcome() {
         api.json(Some(&admin), Method::GET, &format!("/keys/{id}/verifications?granularity=hour"), None).await;
     assert_eq!(counts(&hourly), (3, 0, 2, 1, 1, 0), "{hourly}");
 
+    // The latest refusals, newest first: what the caller got, from where, for what.
+    let (status, refused) = api.json(Some(&admin), Method::GET, &format!("/keys/{id}/refusals"), None).await;
+    assert_eq!(status, 200, "{refused}");
+    let codes: Vec<&str> =
+        refused["refusals"].as_array().unwrap().iter().map(|r| r["code"].as_str().unwrap()).collect();
+    assert_eq!(codes, ["INVALID_API_KEY", "INVALID_API_KEY", "IP_NOT_ALLOWED", "DISABLED_API_KEY"], "{refused}");
+    let latest = &refused["refusals"][0];
+    assert_eq!((latest["method"].as_str(), latest["path"].as_str()), (Some("GET"), Some("/whoami")), "{refused}");
+    assert_eq!(latest["source_ip"], "127.0.0.1", "{refused}");
+    assert!(!refused.to_string().contains(&key), "never the key");
+
     let (_, throttled) = api.json(Some(&admin), Method::GET, &format!("/keys/{free_id}/verifications"), None).await;
     assert_eq!(counts(&throttled), (8 - limited, 0, 0, 0, 0, limited), "{throttled} after {statuses:?}");
 
@@ -88,9 +99,11 @@ async fn another_tenants_key_and_a_bad_window_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let api = Running::start(dir.path()).await;
     let admin = api.admin_key.clone().unwrap();
-    let missing = "/keys/key_00000000000000000000000000000000/verifications";
-    let (status, answer) = api.json(Some(&admin), Method::GET, missing, None).await;
-    assert_eq!((status, answer["error"]["code"].as_str()), (404, Some("NOT_FOUND")), "{answer}");
+    for route in ["verifications", "refusals"] {
+        let missing = format!("/keys/key_00000000000000000000000000000000/{route}");
+        let (status, answer) = api.json(Some(&admin), Method::GET, &missing, None).await;
+        assert_eq!((status, answer["error"]["code"].as_str()), (404, Some("NOT_FOUND")), "{answer}");
+    }
     for (query, field) in [
         ("granularity=minute", "granularity"),
         ("since=yesterday", "since"),

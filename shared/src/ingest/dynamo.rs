@@ -386,6 +386,23 @@ impl crate::verifications::VerificationStore for DynamoRecordStore {
         self.verifications().add_unknown(hour, counts).await
     }
 
+    async fn add_refusals(
+        &self,
+        tenant: &crate::TenantId,
+        key: &crate::KeyId,
+        refusals: &[crate::verifications::Refusal],
+    ) -> Result<(), StoreError> {
+        self.verifications().add_refusals(tenant, key, refusals).await
+    }
+
+    async fn refusals(
+        &self,
+        tenant: &crate::TenantId,
+        key: &crate::KeyId,
+    ) -> Result<Vec<crate::verifications::Refusal>, StoreError> {
+        self.verifications().refusals(tenant, key).await
+    }
+
     async fn key_hours(
         &self,
         tenant: &crate::TenantId,

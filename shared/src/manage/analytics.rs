@@ -10,7 +10,7 @@ use super::{Caller, KeyService};
 use crate::audit::AuditLog;
 use crate::gateway::GatewayKeys;
 use crate::store::KeyStore;
-use crate::verifications::{Bucket, Granularity, OutcomeCounts, RETENTION_DAYS, VerificationStore, buckets};
+use crate::verifications::{Bucket, Granularity, OutcomeCounts, RETENTION_DAYS, Refusal, VerificationStore, buckets};
 use crate::{ApiError, KeyId, Permission};
 
 /// The widest range an hourly answer covers (744 buckets); daily answers go back as far as the
@@ -90,6 +90,14 @@ pub struct KeyVerifications {
     pub buckets: Vec<Bucket>,
 }
 
+/// A key's latest refusals.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KeyRefusals {
+    pub id: KeyId,
+    /// Newest first, at most [`crate::verifications::REFUSALS_KEPT`].
+    pub refusals: Vec<Refusal>,
+}
+
 /// One of a tenant's busiest keys.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TopKey {
@@ -140,6 +148,19 @@ impl<S: KeyStore + AuditLog, G: GatewayKeys> KeyService<S, G> {
             totals: total(&buckets),
             buckets,
         })
+    }
+
+    /// `GET /keys/{id}/refusals`: another tenant's key is `404`, like a missing one.
+    pub async fn key_refusals<V: VerificationStore>(
+        &self,
+        counts: &V,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<KeyRefusals, ApiError> {
+        caller.require(Permission::Admin)?;
+        let record = self.record(caller, id).await?;
+        let refusals = counts.refusals(&caller.tenant, &record.id).await?;
+        Ok(KeyRefusals { id: record.id, refusals })
     }
 
     /// `GET /analytics/verifications`: the calling tenant's, never another's.

@@ -31,6 +31,7 @@ pub enum Route<'p> {
     RevokeKey(&'p str),
     KeyUsage(&'p str),
     KeyVerifications(&'p str),
+    KeyRefusals(&'p str),
     TenantVerifications,
     Whoami,
     Audit,
@@ -54,6 +55,7 @@ pub const ROUTES: &[(&str, &str, Role)] = &[
     ("POST", "/keys/{id}/rotate", Role::Issue),
     ("GET", "/keys/{id}/usage", Role::Read),
     ("GET", "/keys/{id}/verifications", Role::Read),
+    ("GET", "/keys/{id}/refusals", Role::Read),
     ("GET", "/analytics/verifications", Role::Read),
     ("GET", "/whoami", Role::Read),
     ("GET", "/audit", Role::Read),
@@ -97,12 +99,17 @@ impl<'p> Route<'p> {
             (["keys", _, "rotate"], _) => (&["POST"], None),
             (["keys", id, "usage"], "GET") => (&[], Some(Route::KeyUsage(id))),
             (["keys", id, "verifications"], "GET") => (&[], Some(Route::KeyVerifications(id))),
+            (["keys", id, "refusals"], "GET") => (&[], Some(Route::KeyRefusals(id))),
             (["analytics", "verifications"], "GET") => (&[], Some(Route::TenantVerifications)),
             (["whoami"], "GET") => (&[], Some(Route::Whoami)),
             (["audit"], "GET") => (&[], Some(Route::Audit)),
-            (["keys", _, "usage" | "verifications"] | ["analytics", "verifications"] | ["whoami"] | ["audit"], _) => {
-                (&["GET"], None)
-            }
+            (
+                ["keys", _, "usage" | "verifications" | "refusals"]
+                | ["analytics", "verifications"]
+                | ["whoami"]
+                | ["audit"],
+                _,
+            ) => (&["GET"], None),
             (["datasources"], "POST") => (&[], Some(Route::CreateDatasource)),
             (["datasources"], "GET") => (&[], Some(Route::ListDatasources)),
             (["datasources"], _) => (&["GET", "POST"], None),
@@ -126,6 +133,7 @@ impl<'p> Route<'p> {
             | Route::GetKey(_)
             | Route::KeyUsage(_)
             | Route::KeyVerifications(_)
+            | Route::KeyRefusals(_)
             | Route::TenantVerifications
             | Route::Whoami
             | Route::Audit
@@ -262,9 +270,10 @@ where
                 Reply::no_content()
             }
             Route::KeyUsage(id) => Reply::json(200, &service.usage(&caller, id, query("days")).await?),
+            Route::KeyRefusals(_) => self.verifications(&caller, route, None).await?,
             Route::KeyVerifications(_) | Route::TenantVerifications => {
                 let window = Window::parse(query("since"), query("until"), query("granularity"), service.clock.now())?;
-                self.verifications(&caller, route, window).await?
+                self.verifications(&caller, route, Some(window)).await?
             }
             Route::Whoami => Reply::json(200, &service.whoami(&caller).await?),
             Route::Audit => {
@@ -308,15 +317,17 @@ where
         &'a self,
         caller: &'a Caller,
         route: Route<'a>,
-        window: Window,
+        window: Option<Window>,
     ) -> Pin<Box<dyn Future<Output = Result<Reply, ApiError>> + Send + 'a>> {
         Box::pin(async move {
             let (service, counts) = (&self.service, self.counts()?);
-            match route {
-                Route::KeyVerifications(id) => {
+            match (route, window) {
+                (Route::KeyRefusals(id), _) => Ok(Reply::json(200, &service.key_refusals(counts, caller, id).await?)),
+                (Route::KeyVerifications(id), Some(window)) => {
                     Ok(Reply::json(200, &service.key_verifications(counts, caller, id, window).await?))
                 }
-                _ => Ok(Reply::json(200, &service.tenant_verifications(counts, caller, window).await?)),
+                (_, Some(window)) => Ok(Reply::json(200, &service.tenant_verifications(counts, caller, window).await?)),
+                (_, None) => Err(ApiError::Internal),
             }
         })
     }

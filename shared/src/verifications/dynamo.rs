@@ -3,6 +3,8 @@
 //! - `pk = "verif#<tenant>#<key id>"`, `sk = <hour>`: a key's hours, read with one `Query`;
 //! - `pk = "verif#<tenant>"`, `sk = "<hour>#<key id>"`: the same counts for the tenant's overview
 //!   (its totals and top keys), read with one `Query` of the range;
+//! - `pk = "refusals#<tenant>#<key id>"`, `sk = "<time>#<n>"`: one refusal each (`refusal`, JSON),
+//!   read newest first with one `Query` of [`REFUSALS_KEPT`]; older ones expire with their `ttl`;
 //! - `pk = "verif-unknown"`, `sk = <hour>`: the deployment's unknown and malformed counts (a
 //!   tenant id has no `#` and is not `verif-unknown`'s shape, so none of these meet a tenant's).
 //!
@@ -18,7 +20,10 @@ use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 
-use super::{KeyHour, Outcome, OutcomeCounts, RETENTION_DAYS, UnknownCounts, VerificationStore};
+use super::{
+    KeyHour, Outcome, OutcomeCounts, REFUSAL_RETENTION_DAYS, REFUSALS_KEPT, RETENTION_DAYS, Refusal, UnknownCounts,
+    VerificationStore,
+};
 use crate::store::StoreError;
 use crate::store::schema::{PARTITION_KEY, RECORDS_SORT_KEY, TTL_ATTRIBUTE};
 use crate::{KeyId, TenantId};
@@ -33,6 +38,10 @@ pub fn key_partition(tenant: &TenantId, key: &KeyId) -> String {
 
 pub fn tenant_partition(tenant: &TenantId) -> String {
     format!("verif#{tenant}")
+}
+
+pub fn refusals_partition(tenant: &TenantId, key: &KeyId) -> String {
+    format!("refusals#{tenant}#{key}")
 }
 
 fn hour_text(hour: DateTime<Utc>) -> String {
@@ -172,6 +181,54 @@ impl VerificationStore for DynamoVerificationStore {
             .await
             .map_err(unavailable)?;
         Ok(())
+    }
+
+    async fn add_refusals(&self, tenant: &TenantId, key: &KeyId, refusals: &[Refusal]) -> Result<(), StoreError> {
+        let pk = refusals_partition(tenant, key);
+        for (n, refusal) in refusals.iter().enumerate() {
+            let json = serde_json::to_string(refusal).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            // `n` keeps refusals of the same microsecond apart, in the order noted.
+            let sk = format!("{}#{n:02}", refusal.at.to_rfc3339_opts(SecondsFormat::Micros, true));
+            let expires = (refusal.at + TimeDelta::days(REFUSAL_RETENTION_DAYS)).timestamp();
+            self.client
+                .put_item()
+                .table_name(&*self.table)
+                .item(PARTITION_KEY, AttributeValue::S(pk.clone()))
+                .item(RECORDS_SORT_KEY, AttributeValue::S(sk))
+                .item("refusal", AttributeValue::S(json))
+                .item(TTL_ATTRIBUTE, AttributeValue::N(expires.to_string()))
+                .send()
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok(())
+    }
+
+    async fn refusals(&self, tenant: &TenantId, key: &KeyId) -> Result<Vec<Refusal>, StoreError> {
+        let page = self
+            .client
+            .query()
+            .table_name(&*self.table)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", PARTITION_KEY)
+            .expression_attribute_values(":pk", AttributeValue::S(refusals_partition(tenant, key)))
+            .scan_index_forward(false)
+            .limit(REFUSALS_KEPT as i32)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        page.items
+            .unwrap_or_default()
+            .iter()
+            .map(|item| {
+                let json = item
+                    .get("refusal")
+                    .and_then(|v| v.as_s().ok())
+                    .ok_or_else(|| StoreError::Corrupt("a refusal item without its refusal".into()))?;
+                serde_json::from_str(json).map_err(|e| StoreError::Corrupt(e.to_string()))
+            })
+            .collect()
     }
 
     async fn key_hours(

@@ -7,7 +7,7 @@ use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::{EmbeddedKeyStore, unavailable};
 use crate::store::StoreError;
-use crate::verifications::{KeyHour, Outcome, OutcomeCounts, UnknownCounts, VerificationStore};
+use crate::verifications::{KeyHour, Outcome, OutcomeCounts, REFUSALS_KEPT, Refusal, UnknownCounts, VerificationStore};
 use crate::{KeyId, TenantId};
 
 /// `tenant#key#hour` → the counts, in [`Outcome::ALL`]'s order.
@@ -16,6 +16,8 @@ const BY_KEY: TableDefinition<&str, [u64; 6]> = TableDefinition::new("verificati
 const BY_TENANT: TableDefinition<&str, [u64; 6]> = TableDefinition::new("verifications_by_tenant");
 /// hour → `[unknown, malformed]`, for the whole deployment.
 const UNKNOWN: TableDefinition<&str, [u64; 2]> = TableDefinition::new("verifications_unknown");
+/// `tenant#key#time#n` → a refusal as JSON; a key keeps its latest [`REFUSALS_KEPT`].
+const REFUSALS: TableDefinition<&str, &str> = TableDefinition::new("refusals_by_key");
 
 fn hour_text(hour: DateTime<Utc>) -> String {
     hour.to_rfc3339_opts(SecondsFormat::Secs, true)
@@ -77,6 +79,55 @@ impl VerificationStore for EmbeddedKeyStore {
                 table.insert(at.as_str(), sum).map_err(unavailable)?;
             }
             txn.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn add_refusals(&self, tenant: &TenantId, key: &KeyId, refusals: &[Refusal]) -> Result<(), StoreError> {
+        let (prefix, end) = (format!("{tenant}#{key}#"), format!("{tenant}#{key}$"));
+        let refusals = refusals.to_vec();
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(unavailable)?;
+            {
+                let mut table = txn.open_table(REFUSALS).map_err(unavailable)?;
+                for (n, refusal) in refusals.iter().enumerate() {
+                    let at = refusal.at.to_rfc3339_opts(SecondsFormat::Micros, true);
+                    let json = serde_json::to_string(refusal).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    // `n` keeps refusals of the same microsecond apart, in the order noted.
+                    table.insert(format!("{prefix}{at}#{n:02}").as_str(), json.as_str()).map_err(unavailable)?;
+                }
+                // `$` follows `#`: `end` is past this key's run.
+                let names: Vec<String> = table
+                    .range(prefix.as_str()..end.as_str())
+                    .map_err(unavailable)?
+                    .map(|entry| entry.map(|(name, _)| name.value().to_owned()))
+                    .collect::<Result<_, _>>()
+                    .map_err(unavailable)?;
+                for stale in names.iter().take(names.len().saturating_sub(REFUSALS_KEPT)) {
+                    table.remove(stale.as_str()).map_err(unavailable)?;
+                }
+            }
+            txn.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn refusals(&self, tenant: &TenantId, key: &KeyId) -> Result<Vec<Refusal>, StoreError> {
+        let prefix = format!("{tenant}#{key}#");
+        let end = format!("{tenant}#{key}$");
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let table = match txn.open_table(REFUSALS) {
+                Ok(table) => table,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+                Err(error) => return Err(unavailable(error)),
+            };
+            let mut refusals = Vec::new();
+            for entry in table.range(prefix.as_str()..end.as_str()).map_err(unavailable)?.rev().take(REFUSALS_KEPT) {
+                let (_, json) = entry.map_err(unavailable)?;
+                refusals.push(serde_json::from_str(json.value()).map_err(|e| StoreError::Corrupt(e.to_string()))?);
+            }
+            Ok(refusals)
         })
         .await
     }
