@@ -540,6 +540,72 @@ mod tests {
         );
     }
 
+    /// Counts the writes a flush makes: the cost of the analytics, whatever the store.
+    #[derive(Default)]
+    struct CountingWrites {
+        key_hours: std::sync::atomic::AtomicU64,
+        unknown: std::sync::atomic::AtomicU64,
+    }
+
+    impl VerificationStore for CountingWrites {
+        async fn add_key_hour(&self, _: &KeyHour) -> Result<(), StoreError> {
+            self.key_hours.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok(())
+        }
+        async fn add_unknown(&self, _: DateTime<Utc>, _: UnknownCounts) -> Result<(), StoreError> {
+            self.unknown.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok(())
+        }
+        async fn add_refusals(&self, _: &TenantId, _: &KeyId, _: &[Refusal]) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn refusals(&self, _: &TenantId, _: &KeyId) -> Result<Vec<Refusal>, StoreError> {
+            Ok(Vec::new())
+        }
+        async fn key_hours(
+            &self,
+            _: &TenantId,
+            _: &KeyId,
+            _: DateTime<Utc>,
+            _: DateTime<Utc>,
+        ) -> Result<Vec<(DateTime<Utc>, OutcomeCounts)>, StoreError> {
+            Ok(Vec::new())
+        }
+        async fn tenant_hours(
+            &self,
+            _: &TenantId,
+            _: DateTime<Utc>,
+            _: DateTime<Utc>,
+        ) -> Result<Vec<KeyHour>, StoreError> {
+            Ok(Vec::new())
+        }
+    }
+
+    /// The cost model's figure (BENCHMARKS.md): 1,000,000 verifications by 100 keys over 10
+    /// minutes of one instance (about 17 requests a second a key), flushed each minute, cost
+    /// one key-hour write per key per minute, 1,000 in all, whatever the request count; plus one
+    /// write per minute for the unknown keys among them.
+    #[tokio::test]
+    async fn a_million_verifications_cost_one_write_per_key_per_minute() {
+        let (tally, store) = (Tally::new(), CountingWrites::default());
+        let tenant: TenantId = "acme".parse().unwrap();
+        let keys: Vec<KeyId> = (0..100).map(|_| KeyId::generate()).collect();
+        let start = at("2026-12-05T10:00:00Z");
+        for minute in 0..10 {
+            for n in 0..100_000u32 {
+                let when = start + chrono::TimeDelta::minutes(minute);
+                if n % 1_000 == 0 {
+                    tally.count_unknown(false, when);
+                } else {
+                    tally.count(&tenant, &keys[(n % 100) as usize], Outcome::Valid, when);
+                }
+            }
+            flush(&tally, &store).await;
+        }
+        let ordering = std::sync::atomic::Ordering::Relaxed;
+        assert_eq!((store.key_hours.load(ordering), store.unknown.load(ordering)), (1_000, 10));
+    }
+
     #[test]
     fn a_full_tally_drops_new_key_hours_but_keeps_counting_the_ones_it_has() {
         let tally = Tally::new();
