@@ -71,7 +71,7 @@ function describe(error) {
   return `${error.message} (${error.code})`;
 }
 
-const VIEWS = { keys: "API Keys", key: "API Keys", datasources: "Datasources", audit: "Audit log" };
+const VIEWS = { keys: "API Keys", key: "API Keys", datasources: "Datasources", analytics: "Analytics", audit: "Audit log" };
 
 function view(name) {
   for (const id of Object.keys(VIEWS)) $(id).hidden = id !== name;
@@ -291,16 +291,84 @@ function chart(usage, days) {
   return [svg, caption];
 }
 
+// The outcomes of a verification, in the order the charts stack them (valid at the bottom).
+const OUTCOMES = ["valid", "expired", "revoked", "disabled", "ip_not_allowed", "rate_limited"];
+
+// Verifications per day as stacked bars by outcome, one bar per day of the period.
+function outcomeChart(answer, days) {
+  const byDay = new Map(answer.buckets.map((bucket) => [bucket.start.slice(0, 10), bucket.counts]));
+  const series = [];
+  for (let back = days - 1; back >= 0; back--) {
+    const date = new Date(Date.now() - back * 86400000).toISOString().slice(0, 10);
+    const counts = byDay.get(date) || {};
+    series.push({ date, counts, total: OUTCOMES.reduce((sum, o) => sum + (counts[o] || 0), 0) });
+  }
+  const most = Math.max(1, ...series.map((day) => day.total));
+  const svg = document.createElementNS(SVG, "svg");
+  svg.setAttribute("viewBox", `0 0 ${days * 10} 60`);
+  svg.setAttribute("role", "img");
+  const totals = OUTCOMES.map((o) => `${answer.totals[o]} ${o.replaceAll("_", " ")}`).join(", ");
+  svg.setAttribute("aria-label", `In the last ${days} days: ${totals}`);
+  svg.classList.add("chart");
+  series.forEach((day, i) => {
+    let y = 58;
+    for (const outcome of OUTCOMES) {
+      const n = day.counts[outcome] || 0;
+      if (!n) continue;
+      const height = Math.max(1, Math.round((n / most) * 56));
+      y -= height;
+      const bar = document.createElementNS(SVG, "rect");
+      bar.setAttribute("x", String(i * 10 + 1));
+      bar.setAttribute("y", String(y));
+      bar.setAttribute("width", "8");
+      bar.setAttribute("height", String(height));
+      bar.classList.add(`outcome-${outcome}`);
+      const title = document.createElementNS(SVG, "title");
+      title.textContent = `${day.date}: ${n} ${outcome.replaceAll("_", " ")}`;
+      bar.append(title);
+      svg.append(bar);
+    }
+  });
+  const caption = document.createElement("figcaption");
+  caption.textContent = totals;
+  return [svg, caption];
+}
+
+function refused(counts) {
+  return OUTCOMES.filter((o) => o !== "valid").reduce((sum, o) => sum + (counts[o] || 0), 0);
+}
+
+async function openAnalytics() {
+  view("analytics");
+  try {
+    const answer = await api("GET", "/analytics/verifications?granularity=day");
+    $("tenant-verifications").replaceChildren(...outcomeChart(answer, 30));
+    const rows = $("top-key-rows");
+    rows.replaceChildren();
+    for (const key of answer.top_keys) {
+      const row = rows.insertRow();
+      cell(row, button(key.id, () => openKey(key.id), "link"));
+      cell(row, String(key.total));
+      cell(row, String(key.counts.valid));
+      cell(row, String(refused(key.counts)));
+    }
+  } catch (error) {
+    show(`The analytics could not be loaded: ${describe(error)}`);
+  }
+}
+
 let shown = null;
 
 async function openKey(id) {
   view("key");
   try {
     const path = `/keys/${encodeURIComponent(id)}`;
-    const [key, usage, audit] = await Promise.all([
+    const [key, usage, audit, verifications, refusals] = await Promise.all([
       api("GET", path),
       api("GET", `${path}/usage?days=30`),
       api("GET", "/audit?limit=100"),
+      api("GET", `${path}/verifications?granularity=day`),
+      api("GET", `${path}/refusals`),
     ]);
     shown = key;
     $("key-title").textContent = key.name;
@@ -320,6 +388,16 @@ async function openKey(id) {
     field(fields, "Expires", when(key.expires_at));
     if (key.revoked_at) field(fields, "Revoked", when(key.revoked_at));
     $("usage").replaceChildren(...chart(usage, 30));
+    $("key-verifications").replaceChildren(...outcomeChart(verifications, 30));
+    const refusalRows = $("refusal-rows");
+    refusalRows.replaceChildren();
+    for (const refusal of refusals.refusals) {
+      const row = refusalRows.insertRow();
+      cell(row, when(refusal.at));
+      cell(row, refusal.code);
+      cell(row, refusal.source_ip || "—");
+      cell(row, [refusal.method, refusal.path].filter(Boolean).join(" ") || "—");
+    }
     $("edit-name").value = key.name;
     const boxes = [...document.querySelectorAll("input[name=edit-permission]")];
     for (const box of boxes) box.checked = key.permissions.includes(box.value);
@@ -584,7 +662,9 @@ function start() {
   });
   $("secret-close").addEventListener("click", closeSecret);
   for (const tab of document.querySelectorAll("#tabs button")) {
-    const open = { keys: openKeys, datasources: openDatasources, audit: () => openAudit() }[tab.dataset.view];
+    const open = { keys: openKeys, datasources: openDatasources, analytics: openAnalytics, audit: () => openAudit() }[
+      tab.dataset.view
+    ];
     tab.addEventListener("click", () => {
       show("");
       open();

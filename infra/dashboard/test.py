@@ -14,6 +14,7 @@ import base64
 import json
 import os
 import pathlib
+import re
 import socket
 import subprocess
 import sys
@@ -447,6 +448,28 @@ with tempfile.TemporaryDirectory() as profile:
         assert "#" not in driver.current_url and handed not in driver.current_url, driver.current_url
         assert driver.execute_script("return history.length") >= 1
         shot(driver, "provider-session-desktop")
+        errors = console_errors(driver)
+        assert not errors, errors
+
+        # Analytics, as the authorizer counted them before the restart (the local API writes its
+        # counts as it stops): the tenant's verifications by outcome and its busiest keys; then
+        # a key's chart and its latest refusals, with the codes its callers got above.
+        driver.find_element(By.CSS_SELECTOR, "#tabs button[data-view=analytics]").click()
+        visible(driver, "analytics")
+        wait(driver).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#top-key-rows tr"))
+        assert driver.find_elements(By.CSS_SELECTOR, "#tenant-verifications svg.chart rect.outcome-valid")
+        caption = driver.find_element(By.ID, "tenant-verifications").text
+        assert re.search(r"\b[1-9]\d* ip not allowed", caption) and re.search(r"\b[1-9]\d* disabled", caption), caption
+        shot(driver, "analytics-desktop")
+        driver.find_element(By.CSS_SELECTOR, "#tabs button[data-view=keys]").click()
+        active_row(driver, "billing worker v2").find_element(By.CSS_SELECTOR, "button.name").click()
+        visible(driver, "key")
+        wait(driver).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#refusal-rows tr"))
+        refusal_codes = driver.find_element(By.ID, "refusal-rows").text
+        assert "IP_NOT_ALLOWED" in refusal_codes and "DISABLED_API_KEY" in refusal_codes, refusal_codes
+        assert "GET /whoami" in refusal_codes, refusal_codes
+        assert driver.find_elements(By.CSS_SELECTOR, "#key-verifications svg.chart rect.outcome-ip_not_allowed")
+        shot(driver, "key-analytics-desktop")
         errors = console_errors(driver)
         assert not errors, errors
         forged = IdentityProvider().session(sub="customer-42", tenant_id=tenant, permissions=["read", "admin"])
