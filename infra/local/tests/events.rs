@@ -112,6 +112,11 @@ async fn each_change_is_delivered_signed_in_order_retried_and_without_a_key() {
     assert_eq!(events[2]["key"]["enabled"], false);
     assert_eq!(events[5]["key"]["replaces"], json!(id));
     assert_eq!(events[1]["key"]["owner_id"], "cus_9");
+    // Each delivery is the event openapi.yaml's `webhooks.keyEvent` describes.
+    let openapi = latchkey_tests::openapi::OpenApi::load();
+    for event in &events {
+        openapi.validate(&openapi.schema("KeyEvent"), event).unwrap_or_else(|e| panic!("{e}: {event}"));
+    }
     let ids: std::collections::HashSet<&str> = events.iter().map(|e| e["id"].as_str().unwrap()).collect();
     assert_eq!(ids.len(), events.len(), "an id per event");
     for (_, body) in &seen.accepted {
