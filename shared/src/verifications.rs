@@ -10,7 +10,7 @@
 //! decision.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -371,20 +371,6 @@ pub trait VerificationStore: Send + Sync {
         since: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> impl Future<Output = Result<Vec<KeyHour>, StoreError>> + Send;
-}
-
-/// Drains `tally` into `store` every `interval` until the process ends: off every request's path.
-/// A failed write is logged and its counts kept for the next round.
-pub fn spawn_flusher<S: VerificationStore + 'static>(tally: Arc<Tally>, store: Arc<S>, interval: Duration) {
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(interval);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        ticks.tick().await;
-        loop {
-            ticks.tick().await;
-            flush(&tally, &*store).await;
-        }
-    });
 }
 
 /// One flush: what the tally holds now, each key-hour written with its own addition; what could

@@ -68,7 +68,7 @@ pub struct Authorizer<S, P> {
     session_usage_keys: Option<SessionUsageKeys>,
     last_used: LastUsed,
     /// Every decision about a key, counted for its tenant's analytics; flushed by whoever runs
-    /// this authorizer ([`latchkey::verifications::spawn_flusher`]).
+    /// this authorizer ([`crate::setup::from_env`] once a minute, the local API its own way).
     verifications: Arc<Tally>,
 }
 

@@ -173,11 +173,20 @@ pub async fn from_env() -> Result<DeployedAuthorizer, SetupError> {
     });
     // The verification counts go to the records table, once a minute, off every request's path.
     match env.get("LATCHKEY_RECORDS_TABLE") {
-        Some(table) => latchkey::verifications::spawn_flusher(
-            Arc::clone(authorizer.verifications()),
-            Arc::new(DynamoVerificationStore::new(dynamodb, table)),
-            latchkey::verifications::FLUSH_INTERVAL,
-        ),
+        Some(table) => {
+            let (tally, store) =
+                (Arc::clone(authorizer.verifications()), DynamoVerificationStore::new(dynamodb, table));
+            // Off every request's path, until the instance ends.
+            tokio::spawn(async move {
+                let mut ticks = tokio::time::interval(latchkey::verifications::FLUSH_INTERVAL);
+                ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                ticks.tick().await;
+                loop {
+                    ticks.tick().await;
+                    latchkey::verifications::flush(&tally, &store).await;
+                }
+            });
+        }
         None => tracing::warn!("LATCHKEY_RECORDS_TABLE is not set: verification counts are not kept"),
     }
     Ok(authorizer)

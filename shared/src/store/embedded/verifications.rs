@@ -47,6 +47,28 @@ fn added(stored: Option<[u64; 6]>, counts: &OutcomeCounts) -> [u64; 6] {
     sum
 }
 
+/// Every entry of `table` with `from <= name < to`: its name and counts (none before the table's
+/// first write).
+fn counts_in(
+    db: &redb::Database,
+    table: TableDefinition<&str, [u64; 6]>,
+    from: &str,
+    to: &str,
+) -> Result<Vec<(String, OutcomeCounts)>, StoreError> {
+    let txn = db.begin_read().map_err(unavailable)?;
+    let table = match txn.open_table(table) {
+        Ok(table) => table,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+        Err(error) => return Err(unavailable(error)),
+    };
+    let mut found = Vec::new();
+    for entry in table.range(from..to).map_err(unavailable)? {
+        let (name, counts) = entry.map_err(unavailable)?;
+        found.push((name.value().to_owned(), from_array(counts.value())));
+    }
+    Ok(found)
+}
+
 impl VerificationStore for EmbeddedKeyStore {
     async fn add_key_hour(&self, hour: &KeyHour) -> Result<(), StoreError> {
         let hour = hour.clone();
@@ -141,21 +163,8 @@ impl VerificationStore for EmbeddedKeyStore {
     ) -> Result<Vec<(DateTime<Utc>, OutcomeCounts)>, StoreError> {
         let prefix = format!("{tenant}#{key}#");
         let (from, to) = (format!("{prefix}{}", hour_text(since)), format!("{prefix}{}", hour_text(until)));
-        self.blocking(move |db| {
-            let txn = db.begin_read().map_err(unavailable)?;
-            let table = match txn.open_table(BY_KEY) {
-                Ok(table) => table,
-                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-                Err(error) => return Err(unavailable(error)),
-            };
-            let mut hours = Vec::new();
-            for entry in table.range(from.as_str()..to.as_str()).map_err(unavailable)? {
-                let (name, counts) = entry.map_err(unavailable)?;
-                hours.push((parse_hour(&name.value()[prefix.len()..])?, from_array(counts.value())));
-            }
-            Ok(hours)
-        })
-        .await
+        let hours = self.blocking(move |db| counts_in(db, BY_KEY, &from, &to)).await?;
+        hours.into_iter().map(|(name, counts)| Ok((parse_hour(&name[prefix.len()..])?, counts))).collect()
     }
 
     async fn tenant_hours(
@@ -164,32 +173,18 @@ impl VerificationStore for EmbeddedKeyStore {
         since: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<Vec<KeyHour>, StoreError> {
-        let tenant = tenant.clone();
         let prefix = format!("{tenant}#");
         let (from, to) = (format!("{prefix}{}", hour_text(since)), format!("{prefix}{}", hour_text(until)));
-        self.blocking(move |db| {
-            let txn = db.begin_read().map_err(unavailable)?;
-            let table = match txn.open_table(BY_TENANT) {
-                Ok(table) => table,
-                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-                Err(error) => return Err(unavailable(error)),
-            };
-            let mut hours = Vec::new();
-            for entry in table.range(from.as_str()..to.as_str()).map_err(unavailable)? {
-                let (name, counts) = entry.map_err(unavailable)?;
-                let rest = &name.value()[prefix.len()..];
+        let hours = self.blocking(move |db| counts_in(db, BY_TENANT, &from, &to)).await?;
+        hours
+            .into_iter()
+            .map(|(name, counts)| {
+                let rest = &name[prefix.len()..];
                 let (at, key) =
                     rest.split_once('#').ok_or_else(|| StoreError::Corrupt(format!("a verification `{rest}`")))?;
                 let key = key.parse().map_err(|_| StoreError::Corrupt(format!("a key id `{key}`")))?;
-                hours.push(KeyHour {
-                    tenant: tenant.clone(),
-                    key,
-                    hour: parse_hour(at)?,
-                    counts: from_array(counts.value()),
-                });
-            }
-            Ok(hours)
-        })
-        .await
+                Ok(KeyHour { tenant: tenant.clone(), key, hour: parse_hour(at)?, counts })
+            })
+            .collect()
     }
 }
