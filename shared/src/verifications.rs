@@ -76,7 +76,7 @@ impl Outcome {
             ApiError::ExpiredApiKey { .. } => Some(Outcome::Expired),
             ApiError::DisabledApiKey => Some(Outcome::Disabled),
             ApiError::IpNotAllowed { .. } => Some(Outcome::IpNotAllowed),
-            ApiError::RateLimited { .. } | ApiError::QuotaExceeded { .. } => Some(Outcome::RateLimited),
+            // A tier's limit refuses after the decision, not in it: [`Tally::rate_limited`].
             _ => None,
         }
     }
@@ -371,6 +371,18 @@ pub trait VerificationStore: Send + Sync {
         since: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> impl Future<Output = Result<Vec<KeyHour>, StoreError>> + Send;
+}
+
+/// [`flush`] every [`FLUSH_INTERVAL`], forever: the deciding process spawns it beside its work
+/// (the authorizer at its cold start, the local API beside its server), off every request's path.
+pub async fn flush_periodically<S: VerificationStore>(tally: &Tally, store: &S) {
+    let mut ticks = tokio::time::interval(FLUSH_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        flush(tally, store).await;
+    }
 }
 
 /// One flush: what the tally holds now, each key-hour written with its own addition; what could

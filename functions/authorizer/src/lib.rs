@@ -67,8 +67,9 @@ pub struct Authorizer<S, P> {
     sessions: Option<JwtVerifier>,
     session_usage_keys: Option<SessionUsageKeys>,
     last_used: LastUsed,
-    /// Every decision about a key, counted for its tenant's analytics; flushed by whoever runs
-    /// this authorizer ([`crate::setup::from_env`] once a minute, the local API its own way).
+    /// Every decision about a key, counted for its tenant's analytics; written by whoever runs
+    /// this authorizer ([`latchkey::verifications::flush_periodically`], spawned by
+    /// [`crate::setup::from_env`] and by the local API).
     verifications: Arc<Tally>,
 }
 

@@ -176,16 +176,7 @@ pub async fn from_env() -> Result<DeployedAuthorizer, SetupError> {
         Some(table) => {
             let (tally, store) =
                 (Arc::clone(authorizer.verifications()), DynamoVerificationStore::new(dynamodb, table));
-            // Off every request's path, until the instance ends.
-            tokio::spawn(async move {
-                let mut ticks = tokio::time::interval(latchkey::verifications::FLUSH_INTERVAL);
-                ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                ticks.tick().await;
-                loop {
-                    ticks.tick().await;
-                    latchkey::verifications::flush(&tally, &store).await;
-                }
-            });
+            tokio::spawn(async move { latchkey::verifications::flush_periodically(&tally, &store).await });
         }
         None => tracing::warn!("LATCHKEY_RECORDS_TABLE is not set: verification counts are not kept"),
     }

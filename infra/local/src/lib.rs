@@ -596,12 +596,8 @@ where
     S: KeyStore + AuditLog + DatasourceStore + 'static,
     R: RecordStore + VerificationStore + 'static,
 {
-    let mut ticks = tokio::time::interval(verifications::FLUSH_INTERVAL);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ticks.tick().await;
-    loop {
-        ticks.tick().await;
-        api.flush_verifications().await;
+    if let Some(records) = &api.management.records {
+        verifications::flush_periodically(api.authorizer.verifications(), &**records).await;
     }
 }
 

@@ -425,6 +425,6 @@ impl crate::verifications::VerificationStore for DynamoRecordStore {
 
 impl DynamoRecordStore {
     fn verifications(&self) -> crate::verifications::dynamo::DynamoVerificationStore {
-        crate::verifications::dynamo::DynamoVerificationStore::new(self.client.clone(), &*self.table)
+        crate::verifications::dynamo::DynamoVerificationStore::new(self.client.clone(), Arc::clone(&self.table))
     }
 }

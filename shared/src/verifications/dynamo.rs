@@ -60,8 +60,8 @@ pub struct DynamoVerificationStore {
 
 impl DynamoVerificationStore {
     /// `table`: the records table (`LATCHKEY_RECORDS_TABLE`).
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into().into() }
+    pub fn new(client: Client, table: impl Into<Arc<str>>) -> Self {
+        Self { client, table: table.into() }
     }
 
     /// `ADD valid :valid, ... SET ttl = :ttl` of the outcomes with a count.
