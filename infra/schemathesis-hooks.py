@@ -5,8 +5,10 @@ Two things, each applied just before a request is sent:
 1. The key the run authenticates with is kept alive. The API lists its keys, and the stateful
    phase follows `GET /keys` to `DELETE`, `PATCH` and `rotate` of the ids it finds: with the
    fuzzing key among them, the run would revoke itself and every later answer would be a 401.
-   A path `id` listed in LATCHKEY_FUZZ_PROTECTED (comma-separated) is swapped for a
-   well-formed id that names no key.
+   A path `id` listed in LATCHKEY_FUZZ_PROTECTED (comma-separated) is swapped for
+   LATCHKEY_FUZZ_STAND_IN, a key created for the purpose that the run may patch, rotate and
+   revoke. Not for an id that names no key: its 404 would follow the POST /keys that began the
+   scenario, and `ensure_resource_availability` (ST302) would read it as a created key not found.
 
 2. Positive cases are brought within the rules openapi.yaml states in words but JSON Schema
    cannot express, so that `positive_data_acceptance` judges the rest of the request:
@@ -55,7 +57,9 @@ CURSOR_IDS = {
     "/datasources/{id}/records": re.compile(r"^[0-9a-f]{36}$"),
 }
 CURSOR_PREFIX = {"/keys": "key_", "/audit": "evt_", "/datasources": "ds_", "/datasources/{id}/records": ""}
-UNKNOWN_KEY_ID = "key_" + "0" * 32
+STAND_IN = os.environ.get("LATCHKEY_FUZZ_STAND_IN", "")
+if PROTECTED and not STAND_IN:
+    raise RuntimeError("LATCHKEY_FUZZ_PROTECTED needs LATCHKEY_FUZZ_STAND_IN: the key id to use instead")
 
 
 def _digest(text: str, length: int) -> str:
@@ -131,7 +135,7 @@ def _fix_window(query) -> None:
 def before_call(context, case, kwargs):
     params = case.path_parameters
     if params and params.get("id") in PROTECTED:
-        params["id"] = UNKNOWN_KEY_ID
+        params["id"] = STAND_IN
     meta = case.meta
     if meta is None or not meta.generation.mode.is_positive:
         return

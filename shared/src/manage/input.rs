@@ -26,12 +26,13 @@ pub struct KeyPolicy {
     pub max_lifetime: Option<TimeDelta>,
 }
 
-/// Parses a JSON body into `T`; an empty body reads as `{}`.
+/// Parses a JSON body into `T`; an empty body (no bytes) reads as `{}`, and anything else must be
+/// a JSON object: whitespace alone is not JSON, and guessing it meant "no body" would accept it.
 pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     if body.len() > MAX_BODY_BYTES {
         return Err(ApiError::PayloadTooLarge { limit_bytes: MAX_BODY_BYTES });
     }
-    let body = if body.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { body };
+    let body = if body.is_empty() { b"{}".as_slice() } else { body };
     // Every body is an object; serde would name a list's first element instead.
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(ApiError::validation("body", "the body must be a JSON object"));
@@ -442,6 +443,7 @@ mod tests {
     fn grace_periods_and_queries() {
         let grace = |json: &str| parse_body::<RotateKeyBody>(json.as_bytes()).and_then(|b| b.grace_period());
         assert_eq!(grace(""), Ok(TimeDelta::zero()));
+        assert_eq!(field(grace("\r").unwrap_err()), "body", "whitespace is not an empty body");
         assert_eq!(grace(r#"{"grace_period_seconds": 604800}"#), Ok(TimeDelta::days(7)));
         assert_eq!(field(grace(r#"{"grace_period_seconds": 604801}"#).unwrap_err()), "grace_period_seconds");
         assert_eq!(field(grace(r#"{"grace_period_seconds": -1}"#).unwrap_err()), "grace_period_seconds");
