@@ -64,8 +64,13 @@ pub struct KeyRecord {
     pub pepper_version: PepperVersion,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub datasource_id: Option<DatasourceId>,
+    /// A key's own API Gateway key, from before the pool ([`crate::gateway::pool`]): kept by
+    /// the keys made then, until they stop (the authorizer uses it while it is there).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway_key: Option<GatewayKey>,
+    /// The key's lease of a pooled gateway key, as last noted by an authorizer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<crate::gateway::pool::Lease>,
     /// The key this one was issued to replace (rotation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replaces: Option<KeyId>,
@@ -188,6 +193,7 @@ impl KeyRecord {
             pepper_version: hasher.version().clone(),
             datasource_id: spec.datasource_id,
             gateway_key: None,
+            lease: None,
             replaces: spec.replaces,
             replaced_by: None,
             revision: 0,

@@ -2,6 +2,7 @@
 //! file. Each file is a module, so a test is named by its file (`cargo test --test it lifecycle::`).
 
 mod dynamodb_store;
+mod gateway_slots;
 mod guide;
 mod guide_lambda;
 mod pepper_rotation;

@@ -286,7 +286,7 @@ async fn a_tier_without_a_usage_plan_makes_no_gateway_key() {
     plans.remove(&"starter".parse().unwrap());
     let gateway = ApiGatewayKeys::new(stack.apigateway.clone(), plans);
     let key_id = KeyId::generate();
-    let refused = gateway.issue(&key_id, &"starter".parse().unwrap()).await.unwrap_err();
+    let refused = gateway.issue(key_id.as_str(), &"starter".parse().unwrap()).await.unwrap_err();
     assert!(matches!(refused, GatewayError::NoUsagePlan(tier) if tier == "starter"));
     // Gateway keys are named after their key id: none was made for this one.
     assert_eq!(stack.gateway_keys_named(&[key_id.as_str()]).await, 0);
@@ -318,7 +318,7 @@ async fn usage_plans_found_by_name_are_the_ones_keys_land_in() {
         }
     };
 
-    let key = gateway.issue(&KeyId::generate(), &"starter".parse().unwrap()).await.unwrap().unwrap();
+    let key = gateway.issue(KeyId::generate().as_str(), &"starter".parse().unwrap()).await.unwrap().unwrap();
     assert_eq!(members(starter.clone()).await, std::slice::from_ref(&key.id));
     assert!(members(free.clone()).await.is_empty());
     gateway.change_tier(&key, &"starter".parse().unwrap(), &"free".parse().unwrap()).await.unwrap();
@@ -327,7 +327,7 @@ async fn usage_plans_found_by_name_are_the_ones_keys_land_in() {
 
     // No plan named `{prefix}-internal`: refused before any gateway key is made.
     let key_id = KeyId::generate();
-    let refused = gateway.issue(&key_id, &"internal".parse().unwrap()).await.unwrap_err();
+    let refused = gateway.issue(key_id.as_str(), &"internal".parse().unwrap()).await.unwrap_err();
     assert!(matches!(&refused, GatewayError::NoUsagePlan(tier) if tier == "internal"), "{refused}");
     assert_eq!(stack.gateway_keys_named(&[key_id.as_str()]).await, 0);
 
@@ -340,7 +340,7 @@ async fn usage_plans_found_by_name_are_the_ones_keys_land_in() {
         UsagePlans::Named(PlanNames::parse(&format!("{twice}-{{tier}}")).unwrap()),
     );
     let key_id = KeyId::generate();
-    let refused = gateway.issue(&key_id, &"free".parse().unwrap()).await.unwrap_err();
+    let refused = gateway.issue(key_id.as_str(), &"free".parse().unwrap()).await.unwrap_err();
     assert!(matches!(&refused, GatewayError::AmbiguousUsagePlan { count: 2, .. }), "{refused}");
     assert_eq!(stack.gateway_keys_named(&[key_id.as_str()]).await, 0);
 }

@@ -104,7 +104,7 @@ async fn key_functions_answer_through_the_lambda_runtime_as_deployed() {
     };
     let hasher = common::issuance().await.peppers.current().await.current.clone();
     let (_, mut expired) = latchkey::KeyRecord::issue(&latchkey::KeyProfile::latchkey(), &hasher, spec, issued_at);
-    expired.gateway_key = stack.issue.service.gateway.issue(&expired.id, &expired.tier).await.unwrap();
+    expired.gateway_key = stack.issue.service.gateway.issue(expired.id.as_str(), &expired.tier).await.unwrap();
     let expired_gateway = expired.gateway_key.clone().unwrap();
     stack.store.insert(&expired).await.unwrap();
     let scheduled = json!({

@@ -78,7 +78,7 @@ async fn the_declared_resources_are_the_ones_the_code_uses() {
         let (plan, rate) = declared.get(&names.name_of(&tier.name)).expect("a declared plan for every tier");
         let expected = tier.throttle.as_ref().map_or(10_000.0, |t| t.rate_per_second);
         assert_eq!(*rate, expected, "tier {}'s plan rate", tier.name);
-        let key = gateway.issue(&KeyId::generate(), &tier.name).await.unwrap().unwrap();
+        let key = gateway.issue(KeyId::generate().as_str(), &tier.name).await.unwrap().unwrap();
         let members = apigateway.get_usage_plan_keys().usage_plan_id(plan).send().await.unwrap();
         let members: Vec<&str> = members.items().iter().filter_map(|member| member.id()).collect();
         assert_eq!(members, [key.id.as_str()], "tier {}", tier.name);

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::NaiveDate;
 use latchkey::gateway::{DailyUsage, GatewayError, GatewayKeys};
-use latchkey::{GatewayKey, KeyId, TierName};
+use latchkey::{GatewayKey, TierName};
 
 /// Counts by UTC day, then key id.
 #[derive(Debug, Default)]
@@ -46,8 +46,8 @@ impl LocalUsage {
 pub struct LocalGateway(pub Arc<LocalUsage>);
 
 impl GatewayKeys for LocalGateway {
-    async fn issue(&self, key_id: &KeyId, _: &TierName) -> Result<Option<GatewayKey>, GatewayError> {
-        Ok(Some(GatewayKey { id: key_id.to_string(), value: key_id.to_string() }))
+    async fn issue(&self, name: &str, _: &TierName) -> Result<Option<GatewayKey>, GatewayError> {
+        Ok(Some(GatewayKey { id: name.to_owned(), value: name.to_owned() }))
     }
 
     async fn change_tier(&self, _: &GatewayKey, _: &TierName, _: &TierName) -> Result<(), GatewayError> {

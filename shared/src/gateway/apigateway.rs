@@ -15,7 +15,7 @@ use rand::rngs::OsRng;
 use tokio::sync::OnceCell;
 
 use super::{DailyUsage, GatewayError, GatewayKeys};
-use crate::{GatewayKey, KeyId, TierName};
+use crate::{GatewayKey, TierName};
 
 /// How many times `CreateApiKey` is sent while API Gateway throttles it.
 pub const THROTTLE_ATTEMPTS: u32 = 5;
@@ -187,7 +187,7 @@ fn unavailable<E: std::error::Error + 'static, R: std::fmt::Debug>(error: SdkErr
 }
 
 impl GatewayKeys for ApiGatewayKeys {
-    async fn issue(&self, key_id: &KeyId, tier: &TierName) -> Result<Option<GatewayKey>, GatewayError> {
+    async fn issue(&self, name: &str, tier: &TierName) -> Result<Option<GatewayKey>, GatewayError> {
         // The plan first: a tier without one makes no gateway key.
         let plan = self.plan(tier).await?;
         // The value is API Gateway's own random one; the name ties it to our key for operators.
@@ -197,8 +197,8 @@ impl GatewayKeys for ApiGatewayKeys {
         let create = || {
             self.client
                 .create_api_key()
-                .name(key_id.as_str())
-                .description("Latchkey: usage plan identity of this key id")
+                .name(name)
+                .description("Latchkey: a usage plan identity (a key id, or a pool slot)")
                 .enabled(true)
                 .customize()
                 .config_override(aws_sdk_apigateway::config::Builder::default().retry_config(RetryConfig::disabled()))
@@ -283,6 +283,7 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
+    use crate::KeyId;
 
     /// moto has no GetUsage; this answers one request with the body API Gateway documents, so the
     /// real SDK parses it and the mapping to days is what is tested.
@@ -352,7 +353,7 @@ mod tests {
         let created = (201, r#"{"id":"gw-1","value":"value-1","enabled":true}"#);
         let attached = (201, r#"{"id":"gw-1","type":"API_KEY"}"#);
         let (endpoint, requests) = scripted(vec![THROTTLED, THROTTLED, created, attached]).await;
-        let key = gateway_at(endpoint).await.issue(&KeyId::generate(), &"free".parse().unwrap()).await.unwrap();
+        let key = gateway_at(endpoint).await.issue(KeyId::generate().as_str(), &"free".parse().unwrap()).await.unwrap();
         assert_eq!(key.map(|k| k.id).as_deref(), Some("gw-1"));
         assert_eq!(creates(&requests), 3, "{requests:?}");
     }
@@ -362,7 +363,8 @@ mod tests {
     #[tokio::test]
     async fn create_api_key_gives_up_after_a_bounded_number_of_throttled_attempts() {
         let (endpoint, requests) = scripted(vec![THROTTLED; 20]).await;
-        let error = gateway_at(endpoint).await.issue(&KeyId::generate(), &"free".parse().unwrap()).await.unwrap_err();
+        let error =
+            gateway_at(endpoint).await.issue(KeyId::generate().as_str(), &"free".parse().unwrap()).await.unwrap_err();
         assert!(matches!(error, GatewayError::Unavailable(_)), "{error:?}");
         assert_eq!(crate::ApiError::from(error).code(), "SERVICE_UNAVAILABLE");
         assert_eq!(creates(&requests), THROTTLE_ATTEMPTS as usize, "{requests:?}");

@@ -13,10 +13,11 @@ use std::future::Future;
 use chrono::NaiveDate;
 use serde::Serialize;
 
-use crate::{ApiError, GatewayKey, KeyId, TierName};
+use crate::{ApiError, GatewayKey, TierName};
 
 #[cfg(feature = "gateway")]
 pub mod apigateway;
+pub mod pool;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
@@ -62,11 +63,11 @@ pub struct DailyUsage {
 
 /// The gateway side of a key's life. Implementations make each call all or nothing.
 pub trait GatewayKeys: Send + Sync {
-    /// Creates an enabled gateway key for `key_id` in `tier`'s usage plan. `None` where there is
+    /// Creates an enabled gateway key named `name` in `tier`'s usage plan. `None` where there is
     /// no usage plan identity to make. If attaching to the plan fails, the created key is deleted.
     fn issue(
         &self,
-        key_id: &KeyId,
+        name: &str,
         tier: &TierName,
     ) -> impl Future<Output = Result<Option<GatewayKey>, GatewayError>> + Send;
 

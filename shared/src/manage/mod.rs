@@ -462,7 +462,7 @@ impl<S: KeyStore + AuditLog, G: GatewayKeys> KeyService<S, G> {
         }
         let peppers = issuance.peppers.current().await;
         let (key, mut record) = KeyRecord::issue(&issuance.profile, &peppers.current, spec, now);
-        record.gateway_key = self.gateway.issue(&record.id, &record.tier).await?;
+        record.gateway_key = self.gateway.issue(record.id.as_str(), &record.tier).await?;
         let mut stored = store(record.clone()).await;
         if matches!(stored, Err(crate::store::StoreError::LimitReached { .. })) {
             match self.sweep(&record.tenant_id, now).await {

@@ -16,6 +16,7 @@ use crate::audit::{AuditEvent, AuditLog};
 use crate::{AuditId, KeyChanges, KeyDigest, KeyId, KeyRecord, OwnerId, PepperVersion, TenantId};
 
 mod datasources;
+mod slots;
 
 type Item = HashMap<String, AttributeValue>;
 

@@ -31,6 +31,7 @@ const AUDIT: TableDefinition<&str, &str> = TableDefinition::new("audit_by_tenant
 
 mod datasources;
 mod records;
+mod slots;
 mod verifications;
 
 #[derive(Clone)]

@@ -23,6 +23,12 @@
 //!   changed in the transaction that writes a key (see [`crate::store::KeyStore`]). No
 //!   `tenant_id`, so it stays out of the index.
 //!
+//! And the gateway key pools ([`crate::gateway::pool`]), per tier:
+//! - `pk = "pool#<tier>"`, `size`: how many slots the pool has;
+//! - `pk = "slot#<tier>#<n>"`, `gateway_key_id`, `value`: slot `n`'s API Gateway key, and while it
+//!   is leased `holder` (a key id) and `lease_until` (epoch seconds). No `tenant_id`: out of the
+//!   index. A key's own lease is noted on its digest item (`lease`), read with the record.
+//!
 //! `ttl` (epoch seconds) only garbage-collects: expiry is enforced in code on every read.
 //!
 //! A digest item whose key has a stop time (an expiry, a rotation's grace end, a revocation) and
@@ -81,6 +87,14 @@ pub const TENANT_INDEX_SORT_KEY: &str = "id";
 
 pub fn digest_pk(digest: &crate::KeyDigest) -> String {
     format!("digest#{}", digest.to_hex())
+}
+
+pub fn pool_pk(tier: &crate::TierName) -> String {
+    format!("pool#{tier}")
+}
+
+pub fn slot_pk(tier: &crate::TierName, slot: u32) -> String {
+    format!("slot#{tier}#{slot}")
 }
 
 pub fn id_pk(id: &crate::KeyId) -> String {

@@ -260,10 +260,10 @@ impl Noting {
 impl latchkey::gateway::GatewayKeys for Noting {
     async fn issue(
         &self,
-        key_id: &latchkey::KeyId,
+        name: &str,
         tier: &TierName,
     ) -> Result<Option<latchkey::GatewayKey>, latchkey::gateway::GatewayError> {
-        let issued = self.inner.issue(key_id, tier).await?;
+        let issued = self.inner.issue(name, tier).await?;
         self.issued.lock().unwrap().extend(issued.iter().map(|key| key.id.clone()));
         Ok(issued)
     }
