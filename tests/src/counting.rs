@@ -101,3 +101,34 @@ impl<S: KeyStore> KeyStore for CountingStore<S> {
         self.inner.rehash(record, digest, version).await
     }
 }
+
+/// Passed through uncounted: the pool's claims have their own tests (tests/tests/gateway_slots.rs).
+impl<S: latchkey::gateway::pool::GatewaySlots> latchkey::gateway::pool::GatewaySlots for CountingStore<S> {
+    async fn pool_size(&self, tier: &latchkey::TierName) -> Result<u32, StoreError> {
+        self.inner.pool_size(tier).await
+    }
+
+    async fn claim(
+        &self,
+        tier: &latchkey::TierName,
+        slot: u32,
+        key: &KeyId,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<latchkey::gateway::pool::Claim, StoreError> {
+        self.inner.claim(tier, slot, key, now, until).await
+    }
+
+    async fn add_slot(
+        &self,
+        tier: &latchkey::TierName,
+        slot: u32,
+        gateway_key: &latchkey::GatewayKey,
+    ) -> Result<bool, StoreError> {
+        self.inner.add_slot(tier, slot, gateway_key).await
+    }
+
+    async fn note_lease(&self, digest: &KeyDigest, lease: &latchkey::gateway::pool::Lease) -> Result<(), StoreError> {
+        self.inner.note_lease(digest, lease).await
+    }
+}

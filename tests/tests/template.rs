@@ -215,6 +215,8 @@ fn the_authorizer_writes_only_the_items_verification_touches() {
     let pointer = schema::id_pk(&latchkey::KeyId::generate());
     let audit = schema::audit_pk(&latchkey::AuditId::generate());
     let datasource = schema::datasource_pk(&latchkey::DatasourceId::generate());
+    let starter: latchkey::TierName = "starter".parse().unwrap();
+    let (slot, pool) = (schema::slot_pk(&starter, 7), schema::pool_pk(&starter));
     let authorizer = &allowed["authorizer"];
     assert!(!authorizer.iter().any(|g| g.action == "dynamodb:ConditionCheckItem"), "unused: ConditionCheckItem");
     // In the records table, the authorizer adds to its verification counters, nothing else.
@@ -249,13 +251,19 @@ fn the_authorizer_writes_only_the_items_verification_touches() {
         let action = &grant.action;
         let patterns = leading_keys(&grant.condition).unwrap_or_else(|| panic!("the authorizer may {action} any item"));
         let may = |pk: &str| patterns.iter().any(|pattern| like(pattern, pk));
-        assert!(!may(&audit) && !may(&datasource), "the authorizer may {action} {patterns:?}");
+        assert!(!may(&audit) && !may(&datasource) && !may(&pool), "the authorizer may {action} {patterns:?}");
         match action.as_str() {
-            // last_used_at on a key's record; the rehash repoints the key's id pointer.
+            // last_used_at and the lease on a key's record; the rehash repoints the key's id
+            // pointer; a claim sets a pool slot's holder and lease end.
             "dynamodb:UpdateItem" => {
                 let attributes = &grant.condition["ForAllValues:StringEquals"]["dynamodb:Attributes"];
-                let expected = if may(&digest) { json!(["pk", "last_used_at"]) } else { json!(["pk", "digest"]) };
-                assert!(may(&digest) != may(&pointer), "one statement per item kind: {patterns:?}");
+                let kinds = [may(&digest), may(&pointer), may(&slot)];
+                assert_eq!(kinds.iter().filter(|k| **k).count(), 1, "one statement per item kind: {patterns:?}");
+                let expected = match kinds {
+                    [true, _, _] => json!(["pk", "last_used_at", "lease"]),
+                    [_, true, _] => json!(["pk", "digest"]),
+                    _ => json!(["pk", "holder", "lease_until"]),
+                };
                 assert_eq!(attributes, &expected, "the authorizer may UpdateItem {patterns:?} in any attribute");
             }
             // The rehash moves a record to its new digest: in a transaction, records only.

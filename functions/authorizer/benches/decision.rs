@@ -56,6 +56,7 @@ fn decision(c: &mut Criterion) {
             jwt: None,
             sessions: None,
             session_usage_keys: None,
+            gateway_pool: false,
         });
         // Warm the cache: the benchmark measures the cached path.
         let response = authorizer.handle_event(EVENT).await.unwrap();

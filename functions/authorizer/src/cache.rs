@@ -47,6 +47,16 @@ impl KeyCache {
         }
     }
 
+    /// Replaces what is cached for `digest` (a record given a lease), keeping its age: the TTL
+    /// still counts from when the store answered. Nothing cached, nothing replaced.
+    pub fn replace(&self, digest: &KeyDigest, record: Arc<KeyRecord>) {
+        if let Some(entries) = &self.entries
+            && let Some(entry) = entries.get(digest)
+        {
+            entries.insert(*digest, Entry { record: Some(record), stored_at: entry.stored_at });
+        }
+    }
+
     /// Forgets every key at once: for a process that has just changed keys itself and cannot
     /// name the digests of the keys it changed (only their ids are stored beside them).
     pub fn clear(&self) {

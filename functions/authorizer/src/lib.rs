@@ -12,6 +12,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use latchkey::gateway::pool::GatewaySlots;
 use latchkey::lookup::find_key;
 use latchkey::pepper::{CachedPepper, PepperProvider, PepperSet};
 use latchkey::store::KeyStore;
@@ -22,6 +23,7 @@ pub mod cache;
 pub mod event;
 pub mod jwt;
 pub mod last_used;
+pub mod leases;
 pub mod policy;
 pub mod sessions;
 pub mod setup;
@@ -30,6 +32,7 @@ use cache::KeyCache;
 use event::AuthorizerEvent;
 use jwt::{JwtVerifier, Session};
 use last_used::LastUsed;
+use leases::Leases;
 use sessions::SessionUsageKeys;
 
 /// Who is calling, once authenticated.
@@ -55,6 +58,9 @@ pub struct Dependencies<S, P> {
     pub sessions: Option<JwtVerifier>,
     /// The API Gateway keys given to sessions, which have no gateway key of their own.
     pub session_usage_keys: Option<SessionUsageKeys>,
+    /// Whether keys lease pooled API Gateway keys ([`leases`]): the deployed stack's, where API
+    /// Gateway throttles by the key the authorizer names. The local API throttles by key id.
+    pub gateway_pool: bool,
 }
 
 pub struct Authorizer<S, P> {
@@ -66,6 +72,7 @@ pub struct Authorizer<S, P> {
     jwt: Option<JwtVerifier>,
     sessions: Option<JwtVerifier>,
     session_usage_keys: Option<SessionUsageKeys>,
+    leases: Option<Leases>,
     last_used: LastUsed,
     /// Every decision about a key, counted for its tenant's analytics; written by whoever runs
     /// this authorizer ([`latchkey::verifications::flush_periodically`], spawned by
@@ -114,7 +121,7 @@ pub enum HandlerError {
     MalformedEvent(String),
 }
 
-impl<S: KeyStore + 'static, P: PepperProvider> Authorizer<S, P> {
+impl<S: KeyStore + GatewaySlots + 'static, P: PepperProvider> Authorizer<S, P> {
     /// Must run inside a Tokio runtime: it starts the `last_used_at` writer.
     pub fn new(deps: Dependencies<S, P>) -> Self {
         Self {
@@ -127,6 +134,7 @@ impl<S: KeyStore + 'static, P: PepperProvider> Authorizer<S, P> {
             jwt: deps.jwt,
             sessions: deps.sessions,
             session_usage_keys: deps.session_usage_keys,
+            leases: deps.gateway_pool.then(Leases::default),
             verifications: Arc::new(Tally::new()),
         }
     }
@@ -230,7 +238,29 @@ impl<S: KeyStore + 'static, P: PepperProvider> Authorizer<S, P> {
         }
         self.verifications.count(&record.tenant_id, &record.id, Outcome::Valid, now);
         self.last_used.record(digest, &record.id, now);
-        Ok(record)
+        self.leased(record, digest, now).await
+    }
+
+    /// `record` with the lease its request is throttled under ([`leases`]); the cached answer
+    /// gets it too, so the next request of this instance neither claims nor reads again.
+    async fn leased(
+        &self,
+        record: Arc<KeyRecord>,
+        digest: latchkey::KeyDigest,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Arc<KeyRecord>, ApiError> {
+        let Some(leases) = &self.leases else { return Ok(record) };
+        let Some(lease) = leases.needed(&*self.store, &record, now).await? else { return Ok(record) };
+        // A shared slot is this instance's stopgap for a minute, not the key's lease: other
+        // instances look for a slot of their own too.
+        if !lease.shared
+            && let Err(error) = self.store.note_lease(&record.digest, &lease).await
+        {
+            tracing::warn!(key_id = %record.id, %error, "lease not noted; the next read claims it again");
+        }
+        let leased = Arc::new(KeyRecord { lease: Some(lease), ..(*record).clone() });
+        self.cache.replace(&digest, Arc::clone(&leased));
+        Ok(leased)
     }
 
     /// A session Latchkey signed answers to the key it names (`sub`), as stored now, on every

@@ -148,7 +148,12 @@ impl<'a> AllowContext<'a> {
 pub fn allow(principal: &Principal, resource: &str, session_keys: Option<&SessionUsageKeys>) -> Vec<u8> {
     let context = AllowContext::of(principal);
     let usage_identifier_key = match principal {
-        Principal::Key(record) => record.gateway_key.as_ref().map(|g| g.value.as_str()),
+        // A key's own gateway key (made before the pool) until it stops, else its lease.
+        Principal::Key(record) => record
+            .gateway_key
+            .as_ref()
+            .map(|g| g.value.as_str())
+            .or(record.lease.as_ref().map(|lease| lease.value.as_str())),
         Principal::Session(session) => session_keys.map(|keys| keys.for_tenant(&session.tenant_id)),
     };
     let response = Response {

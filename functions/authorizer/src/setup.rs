@@ -170,6 +170,7 @@ pub async fn from_env() -> Result<DeployedAuthorizer, SetupError> {
         jwt: jwt?,
         sessions: sessions?,
         session_usage_keys: extra.session_usage_keys,
+        gateway_pool: true,
     });
     // The verification counts go to the records table, once a minute, off every request's path.
     match env.get("LATCHKEY_RECORDS_TABLE") {

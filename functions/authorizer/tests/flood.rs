@@ -18,7 +18,10 @@ fn event_with(key: &str) -> Vec<u8> {
     serde_json::to_vec(&event).unwrap()
 }
 
-async fn code_for<S: latchkey::store::KeyStore + 'static, P: latchkey::pepper::PepperProvider>(
+async fn code_for<
+    S: latchkey::store::KeyStore + latchkey::gateway::pool::GatewaySlots + 'static,
+    P: latchkey::pepper::PepperProvider,
+>(
     harness: &common::Harness<S, P>,
     key: &str,
 ) -> String {

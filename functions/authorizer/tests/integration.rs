@@ -65,6 +65,7 @@ async fn a_cold_start_after_a_rotation_still_verifies_old_keys() {
         jwt: None,
         sessions: None,
         session_usage_keys: None,
+        gateway_pool: false,
     });
     let decide = |name: &'static str| {
         let cold = &cold;

@@ -7,5 +7,6 @@ mod flood;
 mod integration;
 mod jwt_secret;
 mod lambda_runtime;
+mod leases;
 mod own_sessions;
 mod properties;

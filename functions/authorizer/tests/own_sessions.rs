@@ -50,6 +50,7 @@ async fn authorizer(
             clock.clone(),
         )),
         session_usage_keys: Some(SessionUsageKeys::new("sessions-usage-key".into(), HashMap::new())),
+        gateway_pool: false,
     });
     (authorizer, clock, store)
 }

@@ -119,6 +119,7 @@ async fn stack_with<R: RecordStore>(wrap: impl FnOnce(DynamoRecordStore) -> R) -
         jwt: None,
         sessions: None,
         session_usage_keys: None,
+        gateway_pool: false,
     });
     let ingest = IngestService {
         records: Arc::new(wrap(records)),

@@ -28,6 +28,7 @@ use latchkey::audit::AuditLog;
 use latchkey::config::{ConfigError, Env, Settings};
 use latchkey::datasource::DatasourceStore;
 use latchkey::events::{KeyEvents, NoEvents};
+use latchkey::gateway::pool::GatewaySlots;
 use latchkey::ingest::RecordStore;
 use latchkey::ingest::dynamo::DynamoRecordStore;
 use latchkey::ingest::service::IngestService;
@@ -251,7 +252,7 @@ async fn assemble<S, R>(
     records: Arc<R>,
 ) -> Result<(LocalApi<S, R>, Option<String>), LocalError>
 where
-    S: KeyStore + AuditLog + DatasourceStore + 'static,
+    S: KeyStore + GatewaySlots + AuditLog + DatasourceStore + 'static,
     R: RecordStore + VerificationStore + 'static,
 {
     let dir = &config.data_dir;
@@ -286,6 +287,7 @@ where
         },
         sessions: Some(session_verifier),
         session_usage_keys: None,
+        gateway_pool: false,
     });
     let usage = Arc::new(LocalUsage::default());
     let events: Arc<dyn KeyEvents> = match &config.webhook {
@@ -338,7 +340,7 @@ where
 
 impl<S, R> LocalApi<S, R>
 where
-    S: KeyStore + AuditLog + DatasourceStore + 'static,
+    S: KeyStore + GatewaySlots + AuditLog + DatasourceStore + 'static,
     R: RecordStore + VerificationStore,
 {
     async fn bootstrap_if_empty(&self) -> Result<Option<String>, LocalError> {
@@ -492,7 +494,7 @@ fn is_ingest(path: &str) -> bool {
 /// The HTTP side: every path and method to [`LocalApi::answer`].
 pub fn router<S, R>(api: Arc<LocalApi<S, R>>) -> axum::Router
 where
-    S: KeyStore + AuditLog + DatasourceStore + 'static,
+    S: KeyStore + GatewaySlots + AuditLog + DatasourceStore + 'static,
     R: RecordStore + VerificationStore + 'static,
 {
     // The body is read in `handle` (bounded there), so an oversized one gets the gateway's answer.
@@ -508,7 +510,7 @@ async fn handle<S, R>(
     body: Body,
 ) -> Response<Body>
 where
-    S: KeyStore + AuditLog + DatasourceStore + 'static,
+    S: KeyStore + GatewaySlots + AuditLog + DatasourceStore + 'static,
     R: RecordStore + VerificationStore + 'static,
 {
     // The peer, when served with connect info (`serve`); a router served without it knows none.
@@ -558,7 +560,7 @@ pub async fn serve<S, R>(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()>
 where
-    S: KeyStore + AuditLog + DatasourceStore + 'static,
+    S: KeyStore + GatewaySlots + AuditLog + DatasourceStore + 'static,
     R: RecordStore + VerificationStore + 'static,
 {
     use axum::serve::ListenerExt;
@@ -575,7 +577,7 @@ where
 /// does, until dropped; a run that fails is logged and the next one tries again.
 pub async fn sweep_periodically<S, R>(api: Arc<LocalApi<S, R>>)
 where
-    S: KeyStore + AuditLog + DatasourceStore + 'static,
+    S: KeyStore + GatewaySlots + AuditLog + DatasourceStore + 'static,
     R: RecordStore + VerificationStore + 'static,
 {
     let mut ticks = tokio::time::interval(api.sweep_interval);
@@ -593,7 +595,7 @@ where
 /// authorizer does ([`verifications::FLUSH_INTERVAL`]); spawned beside the server, like the sweep.
 pub async fn flush_verifications_periodically<S, R>(api: Arc<LocalApi<S, R>>)
 where
-    S: KeyStore + AuditLog + DatasourceStore + 'static,
+    S: KeyStore + GatewaySlots + AuditLog + DatasourceStore + 'static,
     R: RecordStore + VerificationStore + 'static,
 {
     if let Some(records) = &api.management.records {

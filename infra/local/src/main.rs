@@ -45,7 +45,11 @@ async fn run<S, R>(
     store: &str,
 ) -> Result<(), Box<dyn std::error::Error>>
 where
-    S: latchkey::store::KeyStore + latchkey::audit::AuditLog + latchkey::datasource::DatasourceStore + 'static,
+    S: latchkey::store::KeyStore
+        + latchkey::gateway::pool::GatewaySlots
+        + latchkey::audit::AuditLog
+        + latchkey::datasource::DatasourceStore
+        + 'static,
     R: latchkey::ingest::RecordStore + latchkey::verifications::VerificationStore + 'static,
 {
     if let Some(key) = admin_key {

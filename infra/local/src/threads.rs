@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use latchkey::audit::AuditLog;
 use latchkey::datasource::DatasourceStore;
+use latchkey::gateway::pool::GatewaySlots;
 use latchkey::ingest::RecordStore;
 use latchkey::store::KeyStore;
 use latchkey::verifications::VerificationStore;
@@ -46,7 +47,7 @@ pub async fn serve<S, R>(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()>
 where
-    S: KeyStore + AuditLog + DatasourceStore + 'static,
+    S: KeyStore + GatewaySlots + AuditLog + DatasourceStore + 'static,
     R: RecordStore + VerificationStore + 'static,
 {
     let (stop, stopped) = watch::channel(false);

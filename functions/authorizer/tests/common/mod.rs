@@ -36,7 +36,7 @@ pub fn fixture_keys() -> HashMap<String, String> {
     serde_json::from_slice(&fixture("keys")).unwrap()
 }
 
-pub struct Harness<S: KeyStore + 'static, P: PepperProvider> {
+pub struct Harness<S: KeyStore + latchkey::gateway::pool::GatewaySlots + 'static, P: PepperProvider> {
     pub authorizer: Authorizer<S, P>,
     pub store: Arc<S>,
     pub clock: Arc<ManualClock>,
@@ -60,7 +60,7 @@ pub async fn dynamo_harness(cache_ttl: Duration) -> Harness<DynamoKeyStore, Stat
     harness(store, StaticPepper::new(PEPPER, "v1"), cache_ttl).await
 }
 
-pub async fn harness<S: KeyStore + 'static, P: PepperProvider>(
+pub async fn harness<S: KeyStore + latchkey::gateway::pool::GatewaySlots + 'static, P: PepperProvider>(
     store: S,
     pepper: P,
     cache_ttl: Duration,
@@ -85,6 +85,7 @@ pub async fn harness<S: KeyStore + 'static, P: PepperProvider>(
         )),
         sessions: None,
         session_usage_keys: Some(SessionUsageKeys::new(SESSION_USAGE_KEY.to_owned(), HashMap::new())),
+        gateway_pool: false,
     });
     Harness { authorizer, store, clock, records }
 }
@@ -143,7 +144,7 @@ async fn seed<S: KeyStore>(store: &S, hasher: &KeyHasher) -> HashMap<String, Key
     records
 }
 
-impl<S: KeyStore + 'static, P: PepperProvider> Harness<S, P> {
+impl<S: KeyStore + latchkey::gateway::pool::GatewaySlots + 'static, P: PepperProvider> Harness<S, P> {
     /// The authorizer's answer to a fixture, as JSON; `Err` when it refused to decide.
     pub async fn decide(&self, name: &str) -> Result<Value, latchkey_authorizer::HandlerError> {
         let bytes = self.authorizer.handle_event(&fixture(name)).await?;

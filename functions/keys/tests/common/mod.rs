@@ -119,6 +119,7 @@ impl Stack {
             jwt: None,
             sessions: None,
             session_usage_keys: None,
+            gateway_pool: false,
         });
         Self {
             ingest: IngestService {

@@ -78,7 +78,11 @@ impl Running {
 
     async fn serving<S, R>(api: Arc<latchkey_local::LocalApi<S, R>>, admin_key: Option<String>) -> Self
     where
-        S: latchkey::store::KeyStore + latchkey::audit::AuditLog + latchkey::datasource::DatasourceStore + 'static,
+        S: latchkey::store::KeyStore
+            + latchkey::gateway::pool::GatewaySlots
+            + latchkey::audit::AuditLog
+            + latchkey::datasource::DatasourceStore
+            + 'static,
         R: latchkey::ingest::RecordStore + latchkey::verifications::VerificationStore + 'static,
     {
         let flushed = Arc::clone(&api);
