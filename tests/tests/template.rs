@@ -278,12 +278,13 @@ fn the_authorizer_writes_only_the_items_verification_touches() {
             other => panic!("the authorizer may {other}"),
         }
     }
-    // keys-change puts audit events, nothing else.
+    // keys-change puts audit events and a pool's first slot (a tier change to a tier whose pool
+    // is empty), nothing else: never a key.
     for grant in allowed["keys-change"].iter().filter(|g| g.action == "dynamodb:PutItem") {
         let patterns = leading_keys(&grant.condition).expect("keys-change may PutItem any item");
         assert!(
-            patterns.iter().all(|p| like(p, &audit) && !like(p, &digest) && !like(p, &datasource)),
-            "keys-change may PutItem {patterns:?}, not only audit events"
+            patterns.iter().all(|p| (like(p, &audit) || like(p, &slot)) && !like(p, &digest) && !like(p, &datasource)),
+            "keys-change may PutItem {patterns:?}, not only audit events and pool slots"
         );
     }
     // ingest updates only a datasource's daily count, never a record in place.
@@ -325,8 +326,10 @@ fn the_sweep_runs_on_a_schedule_and_may_only_retire_keys() {
         schema::audit_pk(&latchkey::AuditId::generate()),
         schema::datasource_pk(&latchkey::DatasourceId::generate()),
     ];
+    let tier: latchkey::TierName = "free".parse().unwrap();
+    let (pool, slot) = (schema::pool_pk(&tier), schema::slot_pk(&tier, 3));
     let allowed = allowed_actions(template);
-    let (mut retires, mut notes) = (false, false);
+    let (mut retires, mut notes, mut fills) = (false, false, false);
     for grant in &allowed["keys-sweep"] {
         let action = grant.action.as_str();
         match action {
@@ -344,10 +347,14 @@ fn the_sweep_runs_on_a_schedule_and_may_only_retire_keys() {
                 let enclosing = &grant.condition["ForAnyValue:StringEquals"]["dynamodb:EnclosingOperation"];
                 if *enclosing == json!(["TransactWriteItems"]) {
                     assert!(may(&digest) && may(&count), "the sweep cannot retire: {patterns:?}");
+                    assert!(may(&pool) && !may(&slot), "the sweep cannot grow a pool: {patterns:?}");
                     retires = true;
                 } else {
                     // Outside retirement's transaction: only the note that key.expiring was sent.
-                    assert!(may(&digest) && !may(&count), "UpdateItem outside a retirement: {patterns:?}");
+                    assert!(
+                        may(&digest) && !may(&count) && !may(&pool),
+                        "UpdateItem outside a retirement: {patterns:?}"
+                    );
                     assert_eq!(
                         grant.condition["ForAllValues:StringEquals"]["dynamodb:Attributes"],
                         json!(["pk", "expires_at", "expiry_warned_for"]),
@@ -358,15 +365,30 @@ fn the_sweep_runs_on_a_schedule_and_may_only_retire_keys() {
             }
             // To this stack's bus only: key_events_go_to_this_stacks_bus_from_the_functions_that_change_keys.
             "events:PutEvents" => {}
+            // A pool's new slot, in the transaction that counts it.
+            "dynamodb:PutItem" => {
+                let patterns = leading_keys(&grant.condition).expect("the sweep may PutItem any item");
+                let may = |pk: &str| patterns.iter().any(|pattern| like(pattern, pk));
+                assert!(may(&slot) && !may(&digest) && !others.iter().any(|pk| may(pk)), "PutItem {patterns:?}");
+                let enclosing = &grant.condition["ForAnyValue:StringEquals"]["dynamodb:EnclosingOperation"];
+                assert_eq!(enclosing, &json!(["TransactWriteItems"]), "a slot put outside its transaction");
+                fills = true;
+            }
             "apigateway:DELETE" => {
                 let arn = grant.resource["Fn::Sub"].as_str().unwrap();
                 assert!(arn.ends_with("::/apikeys/*"), "the sweep may DELETE {arn}");
             }
+            // Making the pools' gateway keys: /apikeys, the plans' listing, and attaching a key
+            // to this stack's plans (the_key_functions_touch_only_this_stacks_usage_plans).
+            "apigateway:POST" | "apigateway:GET" => {}
             kms if kms.starts_with("kms:") => {}
             other => panic!("the sweep may {other}"),
         }
     }
-    assert!(retires && notes, "keys-sweep can retire keys ({retires}) and note key.expiring ({notes})");
+    assert!(
+        retires && notes && fills,
+        "keys-sweep can retire keys ({retires}), note key.expiring ({notes}) and fill pools ({fills})"
+    );
     let rules: Vec<&Value> = resources_of(template, "AWS::Events::Rule").into_iter().map(|(_, rule)| rule).collect();
     let targets =
         |rule: &Value| rule["Properties"]["Targets"][0]["Arn"] == json!({"Fn::GetAtt": ["KeysSweepFunction", "Arn"]});

@@ -35,7 +35,7 @@ pub async fn run(roles: &'static [latchkey::manage::Role]) -> Result<(), lambda_
 /// Answers one API Gateway (REST, proxy integration) request.
 pub async fn respond<S, G, P, R>(function: &Management<S, G, P, R>, request: Request) -> Response<Body>
 where
-    S: KeyStore + AuditLog + DatasourceStore,
+    S: KeyStore + latchkey::gateway::pool::GatewaySlots + AuditLog + DatasourceStore,
     G: GatewayKeys,
     P: PepperProvider,
     R: RecordStore + latchkey::verifications::VerificationStore,

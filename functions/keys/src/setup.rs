@@ -11,6 +11,7 @@ use latchkey::config::{ConfigError, Env, Settings};
 use latchkey::events::eventbridge::EventBridgeEvents;
 use latchkey::events::{KeyEvents, NoEvents};
 use latchkey::gateway::apigateway::{ApiGatewayKeys, PlanNames, UsagePlans};
+use latchkey::gateway::pool::{DEFAULT_POOL_SIZE, Pools};
 use latchkey::ingest::dynamo::DynamoRecordStore;
 use latchkey::manage::{Issuance, KeyPolicy, KeyService, Management, Role};
 use latchkey::pepper::{CachedPepper, PepperError, SecretsManagerPepper, SecretsManagerSigningSecret};
@@ -139,6 +140,7 @@ pub async fn from_env(roles: &'static [Role]) -> Result<DeployedFunction, SetupE
             clock: Arc::new(SystemClock),
             policy: KeyPolicy { tiers: settings.tiers, max_lifetime: keys.max_lifetime },
             events: events(&sdk, &env),
+            pools: Default::default(),
         },
         issuance: issuance?,
         records,
@@ -163,7 +165,9 @@ fn store(sdk: &latchkey::aws::SdkConfig, settings: &Settings, keys: &KeysSetting
 
 /// The cold start of `keys-sweep`: the keys table, API Gateway and the event bus, as the other
 /// functions have them; no routes, no pepper, no records. With it, how long before an expiry
-/// `key.expiring` is sent (`LATCHKEY_EXPIRY_WARNING_DAYS`).
+/// `key.expiring` is sent (`LATCHKEY_EXPIRY_WARNING_DAYS`), and how many slots each tier's gateway
+/// key pool grows to (`LATCHKEY_GATEWAY_POOL_SIZE`; all the pools and the keys from before them
+/// share the account's 10,000 API keys per region with every other API in it).
 pub async fn sweeper_from_env() -> Result<(KeyService<DynamoKeyStore, ApiGatewayKeys>, Option<TimeDelta>), SetupError> {
     let env = Env::process();
     let settings = Settings::from_env(&env)?;
@@ -172,12 +176,14 @@ pub async fn sweeper_from_env() -> Result<(KeyService<DynamoKeyStore, ApiGateway
     let store = store(&sdk, &settings, &keys);
     store.warm_up().await.map_err(SetupError::Store)?;
     let notice = settings.expiry_notice;
+    let target = env.number_or("LATCHKEY_GATEWAY_POOL_SIZE", u64::from(DEFAULT_POOL_SIZE), 1..=10_000)? as u32;
     let service = KeyService {
         store: Arc::new(store),
         gateway: ApiGatewayKeys::new(aws_sdk_apigateway::Client::new(&sdk), keys.usage_plans),
         clock: Arc::new(SystemClock),
         policy: KeyPolicy { tiers: settings.tiers, max_lifetime: keys.max_lifetime },
         events: events(&sdk, &env),
+        pools: Arc::new(Pools::new(target)),
     };
     Ok((service, notice))
 }

@@ -39,10 +39,9 @@ async fn parallel_rotations_of_one_key_have_one_winner() {
         stack.call(winners[0].body["key"].as_str().unwrap(), "GET", "/whoami", None).await.expect(200);
         // No grace was asked for: the old key stopped at once.
         stack.call(&old_key, "GET", "/whoami", None).await.expect_error(401, "EXPIRED_API_KEY");
-        // Only the winner's gateway key exists: the losers cleaned up, and the old key's went
-        // with it (it stopped at once).
+        // No key has a gateway key of its own, the losers' neither.
         let names = [id.as_str(), winners[0].body["id"].as_str().unwrap()];
-        assert_eq!(stack.gateway_keys_named(&names).await, 1);
+        assert_eq!(stack.gateway_keys_named(&names).await, 0);
     }
 }
 
@@ -97,12 +96,15 @@ async fn two_hundred_parallel_creates_lose_and_duplicate_nothing() {
     let listed_ids: HashSet<&str> = listed.iter().map(|k| k["id"].as_str().unwrap()).collect();
     assert_eq!(listed.len(), 201, "200 and the bootstrap key, each once");
     assert!(ids.is_subset(&listed_ids));
-    // Every one of them verifies, and has its own gateway key.
+    // Every one of them verifies; none has a gateway key of its own, and the burst made the
+    // tier's pool one slot, not one per create.
     for key in keys.iter().take(20) {
         stack.call(key, "GET", "/whoami", None).await.expect(200);
     }
     let ids: Vec<&str> = ids.into_iter().collect();
-    assert_eq!(stack.gateway_keys_named(&ids).await, 200);
+    assert_eq!(stack.gateway_keys_named(&ids).await, 0);
+    let free = "free".parse().unwrap();
+    assert_eq!(latchkey::gateway::pool::GatewaySlots::pool_size(&*stack.store, &free).await.unwrap(), 1);
 }
 
 #[tokio::test]

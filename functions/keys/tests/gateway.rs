@@ -22,48 +22,64 @@ use latchkey::{
 use latchkey_tests::StaticPepper;
 use serde_json::json;
 
-async fn gateway_key_of(stack: &Stack, tenant: &str, id: &str) -> GatewayKey {
-    let tenant: TenantId = tenant.parse().unwrap();
-    let record = stack.store.get(&tenant, &id.parse().unwrap()).await.unwrap().unwrap();
-    record.gateway_key.expect("every issued key has a gateway key")
+/// The id of the gateway key whose value is `value`, among moto's.
+async fn gateway_key_with_value(stack: &Stack, value: &str) -> String {
+    let all = stack.apigateway.get_api_keys().include_values(true).limit(500).send().await.unwrap();
+    let found = all.items().iter().find(|key| key.value() == Some(value)).expect("a gateway key of that value");
+    found.id().unwrap().to_owned()
 }
 
+/// What the authorizer noted for a key after it verified it.
+async fn lease_of(stack: &Stack, id: &str) -> latchkey::gateway::pool::Lease {
+    let record = stack.store.get(&"acme".parse().unwrap(), &id.parse().unwrap()).await.unwrap().unwrap();
+    assert_eq!(record.gateway_key, None, "a key made now has no gateway key of its own");
+    record.lease.expect("a verified key has a lease")
+}
+
+/// Keys lease a slot of their tier's pool, made by the first key of the tier; a tier change
+/// leases from the new tier's pool; a key from before the pool keeps its own gateway key, which
+/// follows its tier and goes with it.
 #[tokio::test]
-async fn the_gateway_key_follows_tier_and_life() {
+async fn keys_lease_their_tiers_pool_and_a_key_from_before_it_keeps_its_own() {
+    use latchkey::gateway::pool::GatewaySlots;
     let stack = Stack::new().await;
     let admin = stack.bootstrap("acme").await;
     let created =
         stack.call(&admin, "POST", "/keys", Some(json!({"name": "metered", "tier": "free"}))).await.expect(201);
     let id = created["id"].as_str().unwrap();
-    let gateway = gateway_key_of(&stack, "acme", id).await;
-    assert_eq!(stack.gateway_key(&gateway.id).await, Some((true, vec!["free".to_owned()])));
-    // Its value is API Gateway's, not ours, and is what the authorizer hands on for throttling.
-    let value = stack.apigateway.get_api_key().api_key(&gateway.id).include_value(true).send().await.unwrap().value;
-    assert_eq!(value.as_deref(), Some(gateway.value.as_str()));
-    assert_ne!(gateway.value, created["key"].as_str().unwrap());
+    let (free, starter) = ("free".parse().unwrap(), "starter".parse().unwrap());
+    assert_eq!(stack.store.pool_size(&free).await.unwrap(), 1, "the tier's first key made its pool's first slot");
+    assert_eq!(stack.gateway_keys_named(&[id]).await, 0, "no gateway key of its own");
     let decision = stack.call(created["key"].as_str().unwrap(), "GET", "/whoami", None).await.expect(200);
     assert_eq!(decision["tier"], "free");
+    // Its lease is a gateway key of the free plan; its value is API Gateway's, not ours.
+    let lease = lease_of(&stack, id).await;
+    assert_eq!((lease.tier.as_str(), lease.slot, lease.shared), ("free", 0, false));
+    let slot_key = gateway_key_with_value(&stack, &lease.value).await;
+    assert_eq!(stack.gateway_key(&slot_key).await, Some((true, vec!["free".to_owned()])));
+    assert_ne!(lease.value, created["key"].as_str().unwrap());
 
-    // A tier change moves it to the new plan, and only there.
+    // A tier change: the starter pool gets its slot, and the key leases it once the
+    // authorizer's cached decision has expired.
     stack.call(&admin, "PATCH", &format!("/keys/{id}"), Some(json!({"tier": "starter"}))).await.expect(200);
-    assert_eq!(stack.gateway_key(&gateway.id).await, Some((true, vec!["starter".to_owned()])));
+    assert_eq!(stack.store.pool_size(&starter).await.unwrap(), 1);
+    stack.let_cached_decisions_expire();
+    stack.call(created["key"].as_str().unwrap(), "GET", "/whoami", None).await.expect(200);
+    let lease = lease_of(&stack, id).await;
+    assert_eq!(lease.tier.as_str(), "starter");
+    let slot_key = gateway_key_with_value(&stack, &lease.value).await;
+    assert_eq!(stack.gateway_key(&slot_key).await, Some((true, vec!["starter".to_owned()])));
 
-    // A rotation gives the new key a gateway key of its own in the same plan.
-    let rotated = stack.call(&admin, "POST", &format!("/keys/{id}/rotate"), None).await.expect(201);
-    let new_gateway = gateway_key_of(&stack, "acme", rotated["id"].as_str().unwrap()).await;
-    assert_ne!(new_gateway.id, gateway.id);
-    assert_eq!(stack.gateway_key(&new_gateway.id).await, Some((true, vec!["starter".to_owned()])));
-
-    // Revocation deletes it (tests/key_budget.rs: why); repeating changes nothing.
+    // A key from before the pool: its own gateway key moves with its tier and is deleted with it.
+    let old = stack.call(&admin, "POST", "/keys", Some(json!({"name": "old", "tier": "free"}))).await.expect(201);
+    let old_id = old["id"].as_str().unwrap();
+    let own = stack.make_own_gateway_key("acme", old_id).await;
+    stack.call(&admin, "PATCH", &format!("/keys/{old_id}"), Some(json!({"tier": "starter"}))).await.expect(200);
+    assert_eq!(stack.gateway_key(&own).await, Some((true, vec!["starter".to_owned()])));
     for _ in 0..2 {
-        let answer = stack.call(&admin, "DELETE", &format!("/keys/{}", rotated["id"].as_str().unwrap()), None).await;
-        assert_eq!(answer.status, 204);
-        assert_eq!(stack.gateway_key(&new_gateway.id).await, None);
+        assert_eq!(stack.call(&admin, "DELETE", &format!("/keys/{old_id}"), None).await.status, 204);
+        assert_eq!(stack.gateway_key(&own).await, None);
     }
-    // The bootstrap key sits in the internal tier's plan.
-    let me = stack.call(&admin, "GET", "/whoami", None).await.expect(200);
-    let bootstrap = gateway_key_of(&stack, "acme", me["id"].as_str().unwrap()).await;
-    assert_eq!(stack.gateway_key(&bootstrap.id).await, Some((true, vec!["internal".to_owned()])));
 }
 
 /// The real DynamoDB store with injected faults: refusing to store any new key (after the
@@ -102,6 +118,7 @@ pub(crate) async fn management_over(
             clock: stack.clock.clone(),
             policy: common::policy(),
             events: std::sync::Arc::new(latchkey::events::NoEvents),
+            pools: Default::default(),
         },
         issuance: Some(common::issuance().await),
         records: None,
@@ -113,6 +130,28 @@ pub(crate) async fn management_over(
 /// The stack's own table, as a second store.
 pub(crate) fn same_table(stack: &Stack) -> DynamoKeyStore {
     DynamoKeyStore::new(stack.store.client().clone(), stack.store.table(), TimeDelta::days(30))
+}
+
+impl latchkey::gateway::pool::GatewaySlots for Faulty {
+    async fn pool_size(&self, tier: &latchkey::TierName) -> Result<u32, StoreError> {
+        self.inner.pool_size(tier).await
+    }
+    async fn claim(
+        &self,
+        tier: &latchkey::TierName,
+        slot: u32,
+        key: &KeyId,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<latchkey::gateway::pool::Claim, StoreError> {
+        self.inner.claim(tier, slot, key, now, until).await
+    }
+    async fn add_slot(&self, tier: &latchkey::TierName, slot: u32, key: &GatewayKey) -> Result<bool, StoreError> {
+        self.inner.add_slot(tier, slot, key).await
+    }
+    async fn note_lease(&self, digest: &KeyDigest, lease: &latchkey::gateway::pool::Lease) -> Result<(), StoreError> {
+        self.inner.note_lease(digest, lease).await
+    }
 }
 
 impl KeyStore for Faulty {
@@ -253,12 +292,9 @@ async fn a_create_or_rotation_that_fails_halfway_leaves_nothing() {
     let rotate = failing.handle(request("POST", &rotate_path, "")).await;
     assert_eq!(rotate.status, 503);
 
-    // Neither a record nor a gateway key remains; the existing key is untouched.
-    let issued = failing.service.gateway.issued.lock().unwrap().clone();
-    assert_eq!(issued.len(), 2, "each attempt made a gateway key first");
-    for id in issued {
-        assert_eq!(stack.gateway_key(&id).await, None, "gateway key {id} was deleted again");
-    }
+    // Nothing remains, and no gateway key was made (the tier's pool had its slot); the existing
+    // key is untouched.
+    assert!(failing.service.gateway.issued.lock().unwrap().is_empty(), "a gateway key was made for a key");
     assert_eq!(stack.item_keys().await, items_before, "no item was added");
     stack.call(existing["key"].as_str().unwrap(), "GET", "/whoami", None).await.expect(200);
     let unrotated = stack.call(&admin, "GET", &format!("/keys/{existing_id}"), None).await.expect(200);

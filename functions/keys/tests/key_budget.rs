@@ -1,6 +1,7 @@
-//! API Gateway keys are a per-region budget of 10,000 that AWS does not raise: a Latchkey key
-//! that can no longer verify gives its gateway key back (deleted in moto's API Gateway), and a
-//! tenant holds at most `LATCHKEY_MAX_KEYS_PER_TENANT` keys that still verify.
+//! API Gateway keys are a per-region budget of 10,000 that AWS does not raise: keys are made
+//! without one (they lease pooled ones), a key from before the pool that can no longer verify
+//! gives its own back (deleted in moto's API Gateway), and a tenant holds at most
+//! `LATCHKEY_MAX_KEYS_PER_TENANT` keys that still verify.
 
 use crate::common;
 
@@ -12,11 +13,12 @@ use latchkey::manage::{Caller, KeyService};
 use latchkey::store::KeyStore;
 use serde_json::{Value, json};
 
-/// The gateway key id of a tenant's key, as stored.
+/// A tenant's key made a key from before the pool: the id of the gateway key of its own it then
+/// holds (none is made for a key now: checked here).
 async fn gateway_id(stack: &Stack, tenant: &str, id: &str) -> String {
-    let tenant: TenantId = tenant.parse().unwrap();
-    let record = stack.store.get(&tenant, &id.parse().unwrap()).await.unwrap().unwrap();
-    record.gateway_key.expect("every issued key has a gateway key").id
+    let record = stack.store.get(&tenant.parse::<TenantId>().unwrap(), &id.parse().unwrap()).await.unwrap().unwrap();
+    assert_eq!(record.gateway_key, None, "a key made now has no gateway key of its own");
+    stack.make_own_gateway_key(tenant, id).await
 }
 
 async fn create(stack: &Stack, admin: &str, body: Value) -> (String, String) {
@@ -69,19 +71,23 @@ async fn a_rotated_key_loses_its_gateway_key_at_the_first_sweep_after_its_grace_
     let rotated = stack.call(&admin, "POST", &format!("/keys/{id}/rotate"), Some(grace)).await.expect(201);
     assert_eq!(
         sweep(&stack).await,
-        Swept { retired: 0, left: 0, warned: 0 },
+        Swept { retired: 0, left: 0, warned: 0, pooled: 0 },
         "in its grace, the old key still verifies"
     );
     assert_eq!(stack.gateway_key(&old).await, Some((true, vec!["free".to_owned()])));
     stack.call(&old_key, "GET", "/whoami", None).await.expect(200);
 
     stack.clock.advance(TimeDelta::seconds(61));
-    assert_eq!(sweep(&stack).await, Swept { retired: 1, left: 0, warned: 0 });
+    assert_eq!(sweep(&stack).await, Swept { retired: 1, left: 0, warned: 0, pooled: 0 });
     assert_eq!(stack.gateway_key(&old).await, None);
     let record = stack.store.get(&"acme".parse().unwrap(), &id.parse().unwrap()).await.unwrap().unwrap();
     assert!(record.retired_at.is_some(), "{record:?}");
     stack.call(&old_key, "GET", "/whoami", None).await.expect_error(401, "EXPIRED_API_KEY");
-    assert_eq!(sweep(&stack).await, Swept { retired: 0, left: 0, warned: 0 }, "retired keys leave the sweep's index");
+    assert_eq!(
+        sweep(&stack).await,
+        Swept { retired: 0, left: 0, warned: 0, pooled: 0 },
+        "retired keys leave the sweep's index"
+    );
     stack.call(rotated["key"].as_str().unwrap(), "GET", "/whoami", None).await.expect(200);
 }
 
@@ -103,7 +109,7 @@ async fn the_sweep_retires_expired_keys_and_only_those() {
         .expect_error(409, "TENANT_KEY_LIMIT_REACHED");
 
     stack.clock.advance(TimeDelta::hours(2));
-    assert_eq!(sweep(&stack).await, Swept { retired: 1, left: 0, warned: 0 });
+    assert_eq!(sweep(&stack).await, Swept { retired: 1, left: 0, warned: 0, pooled: 0 });
     assert_eq!(stack.gateway_key(&expiring_gateway).await, None);
     assert_eq!(stack.gateway_key(&lasting_gateway).await, Some((true, vec!["free".to_owned()])));
     stack.call(&lasting_key, "GET", "/whoami", None).await.expect(200);
@@ -172,10 +178,11 @@ fn the_default_limit_is_a_thousand_keys_per_tenant() {
     assert_eq!(settings.max_keys_per_tenant, 1_000);
 }
 
-/// A tenant at its limit is refused before an API Gateway key is made: its creates and rotations
-/// cannot spend the `CreateApiKey` rate every tenant shares.
+/// Keys are made without an API Gateway key (the tier's pool had its slot already), a tenant at
+/// its limit is refused, and a rotation at the limit whose old key stops at once is made: no
+/// create, rotation or refusal spends the `CreateApiKey` rate every tenant shares.
 #[tokio::test]
-async fn a_tenant_at_its_limit_is_refused_without_making_a_gateway_key() {
+async fn a_tenant_at_its_limit_is_refused_and_no_key_makes_a_gateway_key() {
     let stack = limited(2).await;
     let admin = stack.bootstrap("acme").await;
     let (other, _) = create(&stack, &admin, json!({"name": "second"})).await;
@@ -185,6 +192,7 @@ async fn a_tenant_at_its_limit_is_refused_without_making_a_gateway_key() {
         clock: stack.clock.clone(),
         policy: common::policy(),
         events: std::sync::Arc::new(latchkey::events::NoEvents),
+        pools: Default::default(),
     };
     let issuance = common::issuance().await;
     let operator = Caller::operator("acme".parse().unwrap());
@@ -201,13 +209,11 @@ async fn a_tenant_at_its_limit_is_refused_without_making_a_gateway_key() {
     // A rotation whose old key stops at once may be made at the limit (its old key retires).
     let at_once = serde_json::from_value(json!({})).unwrap();
     let rotated = service.rotate(&issuance, &operator, &other, at_once).await.unwrap();
-    assert_eq!(service.gateway.issued.lock().unwrap().len(), 1);
     let refused = service.create(&issuance, &operator, body()).await.unwrap_err();
     assert_eq!(refused.code(), "TENANT_KEY_LIMIT_REACHED");
-    assert_eq!(service.gateway.issued.lock().unwrap().len(), 1);
-    // A revocation gives the place back, and the next create makes its gateway key.
+    // A revocation gives the place back, and the next create is made, still without one.
     let rotated = serde_json::to_value(&rotated).unwrap()["id"].as_str().unwrap().to_owned();
     assert_eq!(stack.call(&admin, "DELETE", &format!("/keys/{rotated}"), None).await.status, 204);
     service.create(&issuance, &operator, body()).await.unwrap();
-    assert_eq!(service.gateway.issued.lock().unwrap().len(), 2);
+    assert_eq!(service.gateway.issued.lock().unwrap().len(), 0, "gateway keys made for keys");
 }

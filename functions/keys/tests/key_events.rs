@@ -55,6 +55,7 @@ impl Bus {
             clock: stack.clock.clone(),
             policy: common::policy(),
             events: Arc::new(EventBridgeEvents::new(self.bridge.clone(), self.name.clone())),
+            pools: Default::default(),
         }
     }
 

@@ -32,6 +32,8 @@ async fn key_functions_answer_through_the_lambda_runtime_as_deployed() {
         ("LATCHKEY_RECORDS_TABLE", stack.records.table().to_owned()),
         ("LATCHKEY_PEPPER_SECRET_ID", pepper),
         ("LATCHKEY_SESSION_SECRET_ID", sessions),
+        // Small pools, so that the sweep's filling is seen whole in one run.
+        ("LATCHKEY_GATEWAY_POOL_SIZE", "2".to_owned()),
         ("RUST_LOG", "info".to_owned()),
     ])
     .await;
@@ -56,7 +58,8 @@ async fn key_functions_answer_through_the_lambda_runtime_as_deployed() {
     assert_eq!(misrouted["statusCode"], 404, "{misrouted}");
     stack.call(&admin, "GET", "/whoami", None).await.expect(200);
 
-    // keys-issue finds the starter plan by its name and puts the new key's gateway key in it.
+    // keys-issue makes the starter pool's first gateway key (the plan found by its name), and none
+    // for the key.
     let body = json!({"name": "from the runtime", "tier": "starter"});
     let created = watch
         .invoke(
@@ -66,12 +69,17 @@ async fn key_functions_answer_through_the_lambda_runtime_as_deployed() {
         .await;
     assert_eq!(created["statusCode"], 201, "{created}");
     let created: Value = serde_json::from_str(created["body"].as_str().unwrap()).unwrap();
-    let record = stack.store.get(&"acme".parse().unwrap(), &created["id"].as_str().unwrap().parse().unwrap()).await;
-    let gateway = record.unwrap().unwrap().gateway_key.expect("an issued key has a gateway key");
-    assert_eq!(stack.gateway_key(&gateway.id).await, Some((true, vec!["starter".to_owned()])));
-    // And the key it showed once works.
+    let id = created["id"].as_str().unwrap().parse().unwrap();
+    assert_eq!(stack.store.get(&"acme".parse().unwrap(), &id).await.unwrap().unwrap().gateway_key, None);
+    let starter = "starter".parse().unwrap();
+    assert_eq!(latchkey::gateway::pool::GatewaySlots::pool_size(&*stack.store, &starter).await.unwrap(), 1);
+    // And the key it showed once works, throttled under that slot.
     let whoami = stack.call(created["key"].as_str().unwrap(), "GET", "/whoami", None).await.expect(200);
     assert_eq!(whoami["name"], "from the runtime");
+    let lease = stack.store.get(&"acme".parse().unwrap(), &id).await.unwrap().unwrap().lease.expect("leased");
+    let slots = stack.apigateway.get_api_keys().include_values(true).limit(500).send().await.unwrap();
+    let slot = slots.items().iter().find(|k| k.value() == Some(lease.value.as_str())).expect("the slot's key");
+    assert_eq!(stack.gateway_key(slot.id().unwrap()).await, Some((true, vec!["starter".to_owned()])));
 
     // keys-issue signs a dashboard session with the secret the authorizer verifies it with.
     let session = watch.invoke("keys-issue", &call("POST", "/sessions")).await;
@@ -113,10 +121,21 @@ async fn key_functions_answer_through_the_lambda_runtime_as_deployed() {
         "resources": ["arn:aws:events:us-east-1:123456789012:rule/latchkey-KeysSweepFunctionSweep"], "detail": {},
     });
     let swept = watch.invoke("keys-sweep", &scheduled.to_string()).await;
-    assert_eq!(swept, json!({"retired": 1, "left": 0, "warned": 0}));
+    assert_eq!((&swept["retired"], &swept["left"], &swept["warned"]), (&json!(1), &json!(0), &json!(0)), "{swept}");
+    // And grew every tier's pool to its size, 2.
+    let mut sizes = Vec::new();
+    for tier in ["free", "starter", "internal"] {
+        let tier = tier.parse().unwrap();
+        sizes.push(latchkey::gateway::pool::GatewaySlots::pool_size(&*stack.store, &tier).await.unwrap());
+    }
+    assert_eq!(sizes, [2, 2, 2], "{swept}");
+    assert!(swept["pooled"].as_u64().unwrap() >= 3, "{swept}");
     assert_eq!(stack.gateway_key(&expired_gateway.id).await, None);
     let retired = stack.store.get(&expired.tenant_id, &expired.id).await.unwrap().unwrap();
     assert!(retired.retired_at.is_some(), "{retired:?}");
     stack.call(&admin, "GET", "/whoami", None).await.expect(200);
-    assert_eq!(watch.invoke("keys-sweep", &scheduled.to_string()).await, json!({"retired": 0, "left": 0, "warned": 0}));
+    assert_eq!(
+        watch.invoke("keys-sweep", &scheduled.to_string()).await,
+        json!({"retired": 0, "left": 0, "warned": 0, "pooled": 0})
+    );
 }

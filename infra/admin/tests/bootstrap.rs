@@ -46,7 +46,10 @@ async fn bootstrap_prints_a_working_admin_key_once() {
     assert_eq!(record.id.as_str(), printed["id"].as_str().unwrap());
     assert!(record.permissions.contains(Permission::Admin));
     assert_eq!(record.status(chrono::Utc::now()), KeyStatus::Active);
-    assert!(record.gateway_key.is_some(), "it sits in the internal tier's usage plan");
+    // It has no gateway key of its own: it made the internal tier's pool its first one.
+    assert_eq!(record.gateway_key, None);
+    let internal = "internal".parse().unwrap();
+    assert_eq!(latchkey::gateway::pool::GatewaySlots::pool_size(&store, &internal).await.unwrap(), 1);
 
     // Bad input is refused, naming what is wrong, and creates nothing.
     for (args, expected) in [

@@ -7,11 +7,11 @@
 //! configured, the team's backend ([`upstream`]).
 
 pub mod dashboard;
+pub mod local_gateway;
 mod private_files;
 mod rate_limit;
 pub mod threads;
 pub mod upstream;
-pub mod usage;
 mod webhook;
 
 use std::collections::HashMap;
@@ -47,9 +47,9 @@ use latchkey_authorizer::policy::AllowContext;
 use latchkey_authorizer::setup::{JwtKeySource, JwtSettings};
 use latchkey_authorizer::{Authorizer, Dependencies, Principal, RequestLine};
 
+use local_gateway::LocalGateway;
 use rate_limit::RateLimits;
 use upstream::Upstream;
-use usage::{LocalGateway, LocalUsage};
 
 /// The tenant the first admin key is made for.
 pub const DEFAULT_TENANT: &str = "default";
@@ -187,7 +187,6 @@ pub enum LocalError {
 pub struct LocalApi<S, R> {
     authorizer: Authorizer<S, FilePepper>,
     management: Management<S, LocalGateway, FilePepper, R>,
-    usage: Arc<LocalUsage>,
     ingest: IngestService<R, S>,
     limits: RateLimits,
     upstream: Option<Upstream>,
@@ -289,7 +288,6 @@ where
         session_usage_keys: None,
         gateway_pool: false,
     });
-    let usage = Arc::new(LocalUsage::default());
     let events: Arc<dyn KeyEvents> = match &config.webhook {
         None => Arc::new(NoEvents),
         Some((url, secret)) => {
@@ -303,10 +301,11 @@ where
     let management = Management {
         service: KeyService {
             store: Arc::clone(&store),
-            gateway: LocalGateway(Arc::clone(&usage)),
+            gateway: LocalGateway,
             clock: Arc::clone(&clock),
             policy: KeyPolicy { tiers: settings.tiers.clone(), max_lifetime: None },
             events,
+            pools: Default::default(),
         },
         issuance: Some(Issuance {
             peppers: CachedPepper::load(pepper(), settings.pepper_refresh).await?,
@@ -322,7 +321,6 @@ where
         management,
         ingest: IngestService { records, datasources: Arc::clone(&store), clock, daily_cap: settings.ingest_daily_cap },
         limits: RateLimits::new(&settings.tiers),
-        usage,
         upstream: config.upstream.clone(),
         expiry_notice: settings.expiry_notice,
         sweep_interval: config.sweep_interval,
@@ -398,9 +396,9 @@ where
             .map_err(|error| Reply::error(&error))
     }
 
-    /// The tier's throttle, where the deployed stack has the usage plan's.
-    /// Requests it lets through are counted per key and day, as a usage plan counts them; a
-    /// key's request it refuses is counted `rate_limited` in the key's verifications.
+    /// The tier's throttle, where the deployed stack has the usage plan's. A key's request it
+    /// refuses is counted `rate_limited` in the key's verifications (instead of the `valid` its
+    /// decision counted: usage is the `valid` ones).
     fn throttle(&self, context: &AllowContext<'_>) -> Result<(), Reply> {
         if let Err(limited) = self.limits.check(context.field("tier"), context.field("principal")) {
             let key = context.field("key_id").filter(|id| !id.is_empty()).and_then(|id| id.parse::<KeyId>().ok());
@@ -409,9 +407,6 @@ where
                 self.authorizer.verifications().rate_limited(&tenant, &key, self.management.service.clock.now());
             }
             return Err(Reply::error(&limited));
-        }
-        if let Some(key_id) = context.field("key_id").filter(|id| !id.is_empty()) {
-            self.usage.count(key_id, self.management.service.clock.now().date_naive());
         }
         Ok(())
     }

@@ -7,14 +7,13 @@ use std::time::Duration;
 
 use aws_sdk_apigateway::Client;
 use aws_sdk_apigateway::config::retry::RetryConfig;
-use aws_sdk_apigateway::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_apigateway::error::{DisplayErrorContext, SdkError};
 use aws_sdk_apigateway::operation::create_api_key::CreateApiKeyError;
-use chrono::NaiveDate;
 use rand::TryRngCore;
 use rand::rngs::OsRng;
 use tokio::sync::OnceCell;
 
-use super::{DailyUsage, GatewayError, GatewayKeys};
+use super::{GatewayError, GatewayKeys};
 use crate::{GatewayKey, TierName};
 
 /// How many times `CreateApiKey` is sent while API Gateway throttles it.
@@ -242,40 +241,6 @@ impl GatewayKeys for ApiGatewayKeys {
             Err(error) => Err(unavailable(error)),
         }
     }
-
-    async fn usage(
-        &self,
-        key: &GatewayKey,
-        tier: &TierName,
-        from: NaiveDate,
-        to: NaiveDate,
-    ) -> Result<Vec<DailyUsage>, GatewayError> {
-        let output = self
-            .client
-            .get_usage()
-            .usage_plan_id(self.plan(tier).await?)
-            .key_id(&key.id)
-            .start_date(from.format("%Y-%m-%d").to_string())
-            .end_date(to.format("%Y-%m-%d").to_string())
-            .send()
-            .await
-            .map_err(|error| {
-                let code = error.code().unwrap_or_default().to_owned();
-                tracing::warn!(%code, "GetUsage failed");
-                unavailable(error)
-            })?;
-        // `items`: key id → one `[used, remaining]` pair per day from `from`, in order.
-        let days = output.items.and_then(|mut items| items.remove(&key.id)).unwrap_or_default();
-        Ok(from
-            .iter_days()
-            .take_while(|day| *day <= to)
-            .zip(days.into_iter().map(Some).chain(std::iter::repeat(None)))
-            .map(|(date, pair)| DailyUsage {
-                date,
-                requests: pair.and_then(|p| p.first().copied()).unwrap_or(0).max(0) as u64,
-            })
-            .collect())
-    }
 }
 
 #[cfg(test)]
@@ -284,26 +249,6 @@ mod tests {
 
     use super::*;
     use crate::KeyId;
-
-    /// moto has no GetUsage; this answers one request with the body API Gateway documents, so the
-    /// real SDK parses it and the mapping to days is what is tested.
-    async fn answering_once(body: &'static str) -> (String, tokio::task::JoinHandle<String>) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = format!("http://{}", listener.local_addr().unwrap());
-        let served = tokio::spawn(async move {
-            let (mut socket, _) = listener.accept().await.unwrap();
-            let mut request = vec![0; 8192];
-            let read = socket.read(&mut request).await.unwrap();
-            let head = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                body.len()
-            );
-            socket.write_all(head.as_bytes()).await.unwrap();
-            socket.write_all(body.as_bytes()).await.unwrap();
-            String::from_utf8_lossy(&request[..read]).into_owned()
-        });
-        (address, served)
-    }
 
     /// Answers each request, one per connection, with the next of `answers`; notes the
     /// requests' first lines.
@@ -370,35 +315,27 @@ mod tests {
         assert_eq!(creates(&requests), THROTTLE_ATTEMPTS as usize, "{requests:?}");
     }
 
+    /// A pool filled while API Gateway throttles `CreateApiKey` (429 twice, then once more): every
+    /// slot is made, each throttled create tried again, and nothing reaches the caller but the
+    /// count of slots added.
     #[tokio::test]
-    async fn usage_is_one_count_per_day_with_missing_days_as_zero() {
-        let (endpoint, served) = answering_once(
-            r#"{"usagePlanId":"plan-1","startDate":"2026-03-01","endDate":"2026-03-04",
-                "values":{"gw-1":[[12,88],[0,100],[7,93]]}}"#,
-        )
-        .await;
-        let timeouts = crate::config::AwsTimeouts {
-            connect: std::time::Duration::from_secs(2),
-            attempt: std::time::Duration::from_secs(5),
-            operation: std::time::Duration::from_secs(10),
-            max_attempts: 1,
+    async fn a_pool_fills_through_a_throttle() {
+        let created = |n: u32| {
+            let body: &'static str =
+                Box::leak(format!(r#"{{"id":"gw-{n}","value":"value-{n}","enabled":true}}"#).into_boxed_str());
+            (201, body)
         };
-        let sdk = crate::aws::load_sdk_config(&timeouts).await;
-        let config = aws_sdk_apigateway::config::Builder::from(&sdk)
-            .region(aws_sdk_apigateway::config::Region::new("eu-west-1"))
-            .credentials_provider(aws_sdk_apigateway::config::Credentials::new("test", "test", None, None, "test"))
-            .endpoint_url(endpoint)
-            .build();
-        let tier: TierName = "free".parse().unwrap();
-        let gateway =
-            ApiGatewayKeys::new(Client::from_conf(config), HashMap::from([(tier.clone(), "plan-1".to_owned())]));
-        let key = GatewayKey { id: "gw-1".into(), value: "v".into() };
-        let day = |d: u32| NaiveDate::from_ymd_opt(2026, 3, d).unwrap();
-        let days = gateway.usage(&key, &tier, day(1), day(4)).await.unwrap();
-        let counts: Vec<(NaiveDate, u64)> = days.iter().map(|d| (d.date, d.requests)).collect();
-        assert_eq!(counts, [(day(1), 12), (day(2), 0), (day(3), 7), (day(4), 0)]);
-        let request = served.await.unwrap();
-        assert!(request.starts_with("GET /usageplans/plan-1/usage?"), "{request}");
-        assert!(request.contains("keyId=gw-1") && request.contains("startDate=2026-03-01"), "{request}");
+        let attached = (201, r#"{"type":"API_KEY"}"#);
+        let answers =
+            vec![THROTTLED, THROTTLED, created(0), attached, created(1), attached, THROTTLED, created(2), attached];
+        let (endpoint, requests) = scripted(answers).await;
+        let slots = crate::gateway::pool::fake::Memory::default();
+        let tier = "free".parse().unwrap();
+        let filled = crate::gateway::pool::fill(&slots, &gateway_at(endpoint).await, &tier, 3, 10).await.unwrap();
+        assert_eq!((filled.added, filled.size), (3, 3));
+        assert_eq!(creates(&requests), 6, "three made, three throttled: {requests:?}");
+        let now = chrono::Utc::now();
+        let lease = crate::gateway::pool::lease(&slots, &tier, 3, &KeyId::generate(), now).await.unwrap().unwrap();
+        assert_eq!(lease.value, format!("value-{}", lease.slot));
     }
 }

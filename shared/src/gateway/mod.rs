@@ -1,17 +1,14 @@
-//! API Gateway API keys: how a tier's usage plan throttles one Latchkey key.
+//! API Gateway API keys: how a tier's usage plan throttles a request.
 //!
-//! Each Latchkey key gets an API Gateway key of its own (a random value of API Gateway's; our
-//! prefixed keys are not valid gateway key values) in its tier's usage plan; the authorizer
-//! returns that value as `usageIdentifierKey`. API Gateway allows 10,000 API keys per account and
-//! region, a quota AWS does not raise; past that, creating a key fails with
-//! [`GatewayError::LimitReached`] and nothing is created. So a gateway key lives only as long as
-//! its Latchkey key can verify (deleted on revocation, at the end of a rotation's grace, once
-//! expired), and each tenant holds a bounded number (`LATCHKEY_MAX_KEYS_PER_TENANT`).
+//! API Gateway throttles and counts by the gateway key the authorizer names
+//! (`usageIdentifierKey`), a random value of API Gateway's in a tier's usage plan (our prefixed
+//! keys are not valid gateway key values). It allows 10,000 API keys per account and region, a
+//! quota AWS does not raise, and `CreateApiKey` 5 times a second. So Latchkey keys do not get one
+//! each: they lease one from their tier's pool while they are in use ([`pool`]); the pools are
+//! what this module creates, and what keys made before the pool still hold (deleted once such a
+//! key stops verifying).
 
 use std::future::Future;
-
-use chrono::NaiveDate;
-use serde::Serialize;
 
 use crate::{ApiError, GatewayKey, TierName};
 
@@ -54,13 +51,6 @@ impl From<GatewayError> for ApiError {
     }
 }
 
-/// Requests counted by a usage plan for one key on one day (UTC).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DailyUsage {
-    pub date: NaiveDate,
-    pub requests: u64,
-}
-
 /// The gateway side of a key's life. Implementations make each call all or nothing.
 pub trait GatewayKeys: Send + Sync {
     /// Creates an enabled gateway key named `name` in `tier`'s usage plan. `None` where there is
@@ -79,17 +69,8 @@ pub trait GatewayKeys: Send + Sync {
         to: &TierName,
     ) -> impl Future<Output = Result<(), GatewayError>> + Send;
 
-    /// Deletes the key (and with it its place in its usage plan): when its Latchkey key can no
-    /// longer verify, or to undo [`GatewayKeys::issue`] when the rest of a create fails.
+    /// Deletes the key (and with it its place in its usage plan): a key's own from before the
+    /// pool once its Latchkey key can no longer verify, or a pool's that another filler beat.
     /// Idempotent.
     fn delete(&self, key: &GatewayKey) -> impl Future<Output = Result<(), GatewayError>> + Send;
-
-    /// Requests per day, `from` to `to` inclusive, as counted by `tier`'s usage plan.
-    fn usage(
-        &self,
-        key: &GatewayKey,
-        tier: &TierName,
-        from: NaiveDate,
-        to: NaiveDate,
-    ) -> impl Future<Output = Result<Vec<DailyUsage>, GatewayError>> + Send;
 }

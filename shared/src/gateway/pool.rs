@@ -160,8 +160,65 @@ pub async fn lease<S: GatewaySlots>(
 }
 
 /// The name of a pooled gateway key: its tier and slot, for operators reading API Gateway's list.
-pub fn slot_name(prefix: &str, tier: &TierName, slot: u32) -> String {
-    format!("{prefix}-{tier}-{slot}")
+pub fn slot_name(tier: &TierName, slot: u32) -> String {
+    format!("latchkey-pool-{tier}-{slot}")
+}
+
+/// Slots each tier's pool is grown to unless configured otherwise (`LATCHKEY_GATEWAY_POOL_SIZE`).
+pub const DEFAULT_POOL_SIZE: u32 = 1_000;
+/// New gateway keys one sweep run makes, all tiers together: at API Gateway's pace (5
+/// `CreateApiKey` a second per account, shared with everything else in it), a run's share of the
+/// sweep function's timeout.
+pub const FILL_PER_SWEEP: u32 = 100;
+
+/// The pools a deployment keeps: how large each tier's grows, and which tiers this instance
+/// knows to have a slot already.
+#[derive(Debug)]
+pub struct Pools {
+    pub target: u32,
+    ready: std::sync::Mutex<std::collections::HashSet<TierName>>,
+    /// Held while a first slot is made: a burst of creates on a new deployment waits for one
+    /// `CreateApiKey` instead of racing with as many.
+    first_slot: tokio::sync::Mutex<()>,
+}
+
+impl Default for Pools {
+    fn default() -> Self {
+        Self::new(DEFAULT_POOL_SIZE)
+    }
+}
+
+impl Pools {
+    pub fn new(target: u32) -> Self {
+        Self { target, ready: Default::default(), first_slot: Default::default() }
+    }
+
+    pub fn is_ready(&self, tier: &TierName) -> bool {
+        self.ready.lock().expect("pools lock").contains(tier)
+    }
+
+    pub fn mark_ready(&self, tier: &TierName) {
+        self.ready.lock().expect("pools lock").insert(tier.clone());
+    }
+
+    /// Makes sure `tier`'s pool has a slot: one `CreateApiKey` for a new deployment's first key
+    /// of a tier (the sweep grows the pool from there); free once it is known here.
+    pub async fn ensure_slot<S: GatewaySlots, G: GatewayKeys>(
+        &self,
+        slots: &S,
+        gateway: &G,
+        tier: &TierName,
+    ) -> Result<(), ApiError> {
+        if self.is_ready(tier) {
+            return Ok(());
+        }
+        let _only_one = self.first_slot.lock().await;
+        if !self.is_ready(tier) {
+            fill(slots, gateway, tier, 1, 1).await?;
+            self.mark_ready(tier);
+        }
+        Ok(())
+    }
 }
 
 /// What [`fill`] did to one pool.
@@ -178,7 +235,6 @@ pub struct Filled {
 pub async fn fill<S: GatewaySlots, G: GatewayKeys>(
     slots: &S,
     gateway: &G,
-    prefix: &str,
     tier: &TierName,
     target: u32,
     budget: u32,
@@ -186,7 +242,7 @@ pub async fn fill<S: GatewaySlots, G: GatewayKeys>(
     let mut filled = Filled { added: 0, size: slots.pool_size(tier).await? };
     while filled.size < target && filled.added < budget {
         let slot = filled.size;
-        let Some(gateway_key) = gateway.issue(&slot_name(prefix, tier, slot), tier).await? else {
+        let Some(gateway_key) = gateway.issue(&slot_name(tier, slot), tier).await? else {
             // A gateway that makes no keys (the local API): there is nothing to pool.
             return Ok(filled);
         };
@@ -200,8 +256,9 @@ pub async fn fill<S: GatewaySlots, G: GatewayKeys>(
     Ok(filled)
 }
 
+/// Slots in memory, with the claim rule of the stores: for unit tests of what runs over them.
 #[cfg(test)]
-mod tests {
+pub(crate) mod fake {
     use std::collections::HashMap;
     use std::sync::Mutex;
 
@@ -212,7 +269,7 @@ mod tests {
 
     /// Slots in memory, with the claim rule of the stores.
     #[derive(Default)]
-    struct Memory {
+    pub(crate) struct Memory {
         slots: Mutex<HashMap<(TierName, u32), Slot>>,
     }
 
@@ -250,6 +307,12 @@ mod tests {
             Ok(())
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fake::Memory;
+    use super::*;
 
     fn tier() -> TierName {
         "free".parse().unwrap()

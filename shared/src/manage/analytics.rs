@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::{Caller, KeyService};
 use crate::audit::AuditLog;
 use crate::gateway::GatewayKeys;
+use crate::gateway::pool::GatewaySlots;
 use crate::store::KeyStore;
 use crate::verifications::{Bucket, Granularity, OutcomeCounts, RETENTION_DAYS, Refusal, VerificationStore, buckets};
 use crate::{ApiError, KeyId, Permission};
@@ -126,7 +127,7 @@ fn total(buckets: &[Bucket]) -> OutcomeCounts {
     totals
 }
 
-impl<S: KeyStore + AuditLog, G: GatewayKeys> KeyService<S, G> {
+impl<S: KeyStore + GatewaySlots + AuditLog, G: GatewayKeys> KeyService<S, G> {
     /// `GET /keys/{id}/verifications`: another tenant's key is `404`, like a missing one.
     pub async fn key_verifications<V: VerificationStore>(
         &self,

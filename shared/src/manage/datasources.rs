@@ -14,6 +14,7 @@ use crate::audit::{AuditAction, AuditLog};
 use crate::datasource::{Datasource, DatasourceStore};
 use crate::events::{KeyEvent, KeyEventType};
 use crate::gateway::GatewayKeys;
+use crate::gateway::pool::GatewaySlots;
 use crate::ingest::{RecordStore, Sequence, StoredRecord};
 use crate::pepper::PepperProvider;
 use crate::store::KeyStore;
@@ -123,7 +124,7 @@ pub struct Datasources<'a, S, G, R> {
     pub ingest_tier: &'a TierName,
 }
 
-impl<S: KeyStore + AuditLog + DatasourceStore, G: GatewayKeys, R: RecordStore> Datasources<'_, S, G, R> {
+impl<S: KeyStore + GatewaySlots + AuditLog + DatasourceStore, G: GatewayKeys, R: RecordStore> Datasources<'_, S, G, R> {
     pub async fn create<P: PepperProvider>(
         &self,
         issuance: &Issuance<P>,

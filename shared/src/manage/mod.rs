@@ -22,13 +22,16 @@ pub use caller::{Actor, Caller};
 pub use input::KeyPolicy;
 use input::{CreateKeyBody, PageQuery, RotateKeyBody, UpdateKeyBody};
 pub use routes::{Management, ManagementRequest, ROUTES, Reply, Role, Route};
-use view::{AuditPage, Identity, IssuedKey, KeyList, KeyUsage, KeyView, Subject};
+use view::{AuditPage, DailyUsage, Identity, IssuedKey, KeyList, KeyUsage, KeyView, Subject};
 
 use crate::audit::{AuditAction, AuditEvent, AuditLog};
 use crate::events::{KeyEvent, KeyEventType, KeyEvents};
 use crate::gateway::GatewayKeys;
+use crate::gateway::pool::GatewaySlots;
+use crate::gateway::pool::Pools;
 use crate::pepper::{CachedPepper, PepperProvider};
 use crate::store::{KeyStore, Page};
+use crate::verifications::{Granularity, Outcome, VerificationStore, buckets};
 use crate::{
     ApiError, ApiKey, AuditId, Clock, KeyChanges, KeyId, KeyProfile, KeyRecord, KeySpec, KeyStatus, OwnerId,
     Permission, TierName,
@@ -51,6 +54,8 @@ pub struct KeyService<S, G> {
     pub policy: KeyPolicy,
     /// Where key events go (queued; never waited for).
     pub events: Arc<dyn KeyEvents>,
+    /// The gateway key pools keys lease from ([`crate::gateway::pool`]).
+    pub pools: Arc<Pools>,
 }
 
 /// What only issuing a key needs (create, rotate, bootstrap): the pepper and the key profile.
@@ -62,7 +67,7 @@ pub struct Issuance<P> {
     pub sessions: Option<crate::session::SessionSigner>,
 }
 
-impl<S: KeyStore + AuditLog, G: GatewayKeys> KeyService<S, G> {
+impl<S: KeyStore + GatewaySlots + AuditLog, G: GatewayKeys> KeyService<S, G> {
     /// `POST /keys`.
     pub async fn create<P: PepperProvider>(
         &self,
@@ -149,8 +154,9 @@ impl<S: KeyStore + AuditLog, G: GatewayKeys> KeyService<S, G> {
         Ok(KeyList { keys, next_cursor: cursor.map(|c| c.encode()) })
     }
 
-    /// `PATCH /keys/{id}`. A tier change moves the key's API Gateway key to the new tier's usage
-    /// plan first, and back if the store then refuses the change.
+    /// `PATCH /keys/{id}`. A tier change makes sure the new tier's pool has a slot (the key leases
+    /// one on its next verification); a key with a gateway key of its own (from before the pool)
+    /// has it moved to the new tier's usage plan first, and back if the store then refuses.
     pub async fn update(&self, caller: &Caller, id: &str, body: UpdateKeyBody) -> Result<KeyView, ApiError> {
         caller.require(Permission::Admin)?;
         let now = self.clock.now();
@@ -161,6 +167,9 @@ impl<S: KeyStore + AuditLog, G: GatewayKeys> KeyService<S, G> {
         }
         if current.revoked_at.is_some() {
             return Err(ApiError::conflict("a revoked key cannot be updated"));
+        }
+        if let Some(tier) = &changes.tier {
+            self.ensure_pool(tier).await?;
         }
         let moved = match (&changes.tier, &current.gateway_key) {
             (Some(tier), Some(gateway_key)) if *tier != current.tier => {
@@ -284,9 +293,17 @@ impl<S: KeyStore + AuditLog, G: GatewayKeys> KeyService<S, G> {
         Ok(())
     }
 
-    /// `GET /keys/{id}/usage?days`: requests per day from the tier's usage plan, and
-    /// `last_used_at` from the record.
-    pub async fn usage(&self, caller: &Caller, id: &str, days: Option<&str>) -> Result<KeyUsage, ApiError> {
+    /// `GET /keys/{id}/usage?days`: requests let through per day (UTC), from the verification
+    /// counts ([`crate::verifications`]: a key's `valid` decisions), and `last_used_at` from the
+    /// record. Not from API Gateway's usage plan counts: a pooled gateway key counts whoever held
+    /// it that day ([`crate::gateway::pool`]).
+    pub async fn usage<V: VerificationStore>(
+        &self,
+        counts: &V,
+        caller: &Caller,
+        id: &str,
+        days: Option<&str>,
+    ) -> Result<KeyUsage, ApiError> {
         caller.require(Permission::Admin)?;
         let days = match days {
             None => 30,
@@ -295,12 +312,20 @@ impl<S: KeyStore + AuditLog, G: GatewayKeys> KeyService<S, G> {
             })?,
         };
         let record = self.record(caller, id).await?;
-        let today = self.clock.now().date_naive();
+        let now = self.clock.now();
+        let today = now.date_naive();
         let from = today - TimeDelta::days(i64::from(days) - 1);
-        let counted = match &record.gateway_key {
-            Some(gateway_key) => self.gateway.usage(gateway_key, &record.tier, from, today).await?,
-            None => Vec::new(),
-        };
+        let midnight = from.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc();
+        let hours = counts.key_hours(&caller.tenant, &record.id, midnight, now).await?;
+        let by_day: std::collections::HashMap<chrono::NaiveDate, u64> = buckets(hours, Granularity::Day)
+            .into_iter()
+            .map(|bucket| (bucket.start.date_naive(), bucket.counts.get(Outcome::Valid)))
+            .collect();
+        let counted = from
+            .iter_days()
+            .take_while(|day| *day <= today)
+            .map(|date| DailyUsage { date, requests: by_day.get(&date).copied().unwrap_or(0) })
+            .collect();
         Ok(KeyUsage { id: record.id, tier: record.tier, last_used_at: record.last_used_at, days: counted })
     }
 
@@ -434,13 +459,12 @@ impl<S: KeyStore + AuditLog, G: GatewayKeys> KeyService<S, G> {
         Ok(retired)
     }
 
-    /// Generates a key, gives it an API Gateway key, and stores it with `store`; all or nothing:
-    /// if storing fails, the gateway key is deleted again. A tenant at its limit has its dead
-    /// keys retired and is refused if still full, before any API Gateway key is made (its
-    /// creates would otherwise spend the account's `CreateApiKey` rate, which every tenant
-    /// shares); the store's own count decides in the end, with one more sweep if a race filled
-    /// the tenant in between. `allowance`: keys past the limit this store may make (a rotation
-    /// whose old key stops at once: 1).
+    /// Generates a key and stores it with `store`. No API Gateway key is made for it: it leases a
+    /// pooled one when it is first verified ([`crate::gateway::pool`]); only the first key of a
+    /// tier whose pool is still empty makes that pool's first gateway key. A tenant at its limit
+    /// has its dead keys retired and is refused if still full; the store's own count decides in
+    /// the end, with one more sweep if a race filled the tenant in between. `allowance`: keys
+    /// past the limit this store may make (a rotation whose old key stops at once: 1).
     async fn issue<P, F, Fut>(
         &self,
         issuance: &Issuance<P>,
@@ -460,9 +484,9 @@ impl<S: KeyStore + AuditLog, G: GatewayKeys> KeyService<S, G> {
             }
             self.store.room(&spec.tenant_id, allowance).await?;
         }
+        self.ensure_pool(&spec.tier).await?;
         let peppers = issuance.peppers.current().await;
-        let (key, mut record) = KeyRecord::issue(&issuance.profile, &peppers.current, spec, now);
-        record.gateway_key = self.gateway.issue(record.id.as_str(), &record.tier).await?;
+        let (key, record) = KeyRecord::issue(&issuance.profile, &peppers.current, spec, now);
         let mut stored = store(record.clone()).await;
         if matches!(stored, Err(crate::store::StoreError::LimitReached { .. })) {
             match self.sweep(&record.tenant_id, now).await {
@@ -471,16 +495,15 @@ impl<S: KeyStore + AuditLog, G: GatewayKeys> KeyService<S, G> {
                 Err(error) => tracing::warn!(tenant = %record.tenant_id, %error, "sweep for dead keys failed"),
             }
         }
-        if let Err(error) = stored {
-            if let Some(gateway_key) = &record.gateway_key
-                && let Err(undo) = self.gateway.delete(gateway_key).await
-            {
-                tracing::error!(key_id = %record.id, gateway_key_id = %gateway_key.id, error = %undo,
-                    "orphaned API Gateway key: the key was not stored and its gateway key could not be deleted");
-            }
-            return Err(error.into());
-        }
+        stored?;
         Ok((key, record))
+    }
+
+    /// Makes sure `tier`'s pool has a slot before a key of it is stored or moved to it: a new
+    /// deployment's first key of a tier makes the pool's first gateway key (one `CreateApiKey`);
+    /// the sweep grows it from there. Remembered per instance once it holds.
+    async fn ensure_pool(&self, tier: &TierName) -> Result<(), ApiError> {
+        self.pools.ensure_slot(&*self.store, &self.gateway, tier).await
     }
 
     /// Appends an audit event. The mutation has happened by now, so a failure to record it does

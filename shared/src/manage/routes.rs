@@ -207,7 +207,7 @@ pub struct Management<S, G, P, R> {
 
 impl<S, G, P, R> Management<S, G, P, R>
 where
-    S: KeyStore + AuditLog + DatasourceStore,
+    S: KeyStore + crate::gateway::pool::GatewaySlots + AuditLog + DatasourceStore,
     G: GatewayKeys,
     P: PepperProvider,
     R: RecordStore + VerificationStore,
@@ -269,11 +269,11 @@ where
                 service.revoke(&caller, id).await?;
                 Reply::no_content()
             }
-            Route::KeyUsage(id) => Reply::json(200, &service.usage(&caller, id, query("days")).await?),
-            Route::KeyRefusals(_) => self.verifications(&caller, route, None).await?,
+            Route::KeyUsage(_) => self.verifications(&caller, route, None, query("days")).await?,
+            Route::KeyRefusals(_) => self.verifications(&caller, route, None, None).await?,
             Route::KeyVerifications(_) | Route::TenantVerifications => {
                 let window = Window::parse(query("since"), query("until"), query("granularity"), service.clock.now())?;
-                self.verifications(&caller, route, Some(window)).await?
+                self.verifications(&caller, route, Some(window), None).await?
             }
             Route::Whoami => Reply::json(200, &service.whoami(&caller).await?),
             Route::Audit => {
@@ -310,18 +310,21 @@ where
         })
     }
 
-    /// The two analytics routes, their future made and boxed outside `dispatch`'s frame: built
-    /// inline there, one more large branch overflowed a debug build's 2 MiB test thread (a debug
-    /// build gives every branch's future its own stack slot).
+    /// The routes read from the verification counts (usage, analytics, refusals), their future
+    /// made and boxed outside `dispatch`'s frame: built inline there, one more large branch
+    /// overflowed a debug build's 2 MiB test thread (a debug build gives every branch's future
+    /// its own stack slot).
     fn verifications<'a>(
         &'a self,
         caller: &'a Caller,
         route: Route<'a>,
         window: Option<Window>,
+        days: Option<&'a str>,
     ) -> Pin<Box<dyn Future<Output = Result<Reply, ApiError>> + Send + 'a>> {
         Box::pin(async move {
             let (service, counts) = (&self.service, self.counts()?);
             match (route, window) {
+                (Route::KeyUsage(id), _) => Ok(Reply::json(200, &service.usage(counts, caller, id, days).await?)),
                 (Route::KeyRefusals(id), _) => Ok(Reply::json(200, &service.key_refusals(counts, caller, id).await?)),
                 (Route::KeyVerifications(id), Some(window)) => {
                     Ok(Reply::json(200, &service.key_verifications(counts, caller, id, window).await?))

@@ -15,6 +15,7 @@ use super::view::KeyView;
 use crate::audit::AuditLog;
 use crate::events::{KeyEvent, KeyEventType};
 use crate::gateway::GatewayKeys;
+use crate::gateway::pool::{FILL_PER_SWEEP, GatewaySlots, fill};
 use crate::store::KeyStore;
 use crate::{ApiError, KeyRecord};
 
@@ -32,15 +33,16 @@ pub const MAX_KEYS_READ_PER_WARNING: usize = 10_000;
 
 /// What one run did: `retired` keys lost their gateway key and their place; `left` were not
 /// retired (a failure, logged, tried again by the next run; or retired meanwhile by a request);
-/// `warned` keys were announced as expiring.
+/// `warned` keys were announced as expiring; `pooled` gateway keys were added to the pools.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Swept {
     pub retired: usize,
     pub left: usize,
     pub warned: usize,
+    pub pooled: u32,
 }
 
-impl<S: KeyStore + AuditLog, G: GatewayKeys> KeyService<S, G> {
+impl<S: KeyStore + GatewaySlots + AuditLog, G: GatewayKeys> KeyService<S, G> {
     /// Retires the keys that have stopped by now, oldest stop first, at most `budget` of them.
     /// A store that cannot be read fails the run (the schedule runs it again).
     pub async fn sweep_stopped(&self, budget: usize) -> Result<Swept, ApiError> {
@@ -69,13 +71,45 @@ impl<S: KeyStore + AuditLog, G: GatewayKeys> KeyService<S, G> {
     }
 
     /// One scheduled run: retires what stopped, then announces what expires within `notice`
-    /// (`None`: no announcements), each at most `budget` keys.
+    /// (`None`: no announcements), each at most `budget` keys, then grows the pools by at most
+    /// [`FILL_PER_SWEEP`] gateway keys.
     pub async fn sweep_and_warn(&self, budget: usize, notice: Option<TimeDelta>) -> Result<Swept, ApiError> {
         let mut swept = self.sweep_stopped(budget).await?;
         if let Some(notice) = notice {
             swept.warned = self.warn_expiring(notice, budget).await?;
         }
+        swept.pooled = self.fill_pools(FILL_PER_SWEEP).await;
         Ok(swept)
+    }
+
+    /// Grows every tier's pool towards [`crate::gateway::pool::Pools::target`] slots, at most
+    /// `budget` new gateway keys in all, smallest pool first; how many it added. A tier that
+    /// cannot be filled (API Gateway unavailable, no usage plan) is logged and left for the next
+    /// run: the other tiers still fill.
+    pub async fn fill_pools(&self, budget: u32) -> u32 {
+        let mut sizes = Vec::new();
+        for tier in self.policy.tiers.iter() {
+            match self.store.pool_size(&tier.name).await {
+                Ok(size) => sizes.push((size, tier.name.clone())),
+                Err(error) => tracing::warn!(tier = %tier.name, %error, "pool size not read; filled next run"),
+            }
+        }
+        sizes.sort();
+        let mut added = 0;
+        for (_, tier) in sizes {
+            let left = budget - added;
+            match fill(&*self.store, &self.gateway, &tier, self.pools.target, left).await {
+                Ok(filled) => {
+                    added += filled.added;
+                    tracing::info!(%tier, added = filled.added, size = filled.size, target = self.pools.target, "pool filled");
+                }
+                Err(error) => tracing::warn!(%tier, %error, "pool not filled; tried again next run"),
+            }
+            if added >= budget {
+                break;
+            }
+        }
+        added
     }
 
     /// Sends `key.expiring` for every key that expires within `notice` from now and was not

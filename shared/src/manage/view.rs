@@ -6,7 +6,6 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::audit::AuditEvent;
-use crate::gateway::DailyUsage;
 use crate::{
     ApiKey, DatasourceId, IpAllowlist, KeyId, KeyMeta, KeyRecord, KeyStatus, OwnerId, Permissions, TenantId, TierName,
 };
@@ -101,8 +100,15 @@ pub struct KeyUsage {
     pub id: KeyId,
     pub tier: TierName,
     pub last_used_at: Option<DateTime<Utc>>,
-    /// Requests per day (UTC), oldest first, as API Gateway's usage plan counted them.
+    /// Requests let through per day (UTC), oldest first: the key's `valid` verifications.
     pub days: Vec<DailyUsage>,
+}
+
+/// Requests let through for one key on one day (UTC).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DailyUsage {
+    pub date: chrono::NaiveDate,
+    pub requests: u64,
 }
 
 /// `GET /whoami`: the caller as the authorizer saw it.

@@ -1,6 +1,8 @@
-//! `keys-sweep`: run on a schedule (template.yaml, `SweepSchedule`), not behind the API. Deletes
-//! the API Gateway keys of keys that have stopped verifying and retires them
-//! ([`latchkey::manage::sweep`]); answers what it did, `{"retired": n, "left": m}`.
+//! `keys-sweep`: run on a schedule (template.yaml, `SweepSchedule`), not behind the API. Retires
+//! the keys that have stopped verifying (deleting a gateway key of their own, from before the
+//! pool), announces the ones about to expire, and grows the gateway key pools
+//! ([`latchkey::manage::sweep`]); answers what it did, `{"retired": n, "left": m, "warned": w,
+//! "pooled": p}`.
 
 use lambda_http::lambda_runtime::{self, LambdaEvent, service_fn};
 use latchkey::manage::sweep::{MAX_KEYS_PER_SWEEP, Swept};
@@ -20,6 +22,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             retired = swept.retired,
             left = swept.left,
             warned = swept.warned,
+            pooled = swept.pooled,
             "swept the keys that stopped"
         );
         Ok::<_, lambda_runtime::Error>(swept)

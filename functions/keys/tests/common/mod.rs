@@ -103,6 +103,7 @@ impl Stack {
                     clock,
                     policy: policy(),
                     events: std::sync::Arc::new(latchkey::events::NoEvents),
+                    pools: Default::default(),
                 };
                 Management { service, issuance, records, ingest_tier: "free".parse().unwrap(), roles }
             }
@@ -119,7 +120,7 @@ impl Stack {
             jwt: None,
             sessions: None,
             session_usage_keys: None,
-            gateway_pool: false,
+            gateway_pool: true,
         });
         Self {
             ingest: IngestService {
@@ -229,6 +230,33 @@ impl Stack {
     }
 
     /// Every API Gateway key named after one of `key_ids` (our keys are named by their id).
+    /// Gives a tenant's key a gateway key of its own in its tier's plan, as keys made before the
+    /// pool have one (shared/src/gateway/pool.rs); its id.
+    pub async fn make_own_gateway_key(&self, tenant: &str, id: &str) -> String {
+        use latchkey::gateway::GatewayKeys;
+        use latchkey::store::KeyStore;
+        let record = self.store.get(&tenant.parse().unwrap(), &id.parse().unwrap()).await.unwrap().unwrap();
+        let gateway = latchkey::gateway::apigateway::ApiGatewayKeys::new(self.apigateway.clone(), self.plans.clone());
+        let key = gateway.issue(id, &record.tier).await.unwrap().unwrap();
+        self.store
+            .client()
+            .update_item()
+            .table_name(self.store.table())
+            .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(latchkey::store::schema::digest_pk(&record.digest)))
+            .update_expression("SET gateway_key = :key")
+            .expression_attribute_values(
+                ":key",
+                aws_sdk_dynamodb::types::AttributeValue::M(HashMap::from([
+                    ("id".to_owned(), aws_sdk_dynamodb::types::AttributeValue::S(key.id.clone())),
+                    ("value".to_owned(), aws_sdk_dynamodb::types::AttributeValue::S(key.value.clone())),
+                ])),
+            )
+            .send()
+            .await
+            .unwrap();
+        key.id
+    }
+
     pub async fn gateway_keys_named(&self, key_ids: &[&str]) -> usize {
         let all = self.apigateway.get_api_keys().limit(500).send().await.unwrap();
         all.items().iter().filter(|key| key.name().is_some_and(|name| key_ids.contains(&name))).count()
@@ -278,14 +306,5 @@ impl latchkey::gateway::GatewayKeys for Noting {
     }
     async fn delete(&self, key: &latchkey::GatewayKey) -> Result<(), latchkey::gateway::GatewayError> {
         self.inner.delete(key).await
-    }
-    async fn usage(
-        &self,
-        key: &latchkey::GatewayKey,
-        tier: &TierName,
-        from: chrono::NaiveDate,
-        to: chrono::NaiveDate,
-    ) -> Result<Vec<latchkey::gateway::DailyUsage>, latchkey::gateway::GatewayError> {
-        self.inner.usage(key, tier, from, to).await
     }
 }
