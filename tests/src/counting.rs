@@ -131,4 +131,8 @@ impl<S: latchkey::gateway::pool::GatewaySlots> latchkey::gateway::pool::GatewayS
     async fn note_lease(&self, digest: &KeyDigest, lease: &latchkey::gateway::pool::Lease) -> Result<(), StoreError> {
         self.inner.note_lease(digest, lease).await
     }
+
+    async fn forget_own_gateway_key(&self, digest: &KeyDigest, gateway_key_id: &str) -> Result<bool, StoreError> {
+        self.inner.forget_own_gateway_key(digest, gateway_key_id).await
+    }
 }

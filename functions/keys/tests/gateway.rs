@@ -152,6 +152,10 @@ impl latchkey::gateway::pool::GatewaySlots for Faulty {
     async fn note_lease(&self, digest: &KeyDigest, lease: &latchkey::gateway::pool::Lease) -> Result<(), StoreError> {
         self.inner.note_lease(digest, lease).await
     }
+
+    async fn forget_own_gateway_key(&self, digest: &KeyDigest, gateway_key_id: &str) -> Result<bool, StoreError> {
+        self.inner.forget_own_gateway_key(digest, gateway_key_id).await
+    }
 }
 
 impl KeyStore for Faulty {

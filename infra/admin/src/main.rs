@@ -38,6 +38,11 @@ enum Command {
     /// Makes the tables, pepper secret and usage plans in the local engines, and prints the
     /// functions' environment (an env file for `cargo lambda watch`).
     InitLocal,
+    /// Moves the keys made before the gateway key pool onto it, once, after upgrading: each
+    /// one's own API Gateway key becomes a slot of its tier's pool (up to
+    /// `LATCHKEY_GATEWAY_POOL_SIZE`) or is deleted; no key changes. Prints what it did as JSON.
+    /// Safe to run again (a key already moved is not read twice).
+    AdoptGatewayKeys,
 }
 
 #[tokio::main]
@@ -48,6 +53,7 @@ async fn main() -> Result<(), String> {
             println!("{}", init_local::run().await?);
             return Ok(());
         }
+        Command::AdoptGatewayKeys => return adopt_gateway_keys().await,
     };
     let tenant: TenantId = tenant.parse().map_err(|e| format!("--tenant: {e}"))?;
     let function = latchkey_keys::setup::from_env(&[Role::Issue]).await.map_err(|e| e.to_string())?;
@@ -56,5 +62,51 @@ async fn main() -> Result<(), String> {
         function.service.bootstrap(issuance, &Caller::operator(tenant), name, &tier).await.map_err(|e| e.to_json())?;
     println!("{}", serde_json::to_string_pretty(&issued).expect("views always serialize"));
     eprintln!("latchkey-admin: the key is shown this once; store it now");
+    Ok(())
+}
+
+/// What `adopt-gateway-keys` did, key by key.
+#[derive(Debug, Default)]
+struct AdoptedKeys {
+    into_pool: u32,
+    deleted: u32,
+    gone: u32,
+    failed: u32,
+}
+
+async fn adopt_gateway_keys() -> Result<(), String> {
+    use latchkey::gateway::pool::{Adopted, adopt};
+    let (service, _) = latchkey_keys::setup::sweeper_from_env().await.map_err(|e| e.to_string())?;
+    let mut done = AdoptedKeys::default();
+    let mut start = None;
+    loop {
+        let (records, next) = service.store.with_own_gateway_keys(start).await.map_err(|e| e.to_string())?;
+        for record in &records {
+            match adopt(&*service.store, &service.gateway, record, service.pools.target).await {
+                Ok(Adopted::IntoPool) => done.into_pool += 1,
+                Ok(Adopted::Deleted) => done.deleted += 1,
+                Ok(Adopted::Gone) => done.gone += 1,
+                Err(error) => {
+                    eprintln!(
+                        "latchkey-admin: key {} keeps its own gateway key for now: {}",
+                        record.id,
+                        error.to_json()
+                    );
+                    done.failed += 1;
+                }
+            }
+        }
+        match next {
+            Some(next) => start = Some(next),
+            None => break,
+        }
+    }
+    let summary = serde_json::json!({
+        "into_pool": done.into_pool, "deleted": done.deleted, "gone": done.gone, "failed": done.failed,
+    });
+    println!("{summary}");
+    if done.failed > 0 {
+        return Err(format!("{} keys were not moved; run the command again", done.failed));
+    }
     Ok(())
 }

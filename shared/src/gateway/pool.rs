@@ -107,6 +107,15 @@ pub trait GatewaySlots: Send + Sync {
     /// Notes `lease` on the record stored under `digest`, so that the next read of it has it.
     /// Like `touch`: unconditional on the revision, and never creates an item.
     fn note_lease(&self, digest: &KeyDigest, lease: &Lease) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Takes the gateway key of its own (from before the pool) away from the record under
+    /// `digest`, if it is still `gateway_key_id`: `false` if the record has another or none.
+    /// Unconditional on the revision, like `note_lease`: the key itself does not change.
+    fn forget_own_gateway_key(
+        &self,
+        digest: &KeyDigest,
+        gateway_key_id: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 /// The end of the UTC day of `now`: when a lease taken at `now` ends.
@@ -221,6 +230,51 @@ impl Pools {
     }
 }
 
+/// What became of a key's own gateway key (from before the pool) in [`adopt`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Adopted {
+    /// It is a slot of its tier's pool now.
+    IntoPool,
+    /// Its tier's pool was full: it was deleted.
+    Deleted,
+    /// The record no longer held it (adopted by a concurrent run, or the key changed).
+    Gone,
+}
+
+/// Moves a key made before the pool onto it, without the key changing: its own gateway key (in
+/// its tier's plan already) becomes the next slot of its tier's pool while the pool is below
+/// `target`, and is deleted otherwise; then the record forgets it and the key leases a slot like
+/// every other on its next verification. The slot is added before the record forgets the key, so
+/// a failure in between leaves a key that still has its own (a second run finishes it), never a
+/// gateway key that nothing knows of.
+pub async fn adopt<S: GatewaySlots, G: GatewayKeys>(
+    slots: &S,
+    gateway: &G,
+    record: &crate::KeyRecord,
+    target: u32,
+) -> Result<Adopted, ApiError> {
+    let Some(own) = &record.gateway_key else { return Ok(Adopted::Gone) };
+    let mut size = slots.pool_size(&record.tier).await?;
+    let adopted = loop {
+        if size >= target {
+            break false;
+        }
+        if slots.add_slot(&record.tier, size, own).await? {
+            break true;
+        }
+        // Another writer took that slot number: the next one.
+        size = slots.pool_size(&record.tier).await?;
+    };
+    if !adopted {
+        gateway.delete(own).await?;
+    }
+    if !slots.forget_own_gateway_key(&record.digest, &own.id).await? {
+        return Ok(Adopted::Gone);
+    }
+    Ok(if adopted { Adopted::IntoPool } else { Adopted::Deleted })
+}
+
 /// What [`fill`] did to one pool.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Filled {
@@ -305,6 +359,9 @@ pub(crate) mod fake {
         }
         async fn note_lease(&self, _: &KeyDigest, _: &Lease) -> Result<(), StoreError> {
             Ok(())
+        }
+        async fn forget_own_gateway_key(&self, _: &KeyDigest, _: &str) -> Result<bool, StoreError> {
+            Ok(true)
         }
     }
 }

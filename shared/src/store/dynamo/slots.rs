@@ -113,4 +113,42 @@ impl GatewaySlots for DynamoKeyStore {
             .await;
         if condition_held::<_, _>(result)? { Ok(()) } else { Err(StoreError::NotFound) }
     }
+
+    async fn forget_own_gateway_key(&self, digest: &KeyDigest, gateway_key_id: &str) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(schema::PARTITION_KEY, AttributeValue::S(digest_pk(digest)))
+            .update_expression("REMOVE gateway_key")
+            .condition_expression("gateway_key.id = :id")
+            .expression_attribute_values(":id", AttributeValue::S(gateway_key_id.to_owned()))
+            .send()
+            .await;
+        condition_held(result)
+    }
+}
+
+impl DynamoKeyStore {
+    /// One page of the keys that still have a gateway key of their own (from before the pool),
+    /// after `start` (the previous page's last item key): a `Scan` of the whole table with a
+    /// filter, for the one-time move onto the pool (`latchkey-admin adopt-gateway-keys`), never
+    /// on a request's path.
+    pub async fn with_own_gateway_keys(
+        &self,
+        start: Option<HashMap<String, AttributeValue>>,
+    ) -> Result<(Vec<crate::KeyRecord>, Option<HashMap<String, AttributeValue>>), StoreError> {
+        let page = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("begins_with(pk, :digest) AND attribute_exists(gateway_key)")
+            .expression_attribute_values(":digest", AttributeValue::S("digest#".to_owned()))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let records = page.items.unwrap_or_default().into_iter().map(super::from_item).collect::<Result<_, _>>()?;
+        Ok((records, page.last_evaluated_key))
+    }
 }

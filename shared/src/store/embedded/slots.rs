@@ -109,4 +109,18 @@ impl GatewaySlots for EmbeddedKeyStore {
         })
         .await
     }
+
+    async fn forget_own_gateway_key(&self, digest: &KeyDigest, gateway_key_id: &str) -> Result<bool, StoreError> {
+        let (digest, id) = (*digest, gateway_key_id.to_owned());
+        self.write(move |tables| {
+            let Some(mut record) = tables.record(&digest)? else { return Ok(false) };
+            if record.gateway_key.as_ref().is_none_or(|own| own.id != id) {
+                return Ok(false);
+            }
+            record.gateway_key = None;
+            tables.put_record(&record)?;
+            Ok(true)
+        })
+        .await
+    }
 }
