@@ -16,6 +16,7 @@ use latchkey::store::schema::create_keys_table;
 pub mod api_gateway;
 pub mod cargo_lambda;
 mod counting;
+pub mod dynamo_calls;
 pub mod dynamodb_local;
 pub mod echo;
 pub mod openapi;

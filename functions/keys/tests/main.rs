@@ -3,11 +3,13 @@
 
 mod common;
 mod concurrency;
+mod costs;
 mod datasources;
 mod gateway;
 mod key_budget;
 mod key_events;
 mod lambda_runtime;
 mod lifecycle;
+mod scale;
 mod template_stack;
 mod verifications;
