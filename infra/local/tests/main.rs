@@ -10,6 +10,7 @@ mod events;
 mod example_walkthrough;
 mod files;
 mod gateway;
+mod independent_limits;
 mod key_fields;
 mod local_api;
 mod openapi;
