@@ -313,7 +313,7 @@ impl<S: KeyStore + GatewaySlots + 'static, P: PepperProvider> Authorizer<S, P> {
                     Principal::Session(session) => ("", session.tenant_id.as_str()),
                 };
                 tracing::info!(outcome = "allow", key_id, tenant_id, request_id, latency_us, "decision");
-                Ok(policy::allow(&principal, &resource, self.session_usage_keys.as_ref()))
+                Ok(policy::allow(&principal, &resource, self.session_usage_keys.as_ref(), self.clock.now()))
             }
             Err(ApiError::ServiceUnavailable) => {
                 tracing::error!(outcome = "error", code = "SERVICE_UNAVAILABLE", request_id, latency_us, "decision");

@@ -84,6 +84,9 @@ pub struct AllowContext<'a> {
     meta: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     expires_at: Option<String>,
+    /// The key as `GET /whoami` shows it, JSON, as this decision read it: `/whoami` answers
+    /// from it with no read of its own. Empty for a session.
+    key_view: String,
 }
 
 /// The error the gateway response renders: its code, message, details, and the whole envelope,
@@ -101,7 +104,8 @@ struct DenyContext<'a> {
 }
 
 impl<'a> AllowContext<'a> {
-    pub fn of(principal: &'a Principal) -> Self {
+    /// The context of an Allow for `principal`, decided at `now`.
+    pub fn of(principal: &'a Principal, now: chrono::DateTime<chrono::Utc>) -> Self {
         match principal {
             Principal::Key(record) => AllowContext {
                 auth_type: "api_key",
@@ -113,6 +117,8 @@ impl<'a> AllowContext<'a> {
                 datasource_id: record.datasource_id.as_ref().map_or("", |d| d.as_str()),
                 meta: record.meta.to_header(),
                 expires_at: record.expires_at.map(latchkey::error::format_time),
+                key_view: serde_json::to_string(&latchkey::manage::view::KeyView::of(record, now))
+                    .expect("a view always serializes"),
             },
             Principal::Session(session) => AllowContext {
                 auth_type: "jwt",
@@ -124,6 +130,7 @@ impl<'a> AllowContext<'a> {
                 datasource_id: "",
                 meta: "{}".to_owned(),
                 expires_at: None,
+                key_view: String::new(),
             },
         }
     }
@@ -140,13 +147,19 @@ impl<'a> AllowContext<'a> {
             "datasource_id" => Some(self.datasource_id),
             "meta" => Some(&self.meta),
             "expires_at" => self.expires_at.as_deref(),
+            "key_view" => Some(&self.key_view),
             _ => None,
         }
     }
 }
 
-pub fn allow(principal: &Principal, resource: &str, session_keys: Option<&SessionUsageKeys>) -> Vec<u8> {
-    let context = AllowContext::of(principal);
+pub fn allow(
+    principal: &Principal,
+    resource: &str,
+    session_keys: Option<&SessionUsageKeys>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<u8> {
+    let context = AllowContext::of(principal, now);
     let usage_identifier_key = match principal {
         // A key's own gateway key (made before the pool) until it stops, else its lease.
         Principal::Key(record) => record
@@ -229,7 +242,7 @@ mod tests {
             }),
         ];
         for principal in &principals {
-            let context = AllowContext::of(principal);
+            let context = AllowContext::of(principal, now);
             let serialized = serde_json::to_value(&context).unwrap();
             let fields = serialized.as_object().unwrap();
             for (name, value) in fields {
@@ -245,6 +258,7 @@ mod tests {
                 "datasource_id",
                 "meta",
                 "expires_at",
+                "key_view",
             ] {
                 assert_eq!(context.field(name).is_some(), fields.contains_key(name), "{name}");
             }

@@ -70,7 +70,7 @@ impl Pool {
 async fn allow(authorizer: &Authorizer<DynamoKeyStore, StaticPepper>, key: &ApiKey) -> (Value, Arc<KeyRecord>) {
     let principal = authorizer.authenticate([("x-api-key", key.expose_secret())]).await.expect("allowed");
     let Principal::Key(record) = &principal else { panic!("a key") };
-    let answer: Value = serde_json::from_slice(&policy::allow(&principal, RESOURCE, None)).unwrap();
+    let answer: Value = serde_json::from_slice(&policy::allow(&principal, RESOURCE, None, chrono::Utc::now())).unwrap();
     assert_eq!(answer["policyDocument"]["Statement"][0]["Effect"], "Allow");
     (answer, Arc::clone(record))
 }

@@ -281,6 +281,7 @@ async fn a_datasource_past_its_daily_cap_is_refused_whichever_instance_it_reache
             permissions: record.permissions.clone(),
             datasource: Some(datasource.clone()),
             request_id: None,
+            key_view: None,
         })
     };
 

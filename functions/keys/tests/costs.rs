@@ -122,7 +122,7 @@ async fn reads_and_writes_per_request_type() {
         ("POST /keys (the tier's pool has its slot)", (3, 2)),
         ("verification: a key's first request of the day (and its instance's first of the tier this minute)", (2, 3)),
         ("verification: cached (5 s)", (0, 0)),
-        ("GET /whoami", (2, 0)),
+        ("GET /whoami", (0, 0)),
         ("GET /keys?limit=100", (1, 0)),
         ("GET /keys/{id}", (2, 0)),
         ("GET /keys/{id}/usage", (3, 0)),

@@ -424,7 +424,7 @@ where
             Ok(principal) => principal,
             Err(refused) => return refused,
         };
-        let context = AllowContext::of(&principal);
+        let context = AllowContext::of(&principal, self.management.service.clock.now());
         if let Err(limited) = self.throttle(&context) {
             return limited;
         }
@@ -466,7 +466,7 @@ where
         source: Option<IpAddr>,
     ) -> Result<Response<Body>, Reply> {
         let principal = self.decide(&headers, source, &method, uri).await?;
-        let context = AllowContext::of(&principal);
+        let context = AllowContext::of(&principal, self.management.service.clock.now());
         self.throttle(&context)?;
         upstream
             .forward(method, uri, headers, body, |name| context.field(name))

@@ -32,7 +32,10 @@ async fn dynamodb_killed_under_load_then_restarted() {
     create_records_table(&client, &records).await.unwrap();
 
     let dir = tempfile::tempdir().unwrap();
-    let api = Running::start_with(dir.path(), Some((keys, records))).await;
+    // The cache off (its TTL 0): what is tested is that a read that fails is never an allow; a
+    // decision cached before the outage would be one, for its TTL, by design.
+    let api =
+        Running::start_configured(dir.path(), Some((keys, records)), &[("LATCHKEY_CACHE_TTL_SECONDS", "0")]).await;
     let admin = api.admin_key.clone().unwrap();
     // The admin key's tier is not metered, so the load meets DynamoDB and never the rate limit.
     let key = admin.clone();

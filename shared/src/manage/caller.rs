@@ -21,6 +21,9 @@ pub struct Caller {
     pub datasource: Option<DatasourceId>,
     /// The API Gateway request id, carried into audit events.
     pub request_id: Option<String>,
+    /// A key's view as the authorizer's decision read it (`key_view` in its context, JSON):
+    /// what `GET /whoami` answers, without a read of its own.
+    pub key_view: Option<String>,
 }
 
 impl Caller {
@@ -61,6 +64,7 @@ impl Caller {
                 .transpose()
                 .map_err(|_| unreadable("datasource_id"))?,
             request_id,
+            key_view: field("key_view").filter(|view| !view.is_empty()).map(str::to_owned),
         })
     }
 
@@ -72,6 +76,7 @@ impl Caller {
             permissions: [Permission::Admin].into_iter().collect(),
             datasource: None,
             request_id: None,
+            key_view: None,
         }
     }
 

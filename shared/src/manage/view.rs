@@ -125,8 +125,12 @@ pub struct Identity {
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
 pub enum Subject {
-    Key(Box<KeyView>),
-    Session { tenant_id: TenantId, permissions: Permissions },
+    /// A [`KeyView`], as JSON: the authorizer's, passed on as it decided.
+    Key(Box<serde_json::Map<String, serde_json::Value>>),
+    Session {
+        tenant_id: TenantId,
+        permissions: Permissions,
+    },
 }
 
 #[derive(Debug, Serialize)]

@@ -244,7 +244,7 @@ async fn session_permissions(claim: Option<Value>) -> String {
     }
     let session = verifier.verify(&hs256(claims)).await.unwrap();
     let principal = crate::Principal::Session(session);
-    crate::policy::AllowContext::of(&principal).field("permissions").unwrap().to_owned()
+    crate::policy::AllowContext::of(&principal, chrono::Utc::now()).field("permissions").unwrap().to_owned()
 }
 
 #[tokio::test]

@@ -145,10 +145,24 @@ async fn seed<S: KeyStore>(store: &S, hasher: &KeyHasher) -> HashMap<String, Key
 }
 
 impl<S: KeyStore + latchkey::gateway::pool::GatewaySlots + 'static, P: PepperProvider> Harness<S, P> {
-    /// The authorizer's answer to a fixture, as JSON; `Err` when it refused to decide.
+    /// The authorizer's answer to a fixture, as JSON; `Err` when it refused to decide. A key's
+    /// Allow carries its view for `/whoami` (`key_view`): checked to be that key's, active, and
+    /// taken out, so the fixtures compare the rest.
     pub async fn decide(&self, name: &str) -> Result<Value, latchkey_authorizer::HandlerError> {
         let bytes = self.authorizer.handle_event(&fixture(name)).await?;
-        Ok(serde_json::from_slice(&bytes).expect("the response is JSON"))
+        let mut answer: Value = serde_json::from_slice(&bytes).expect("the response is JSON");
+        if let Some(context) = answer.get_mut("context").and_then(Value::as_object_mut)
+            && let Some(view) = context.remove("key_view")
+        {
+            let view: Value = serde_json::from_str(view.as_str().expect("a string")).unwrap_or(Value::Null);
+            match context.get("auth_type").and_then(Value::as_str) {
+                Some("api_key") => {
+                    assert_eq!((&view["id"], view["status"].as_str()), (&context["key_id"], Some("active")), "{view}")
+                }
+                _ => assert_eq!(view, Value::Null, "a session has no key view"),
+            }
+        }
+        Ok(answer)
     }
 
     pub fn record(&self, name: &str) -> &KeyRecord {
