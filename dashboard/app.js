@@ -287,7 +287,7 @@ function chart(usage, days) {
     svg.append(bar);
   });
   const caption = document.createElement("figcaption");
-  caption.textContent = `${total} requests in the last ${days} days (as the tier's usage plan counted them)`;
+  caption.textContent = `${total} requests in the last ${days} days (let through; deployed, counted once a minute)`;
   return [svg, caption];
 }
 

@@ -439,6 +439,14 @@ where
             let key = headers.get("idempotency-key").map(|v| String::from_utf8_lossy(v.as_bytes()));
             return self.ingest.handle(method.as_str(), path, caller, key.as_deref(), body).await;
         }
+        // One process holds every count: the routes that read them see this minute's too (the
+        // deployed ones show each authorizer instance's once a minute).
+        if matches!(
+            Route::parse(method.as_str(), path),
+            Ok(Route::KeyUsage(_) | Route::KeyVerifications(_) | Route::KeyRefusals(_) | Route::TenantVerifications)
+        ) {
+            self.flush_verifications().await;
+        }
         let request = ManagementRequest {
             method: method.as_str(),
             path,
