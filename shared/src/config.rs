@@ -113,9 +113,9 @@ pub struct Settings {
     /// `LATCHKEY_AWS_CONNECT_TIMEOUT_MS`, `LATCHKEY_AWS_ATTEMPT_TIMEOUT_MS`,
     /// `LATCHKEY_AWS_OPERATION_TIMEOUT_MS`, `LATCHKEY_AWS_MAX_ATTEMPTS`.
     pub aws_timeouts: AwsTimeouts,
-    /// `LATCHKEY_MAX_KEYS_PER_TENANT` (default 1,000, 1 to 10,000): how many keys that still
-    /// verify (each holding an API Gateway key) one tenant may have. API Gateway's 10,000 keys
-    /// per account and region are shared by all tenants and cannot be raised.
+    /// `LATCHKEY_MAX_KEYS_PER_TENANT` (default 1,000, 1 to 1,000,000): how many keys that still
+    /// verify one tenant may have. Keys hold no API Gateway key of their own (they lease one from
+    /// their tier's pool), so API Gateway's 10,000 keys per account do not bound it.
     pub max_keys_per_tenant: u32,
     /// `LATCHKEY_EXPIRY_WARNING_DAYS` (default 7, 0 to 365; 0: none): how long before a key's
     /// `expires_at` the sweep sends `key.expiring`.
@@ -124,6 +124,8 @@ pub struct Settings {
 
 /// [`Settings::max_keys_per_tenant`] unless configured.
 pub const DEFAULT_MAX_KEYS_PER_TENANT: u32 = 1_000;
+/// The largest [`Settings::max_keys_per_tenant`]: the deployment's design size (issue 17's goal).
+pub const MAX_KEYS_PER_TENANT: u64 = 1_000_000;
 
 impl Settings {
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
@@ -170,7 +172,7 @@ impl Settings {
             max_keys_per_tenant: env.number_or(
                 "LATCHKEY_MAX_KEYS_PER_TENANT",
                 DEFAULT_MAX_KEYS_PER_TENANT.into(),
-                1..=10_000,
+                1..=MAX_KEYS_PER_TENANT,
             )? as u32,
             expiry_notice: match env.number_or("LATCHKEY_EXPIRY_WARNING_DAYS", 7, 0..=365)? {
                 0 => None,
@@ -220,6 +222,9 @@ mod tests {
         assert_eq!(settings.record_ttl, TimeDelta::days(90));
         let kept = Settings::from_env(&env(&[("LATCHKEY_RECORD_TTL_DAYS", "7")])).unwrap();
         assert_eq!(kept.record_ttl, TimeDelta::days(7));
+        // Keys lease pooled gateway keys, so a tenant may hold far more than API Gateway's 10,000.
+        let million = Settings::from_env(&env(&[("LATCHKEY_MAX_KEYS_PER_TENANT", "1000000")])).unwrap();
+        assert_eq!(million.max_keys_per_tenant, 1_000_000);
     }
 
     #[test]
@@ -234,6 +239,8 @@ mod tests {
             ("LATCHKEY_AWS_ATTEMPT_TIMEOUT_MS", "-1", "LATCHKEY_AWS_ATTEMPT_TIMEOUT_MS"),
             ("LATCHKEY_RECORD_TTL_DAYS", "0", "LATCHKEY_RECORD_TTL_DAYS"),
             ("LATCHKEY_RECORD_TTL_DAYS", "a month", "LATCHKEY_RECORD_TTL_DAYS"),
+            ("LATCHKEY_MAX_KEYS_PER_TENANT", "1000001", "LATCHKEY_MAX_KEYS_PER_TENANT"),
+            ("LATCHKEY_MAX_KEYS_PER_TENANT", "0", "LATCHKEY_MAX_KEYS_PER_TENANT"),
         ];
         for (var, value, named) in cases {
             let error = Settings::from_env(&env(&[(var, value)])).unwrap_err().to_string();

@@ -40,6 +40,10 @@ impl<S: KeyStore> KeyStore for CountingStore<S> {
         self.inner.get(tenant, id).await
     }
 
+    async fn lookup(&self, tenant: &TenantId, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        self.inner.lookup(tenant, id).await
+    }
+
     async fn list(&self, tenant: &TenantId, limit: u32, after: Option<&Cursor>) -> Result<Page<KeyRecord>, StoreError> {
         self.inner.list(tenant, limit, after).await
     }

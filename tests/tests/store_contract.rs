@@ -56,10 +56,13 @@ async fn insert_then_find_by_digest_and_id(store: impl KeyStore) {
     let found = store.find_by_digest(&hasher().digest(&key)).await.unwrap();
     assert_eq!(found.as_ref(), Some(&record));
     assert_eq!(store.get(&owner, &record.id).await.unwrap().as_ref(), Some(&record));
+    assert_eq!(store.lookup(&owner, &record.id).await.unwrap().as_ref(), Some(&record));
 
     // Another tenant's id answers exactly like a missing one.
     assert_eq!(store.get(&tenant("b"), &record.id).await.unwrap(), None);
     assert_eq!(store.get(&owner, &latchkey::KeyId::generate()).await.unwrap(), None);
+    assert_eq!(store.lookup(&tenant("b"), &record.id).await.unwrap(), None);
+    assert_eq!(store.lookup(&owner, &latchkey::KeyId::generate()).await.unwrap(), None);
     let (stranger, _) = issue(&owner, "never stored");
     assert_eq!(store.find_by_digest(&hasher().digest(&stranger)).await.unwrap(), None);
 }
@@ -164,6 +167,7 @@ async fn update_changes_what_it_names_and_refuses_dead_keys(store: impl KeyStore
     assert_eq!(stored.expires_at, Some(expires_at));
     assert_eq!(stored.revision, record.revision + 2);
     assert_eq!(store.get(&owner, &record.id).await.unwrap().unwrap(), stored);
+    assert_eq!(store.lookup(&owner, &record.id).await.unwrap().unwrap(), stored);
 
     store.revoke(&owner, &record.id, now()).await.unwrap();
     let zombie = KeyChanges { name: Some("zombie".into()), ..KeyChanges::default() };
@@ -230,6 +234,7 @@ async fn rehash_moves_once_and_never_loses_a_revocation(store: impl KeyStore) {
     let moved = store.find_by_digest(&new_pepper.digest(&key)).await.unwrap().unwrap();
     assert_eq!(moved.pepper_version, PepperVersion::new("v2"));
     assert_eq!(store.get(&owner, &record.id).await.unwrap().unwrap().digest, new_pepper.digest(&key));
+    assert_eq!(store.lookup(&owner, &record.id).await.unwrap().unwrap().digest, new_pepper.digest(&key));
     // A second move of the same stale record is refused.
     assert!(matches!(
         store.rehash(&record, new_pepper.digest(&key), new_pepper.version().clone()).await,

@@ -124,7 +124,7 @@ async fn reads_and_writes_per_request_type() {
         ("verification: cached (5 s)", (0, 0)),
         ("GET /whoami", (0, 0)),
         ("GET /keys?limit=100", (1, 0)),
-        ("GET /keys/{id}", (2, 0)),
+        ("GET /keys/{id}", (1, 0)),
         ("GET /keys/{id}/usage", (3, 0)),
         ("PATCH /keys/{id}", (6, 2)),
         ("POST /keys/{id}/rotate (grace 60 s)", (7, 2)),

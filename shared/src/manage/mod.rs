@@ -42,9 +42,10 @@ pub const MAX_USAGE_DAYS: u32 = 90;
 /// A filtered listing reads at most this many store pages per request, so one request's cost is
 /// bounded however few keys match; the cursor then continues where it stopped.
 const MAX_PAGES_PER_FILTERED_LIST: usize = 10;
-/// A sweep for dead keys reads at most this many pages: enough for the largest limit
-/// (`LATCHKEY_MAX_KEYS_PER_TENANT` is at most 10,000) and the dead keys among them.
-const MAX_SWEEP_PAGES: usize = 101;
+/// A request whose tenant is at its limit first retires at most this many stopped keys (of any
+/// tenant, oldest stop first: the scheduled sweep's index), so that its cost is bounded however
+/// many keys the tenant holds. The scheduled sweep reaches the rest within its period.
+const KEYS_SWEPT_PER_REQUEST: usize = 1_000;
 
 /// The dependencies every management operation has.
 pub struct KeyService<S, G> {
@@ -118,7 +119,8 @@ impl<S: KeyStore + GatewaySlots + AuditLog, G: GatewayKeys> KeyService<S, G> {
     /// `GET /keys/{id}`.
     pub async fn get(&self, caller: &Caller, id: &str) -> Result<KeyView, ApiError> {
         caller.require(Permission::Admin)?;
-        let record = self.record(caller, id).await?;
+        let id = parse_id(id)?;
+        let record = self.store.lookup(&caller.tenant, &id).await?.ok_or(ApiError::NotFound)?;
         Ok(KeyView::of(&record, self.clock.now()))
     }
 
@@ -457,24 +459,6 @@ impl<S: KeyStore + GatewaySlots + AuditLog, G: GatewayKeys> KeyService<S, G> {
         retired
     }
 
-    /// Retires every dead key of `tenant` that still holds a place: run when the tenant is at its
-    /// limit, so that the limit counts keys that still verify. How many it retired.
-    async fn sweep(&self, tenant: &crate::TenantId, now: DateTime<Utc>) -> Result<usize, ApiError> {
-        let mut retired = 0;
-        let mut cursor = None;
-        for _ in 0..MAX_SWEEP_PAGES {
-            let page = self.store.list(tenant, crate::store::MAX_PAGE_SIZE, cursor.as_ref()).await?;
-            for record in &page.items {
-                retired += usize::from(self.retire_stopped(record, now).await);
-            }
-            cursor = match page.next_cursor {
-                Some(next) => Some(crate::store::Cursor::decode(&next)?),
-                None => break,
-            };
-        }
-        Ok(retired)
-    }
-
     /// Generates a key and stores it with `store`. No API Gateway key is made for it: it leases a
     /// pooled one when it is first verified ([`crate::gateway::pool`]); only the first key of a
     /// tier whose pool is still empty makes that pool's first gateway key. A tenant at its limit
@@ -495,7 +479,7 @@ impl<S: KeyStore + GatewaySlots + AuditLog, G: GatewayKeys> KeyService<S, G> {
         Fut: Future<Output = Result<(), crate::store::StoreError>>,
     {
         if let Err(crate::store::StoreError::LimitReached { .. }) = self.store.room(&spec.tenant_id, allowance).await {
-            if let Err(error) = self.sweep(&spec.tenant_id, now).await {
+            if let Err(error) = self.sweep_stopped(KEYS_SWEPT_PER_REQUEST).await {
                 tracing::warn!(tenant = %spec.tenant_id, %error, "sweep for dead keys failed");
             }
             self.store.room(&spec.tenant_id, allowance).await?;
@@ -505,8 +489,8 @@ impl<S: KeyStore + GatewaySlots + AuditLog, G: GatewayKeys> KeyService<S, G> {
         let (key, record) = KeyRecord::issue(&issuance.profile, &peppers.current, spec, now);
         let mut stored = store(record.clone()).await;
         if matches!(stored, Err(crate::store::StoreError::LimitReached { .. })) {
-            match self.sweep(&record.tenant_id, now).await {
-                Ok(0) => {}
+            match self.sweep_stopped(KEYS_SWEPT_PER_REQUEST).await {
+                Ok(swept) if swept.retired == 0 => {}
                 Ok(_) => stored = store(record.clone()).await,
                 Err(error) => tracing::warn!(tenant = %record.tenant_id, %error, "sweep for dead keys failed"),
             }

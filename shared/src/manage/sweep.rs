@@ -2,8 +2,8 @@
 //! stopped verifying (revoked, expired, past its rotation's grace) and is not yet retired has its
 //! API Gateway key deleted and its place in its tenant's count given back, within one period of
 //! stopping. Revocation and a rotation without grace do this at once; the sweep is what reaches
-//! the keys that stop by the clock alone, which no request ever touches again. (The sweep of a
-//! tenant at its limit, in `issue`, stays: it is the same retirement, run on demand.) A key
+//! the keys that stop by the clock alone, which no request ever touches again. (A request whose
+//! tenant is at its limit runs a slice of it first, in `issue`: the same retirement, on demand.) A key
 //! that expired is announced as it is retired (`key.expired`), and one that comes within the
 //! notice period of its expiry is announced once before (`key.expiring`), from the same index.
 

@@ -139,6 +139,18 @@ pub trait KeyStore: Send + Sync {
     /// A tenant's key by id. Another tenant's key is `None`, exactly like a missing one.
     fn get(&self, tenant: &TenantId, id: &KeyId) -> impl Future<Output = Result<Option<KeyRecord>, StoreError>> + Send;
 
+    /// [`Self::get`] for answering a read (`GET /keys/{id}`): one request where the store can, at
+    /// the price of lagging the latest write by a moment (DynamoDB reads it from the tenant index,
+    /// which follows the table within a fraction of a second). A key not yet in the index is read
+    /// as `get` reads it, so a key just made is never missing. Never for a read-modify-write.
+    fn lookup(
+        &self,
+        tenant: &TenantId,
+        id: &KeyId,
+    ) -> impl Future<Output = Result<Option<KeyRecord>, StoreError>> + Send {
+        self.get(tenant, id)
+    }
+
     /// A page of a tenant's keys in creation order, at most `limit` (1 to [`MAX_PAGE_SIZE`]).
     fn list(
         &self,
