@@ -1,7 +1,8 @@
 //! Keys throttled under leased slots of their tier's gateway key pool, on DynamoDB Local, as the
 //! deployed authorizer runs (`gateway_pool: true`): what API Gateway receives as
-//! `usageIdentifierKey`, what is noted on the record, two instances agreeing, a new day's lease,
-//! a pool smaller than the keys in use (shared, never refused), and a key from before the pool.
+//! `usageIdentifierKey`, what is noted on the record, two instances agreeing, two instances racing
+//! for one slot, a new day's lease, a pool smaller than the keys in use (shared, never refused),
+//! and a key from before the pool.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -148,4 +149,48 @@ async fn an_empty_pool_gives_no_usage_key() {
     // API Gateway refuses such a request (403): keys-issue fills a tier's first slot before its
     // first key is made, so only a pool emptied by hand gets here (logged as an error).
     assert_eq!(answer.get("usageIdentifierKey"), None, "{answer}");
+}
+
+/// Two instances verify two different keys at the same moment, and a pool has one slot: the
+/// conditional claim gives it to exactly one of them, the other shares it, both are let through.
+/// Twenty rounds, a day apart: each round's keys find yesterday's lease lapsed and the slot free
+/// again (reuse after expiry), and the same key racing on both instances holds it on both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_racing_for_one_slot_give_it_to_one_key() {
+    let pool = Pool::with_slots(1).await;
+    let (one, two) = (pool.instance().await, pool.instance().await);
+    let mut first_won = 0;
+    for round in 0..20 {
+        let ((a, a_record), (b, b_record)) = (pool.key().await, pool.key().await);
+        let ((a_answer, a_leased), (b_answer, b_leased)) = tokio::join!(allow(&one, &a), allow(&two, &b));
+        let (a_lease, b_lease) = (a_leased.lease.clone().unwrap(), b_leased.lease.clone().unwrap());
+        assert_eq!((a_lease.slot, b_lease.slot), (0, 0), "round {round}");
+        assert_eq!(
+            (&a_answer["usageIdentifierKey"], &b_answer["usageIdentifierKey"]),
+            (&"value-0".into(), &"value-0".into())
+        );
+        assert_ne!(
+            a_lease.shared, b_lease.shared,
+            "round {round}: exactly one holds the slot: {a_lease:?} {b_lease:?}"
+        );
+        let a_won = !a_lease.shared;
+        let (holder, sharer, lease) =
+            if a_won { (&a_record, &b_record, a_lease) } else { (&b_record, &a_record, b_lease) };
+        let stored = |record: &KeyRecord| {
+            let digest = record.digest.clone();
+            let store = Arc::clone(&pool.store);
+            async move { store.find_by_digest(&digest).await.unwrap().unwrap().lease }
+        };
+        assert_eq!(stored(holder).await, Some(lease.clone()), "round {round}: the holder's lease is noted");
+        assert_eq!(stored(sharer).await, None, "round {round}: a shared slot is no lease");
+        first_won += usize::from(a_won);
+
+        // The holder's key on both instances at once: its own slot, on both.
+        let holder_key = if a_won { &a } else { &b };
+        pool.clock.advance(TimeDelta::seconds(10));
+        let ((_, on_one), (_, on_two)) = tokio::join!(allow(&one, holder_key), allow(&two, holder_key));
+        assert_eq!((on_one.lease.as_ref(), on_two.lease.as_ref()), (Some(&lease), Some(&lease)), "round {round}");
+        pool.clock.advance(TimeDelta::days(1));
+    }
+    eprintln!("the first instance's key won {first_won} of 20 races");
 }
