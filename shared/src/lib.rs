@@ -27,6 +27,8 @@ pub mod metadata;
 pub mod pepper;
 pub mod permission;
 pub mod record;
+#[cfg(test)]
+pub(crate) mod scripted_http;
 pub mod session;
 pub mod store;
 pub mod tier;

@@ -22,6 +22,7 @@ pub mod echo;
 pub mod openapi;
 pub mod slow_proxy;
 pub mod template;
+pub mod throttling_proxy;
 
 pub use counting::CountingStore;
 

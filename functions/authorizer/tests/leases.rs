@@ -177,7 +177,7 @@ async fn two_instances_racing_for_one_slot_give_it_to_one_key() {
         let (holder, sharer, lease) =
             if a_won { (&a_record, &b_record, a_lease) } else { (&b_record, &a_record, b_lease) };
         let stored = |record: &KeyRecord| {
-            let digest = record.digest.clone();
+            let digest = record.digest;
             let store = Arc::clone(&pool.store);
             async move { store.find_by_digest(&digest).await.unwrap().unwrap().lease }
         };

@@ -384,3 +384,63 @@ async fn usage_plans_found_by_name_are_the_ones_keys_land_in() {
     assert!(matches!(&refused, GatewayError::AmbiguousUsagePlan { count: 2, .. }), "{refused}");
     assert_eq!(stack.gateway_keys_named(&[key_id.as_str()]).await, 0);
 }
+
+/// The sweep fills the pools while API Gateway throttles `CreateApiKey` (every other one, by a
+/// proxy in front of moto, which never throttles): every slot of every tier is made, each
+/// throttled create is waited for (at least 100 ms: the first backoff less its jitter) and sent
+/// again, the run ends without an error, every pooled gateway key is in its tier's usage plan,
+/// and a key then verifies under a slot of its own: nothing of the throttle reaches a user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweep_fills_the_pools_through_a_create_api_key_throttle() {
+    use latchkey::gateway::pool::{GatewaySlots, Pools};
+    use latchkey::manage::sweep::MAX_KEYS_PER_SWEEP;
+    use latchkey_tests::throttling_proxy::ThrottlingProxy;
+
+    const TARGET: u32 = 3;
+    let stack = Stack::new().await;
+    let proxy = ThrottlingProxy::start(&latchkey_tests::required_env("AWS_ENDPOINT_URL_API_GATEWAY")).await;
+    let through_proxy = stack.apigateway.config().to_builder().endpoint_url(&proxy.endpoint).build();
+    let service = KeyService {
+        store: stack.store.clone(),
+        gateway: ApiGatewayKeys::new(aws_sdk_apigateway::Client::from_conf(through_proxy), stack.plans.clone()),
+        clock: stack.clock.clone(),
+        policy: common::policy(),
+        events: Arc::new(latchkey::events::NoEvents),
+        pools: Arc::new(Pools::new(TARGET)),
+    };
+    let tiers: Vec<_> = service.policy.tiers.iter().map(|tier| tier.name.clone()).collect();
+
+    let swept = service.sweep_and_warn(MAX_KEYS_PER_SWEEP, None).await.expect("the run ends without an error");
+    assert_eq!(swept.pooled as usize, TARGET as usize * tiers.len(), "{swept:?}");
+    let creates = proxy.creates();
+    let throttled = creates.iter().filter(|create| create.throttled).count();
+    assert_eq!((creates.len() - throttled, throttled), (swept.pooled as usize, swept.pooled as usize), "{creates:?}");
+    for pair in creates.windows(2) {
+        if pair[0].throttled {
+            let waited = pair[1].at - pair[0].at;
+            assert!(waited >= std::time::Duration::from_millis(100), "sent again after {waited:?}");
+        }
+    }
+    for tier in &tiers {
+        assert_eq!(stack.store.pool_size(tier).await.unwrap(), TARGET, "{tier}");
+    }
+    // The stack's plans are its own (moto is shared by every test): each holds its pool's keys.
+    let members = || async {
+        let mut members = Vec::new();
+        for tier in &tiers {
+            let plan = &stack.plans[tier];
+            let keys = stack.apigateway.get_usage_plan_keys().usage_plan_id(plan).send().await.unwrap();
+            members.push(keys.items().len());
+        }
+        members
+    };
+    assert_eq!(members().await, vec![TARGET as usize; tiers.len()]);
+
+    // A key made and used now: its tier's pool had its slots, so no create, and a slot of its own.
+    let admin = stack.bootstrap("acme").await;
+    let principal = stack.authorizer.authenticate([("x-api-key", admin.as_str())]).await.expect("allowed");
+    let latchkey_authorizer::Principal::Key(record) = principal else { panic!("a key") };
+    let lease = record.lease.clone().expect("a usage key");
+    assert!(!lease.shared && lease.slot < TARGET, "{lease:?}");
+    assert_eq!(members().await, vec![TARGET as usize; tiers.len()], "no gateway key made for the key");
+}

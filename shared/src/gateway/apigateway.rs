@@ -245,36 +245,9 @@ impl GatewayKeys for ApiGatewayKeys {
 
 #[cfg(test)]
 mod tests {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
     use super::*;
     use crate::KeyId;
-
-    /// Answers each request, one per connection, with the next of `answers`; notes the
-    /// requests' first lines.
-    async fn scripted(answers: Vec<(u16, &'static str)>) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = format!("http://{}", listener.local_addr().unwrap());
-        let noted = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let requests = noted.clone();
-        tokio::spawn(async move {
-            for (status, body) in answers {
-                let Ok((mut socket, _)) = listener.accept().await else { break };
-                let mut request = vec![0; 8192];
-                let read = socket.read(&mut request).await.unwrap();
-                let text = String::from_utf8_lossy(&request[..read]).into_owned();
-                requests.lock().unwrap().push(text.lines().next().unwrap_or_default().to_owned());
-                let error_type = if status == 429 { "x-amzn-errortype: TooManyRequestsException\r\n" } else { "" };
-                let head = format!(
-                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n{error_type}content-length: {}\r\nconnection: close\r\n\r\n",
-                    body.len()
-                );
-                socket.write_all(head.as_bytes()).await.unwrap();
-                socket.write_all(body.as_bytes()).await.unwrap();
-            }
-        });
-        (address, noted)
-    }
+    use crate::scripted_http::scripted;
 
     fn creates(requests: &std::sync::Mutex<Vec<String>>) -> usize {
         requests.lock().unwrap().iter().filter(|r| r.starts_with("POST /apikeys")).count()

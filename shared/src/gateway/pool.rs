@@ -142,13 +142,13 @@ pub async fn lease<S: GatewaySlots>(
     key: &KeyId,
     now: DateTime<Utc>,
 ) -> Result<Option<Lease>, StoreError> {
+    if size == 0 {
+        return Ok(None);
+    }
     let until = end_of_day(now);
     let mut first_held = None;
     let mut tried = Vec::with_capacity(LEASE_PROBES as usize);
     for probe in 0..LEASE_PROBES {
-        if size == 0 {
-            break;
-        }
         let slot = probe_slot(key, probe, size);
         if tried.contains(&slot) {
             continue;
@@ -301,11 +301,15 @@ pub async fn fill<S: GatewaySlots, G: GatewayKeys>(
             return Ok(filled);
         };
         if slots.add_slot(tier, slot, &gateway_key).await? {
+            // Added only while the pool held `slot` slots: it holds one more now.
             filled.added += 1;
-        } else if let Err(error) = gateway.delete(&gateway_key).await {
-            tracing::error!(%tier, slot, gateway_key_id = %gateway_key.id, %error, "orphaned pool gateway key");
+            filled.size = slot + 1;
+        } else {
+            if let Err(error) = gateway.delete(&gateway_key).await {
+                tracing::error!(%tier, slot, gateway_key_id = %gateway_key.id, %error, "orphaned pool gateway key");
+            }
+            filled.size = slots.pool_size(tier).await?;
         }
-        filled.size = slots.pool_size(tier).await?;
     }
     Ok(filled)
 }

@@ -45,6 +45,7 @@ const MAX_PAGES_PER_FILTERED_LIST: usize = 10;
 /// A request whose tenant is at its limit first retires at most this many stopped keys (of any
 /// tenant, oldest stop first: the scheduled sweep's index), so that its cost is bounded however
 /// many keys the tenant holds. The scheduled sweep reaches the rest within its period.
+/// (Boxed where it is awaited: its future is large, and every create's would carry it.)
 const KEYS_SWEPT_PER_REQUEST: usize = 1_000;
 
 /// The dependencies every management operation has.
@@ -171,7 +172,7 @@ impl<S: KeyStore + GatewaySlots + AuditLog, G: GatewayKeys> KeyService<S, G> {
             return Err(ApiError::conflict("a revoked key cannot be updated"));
         }
         if let Some(tier) = &changes.tier {
-            self.ensure_pool(tier).await?;
+            self.pools.ensure_slot(&*self.store, &self.gateway, tier).await?;
         }
         let moved = match (&changes.tier, &current.gateway_key) {
             (Some(tier), Some(gateway_key)) if *tier != current.tier => {
@@ -348,11 +349,12 @@ impl<S: KeyStore + GatewaySlots + AuditLog, G: GatewayKeys> KeyService<S, G> {
                     // answer a dead key gets.
                     None => {
                         let record = self.store.get(&caller.tenant, id).await?.ok_or(ApiError::InvalidApiKey)?;
-                        let view = KeyView::of(&record, self.clock.now());
-                        match serde_json::to_value(view).expect("a view always serializes") {
-                            serde_json::Value::Object(view) => view,
-                            _ => unreachable!("a view is an object"),
-                        }
+                        let Ok(serde_json::Value::Object(view)) =
+                            serde_json::to_value(KeyView::of(&record, self.clock.now()))
+                        else {
+                            return Err(ApiError::Internal);
+                        };
+                        view
                     }
                 };
                 ("api_key", id.to_string(), Subject::Key(Box::new(view)))
@@ -479,17 +481,17 @@ impl<S: KeyStore + GatewaySlots + AuditLog, G: GatewayKeys> KeyService<S, G> {
         Fut: Future<Output = Result<(), crate::store::StoreError>>,
     {
         if let Err(crate::store::StoreError::LimitReached { .. }) = self.store.room(&spec.tenant_id, allowance).await {
-            if let Err(error) = self.sweep_stopped(KEYS_SWEPT_PER_REQUEST).await {
+            if let Err(error) = Box::pin(self.sweep_stopped(KEYS_SWEPT_PER_REQUEST)).await {
                 tracing::warn!(tenant = %spec.tenant_id, %error, "sweep for dead keys failed");
             }
             self.store.room(&spec.tenant_id, allowance).await?;
         }
-        self.ensure_pool(&spec.tier).await?;
+        self.pools.ensure_slot(&*self.store, &self.gateway, &spec.tier).await?;
         let peppers = issuance.peppers.current().await;
         let (key, record) = KeyRecord::issue(&issuance.profile, &peppers.current, spec, now);
         let mut stored = store(record.clone()).await;
         if matches!(stored, Err(crate::store::StoreError::LimitReached { .. })) {
-            match self.sweep_stopped(KEYS_SWEPT_PER_REQUEST).await {
+            match Box::pin(self.sweep_stopped(KEYS_SWEPT_PER_REQUEST)).await {
                 Ok(swept) if swept.retired == 0 => {}
                 Ok(_) => stored = store(record.clone()).await,
                 Err(error) => tracing::warn!(tenant = %record.tenant_id, %error, "sweep for dead keys failed"),
@@ -497,13 +499,6 @@ impl<S: KeyStore + GatewaySlots + AuditLog, G: GatewayKeys> KeyService<S, G> {
         }
         stored?;
         Ok((key, record))
-    }
-
-    /// Makes sure `tier`'s pool has a slot before a key of it is stored or moved to it: a new
-    /// deployment's first key of a tier makes the pool's first gateway key (one `CreateApiKey`);
-    /// the sweep grows it from there. Remembered per instance once it holds.
-    async fn ensure_pool(&self, tier: &TierName) -> Result<(), ApiError> {
-        self.pools.ensure_slot(&*self.store, &self.gateway, tier).await
     }
 
     /// Appends an audit event. The mutation has happened by now, so a failure to record it does

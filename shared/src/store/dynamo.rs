@@ -22,6 +22,8 @@ type Item = HashMap<String, AttributeValue>;
 
 /// How often a read-modify-write retries after losing a race before answering `Conflict`.
 const OPTIMISTIC_ATTEMPTS: usize = 3;
+/// Sends of one transaction while other transactions hold its items (`TransactionConflict`).
+const TRANSACTION_CONFLICT_ATTEMPTS: u32 = 5;
 
 /// How long audit events are kept unless configured otherwise.
 pub const DEFAULT_AUDIT_RETENTION: TimeDelta = TimeDelta::days(365);
@@ -262,33 +264,46 @@ impl DynamoKeyStore {
     }
 
     /// [`Self::transact`] where item `counter` is a [`Self::count_up`]: its condition alone failing
-    /// means the tenant's limit is reached.
+    /// means the tenant's limit is reached. A transaction cancelled only because another one held
+    /// an item (`TransactionConflict`: one tenant's count is in every create of that tenant, so a
+    /// burst of creates meets it) wrote nothing and is sent again, after a short random pause.
     async fn transact_counted(
         &self,
         items: Vec<TransactWriteItem>,
         counter: Option<usize>,
         on_condition: StoreError,
     ) -> Result<(), StoreError> {
-        let result = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
-        result.map(|_| ()).map_err(|error| {
+        let mut attempt = 0;
+        loop {
+            let result = self.client.transact_write_items().set_transact_items(Some(items.clone())).send().await;
+            let error = match result {
+                Ok(_) => return Ok(()),
+                Err(error) => error,
+            };
             let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) = error.as_service_error()
             else {
-                return unavailable(error);
+                return Err(unavailable(error));
             };
             let reasons = cancelled.cancellation_reasons();
             let failed = |i: usize| reasons.get(i).and_then(|r| r.code()) == Some("ConditionalCheckFailed");
             let codes: Vec<&str> = reasons.iter().filter_map(|r| r.code()).collect();
             let others_failed = (0..reasons.len()).any(|i| Some(i) != counter && failed(i));
             if others_failed {
-                on_condition
+                return Err(on_condition);
             } else if counter.is_some_and(failed) {
-                StoreError::LimitReached { limit: self.max_keys_per_tenant }
-            } else if codes.contains(&"TransactionConflict") {
-                StoreError::Conflict("the key is being changed concurrently; try again")
-            } else {
-                unavailable(error)
+                return Err(StoreError::LimitReached { limit: self.max_keys_per_tenant });
+            } else if !codes.contains(&"TransactionConflict") {
+                return Err(unavailable(error));
             }
-        })
+            attempt += 1;
+            if attempt == TRANSACTION_CONFLICT_ATTEMPTS {
+                return Err(StoreError::Conflict("concurrent changes held what this one writes; try again"));
+            }
+            // Up to 10, 20, 40, 80 ms: spread out, so that the same two do not meet again.
+            let ceiling = 10u64 << (attempt - 1);
+            let draw = u64::from(rand::TryRngCore::try_next_u32(&mut rand::rngs::OsRng).unwrap_or(0));
+            tokio::time::sleep(std::time::Duration::from_millis(1 + draw % ceiling)).await;
+        }
     }
 }
 
@@ -669,5 +684,74 @@ impl AuditLog for DynamoKeyStore {
             })
             .collect::<Result<Vec<AuditEvent>, _>>()?;
         Ok(Page::from_lookahead(events, limit as usize, |event| &event.id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scripted_http::scripted;
+    use crate::{KeyHasher, KeyProfile, KeySpec, Permission};
+
+    /// DynamoDB's answer to a transaction that another one held an item of (here, the tenant's
+    /// count, the third item of an insert). DynamoDB Local serializes transactions instead.
+    const CONFLICT: (u16, &str) = (
+        400,
+        r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","Message":"Transaction cancelled, please refer cancellation reasons for specific reasons [None, None, TransactionConflict]","CancellationReasons":[{"Code":"None"},{"Code":"None"},{"Code":"TransactionConflict","Message":"Transaction is ongoing for the item"}]}"#,
+    );
+    const LIMIT: (u16, &str) = (
+        400,
+        r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","Message":"Transaction cancelled, please refer cancellation reasons for specific reasons [None, None, ConditionalCheckFailed]","CancellationReasons":[{"Code":"None"},{"Code":"None"},{"Code":"ConditionalCheckFailed"}]}"#,
+    );
+    const WRITTEN: (u16, &str) = (200, "{}");
+
+    /// The store as the functions build it (the SDK config of [`crate::aws`] at its defaults),
+    /// against `endpoint`.
+    async fn store_at(endpoint: String) -> DynamoKeyStore {
+        let sdk = crate::aws::load_sdk_config(&crate::config::AwsTimeouts::default()).await;
+        let config = aws_sdk_dynamodb::config::Builder::from(&sdk)
+            .region(aws_sdk_dynamodb::config::Region::new("eu-west-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "test"))
+            .endpoint_url(endpoint)
+            .build();
+        DynamoKeyStore::new(Client::from_conf(config), "keys", TimeDelta::days(30))
+    }
+
+    fn record() -> KeyRecord {
+        let hasher = KeyHasher::new(&[7u8; 32], PepperVersion::new("v1"));
+        let spec = KeySpec::new(
+            "acme".parse().unwrap(),
+            "burst".into(),
+            [Permission::Read].into_iter().collect(),
+            "free".parse().unwrap(),
+        );
+        KeyRecord::issue(&KeyProfile::latchkey(), &hasher, spec, Utc::now()).1
+    }
+
+    /// A burst of creates in one tenant meets its count held by another transaction: the insert
+    /// is sent again and made, and the caller sees nothing of it.
+    #[tokio::test]
+    async fn an_insert_that_meets_another_transaction_is_sent_again() {
+        let (endpoint, requests) = scripted(vec![CONFLICT, CONFLICT, WRITTEN]).await;
+        store_at(endpoint).await.insert(&record()).await.unwrap();
+        assert_eq!(requests.lock().unwrap().len(), 3);
+    }
+
+    /// Held throughout: a bounded number of sends, then `Conflict` (a `409` the caller may retry).
+    #[tokio::test]
+    async fn an_insert_held_up_throughout_gives_up_after_a_bounded_number_of_sends() {
+        let (endpoint, requests) = scripted(vec![CONFLICT; 10]).await;
+        let error = store_at(endpoint).await.insert(&record()).await.unwrap_err();
+        assert!(matches!(error, StoreError::Conflict(_)), "{error:?}");
+        assert_eq!(requests.lock().unwrap().len(), TRANSACTION_CONFLICT_ATTEMPTS as usize);
+    }
+
+    /// A condition that failed is an answer, not a conflict: never sent again.
+    #[tokio::test]
+    async fn a_tenant_at_its_limit_is_answered_at_once() {
+        let (endpoint, requests) = scripted(vec![LIMIT, WRITTEN]).await;
+        let error = store_at(endpoint).await.insert(&record()).await.unwrap_err();
+        assert!(matches!(error, StoreError::LimitReached { .. }), "{error:?}");
+        assert_eq!(requests.lock().unwrap().len(), 1);
     }
 }
