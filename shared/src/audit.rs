@@ -24,6 +24,9 @@ pub enum AuditAction {
     KeyDisable,
     #[serde(rename = "key.enable")]
     KeyEnable,
+    /// Reported found where it must not be (GitHub's secret scanning, or its tenant).
+    #[serde(rename = "key.leaked")]
+    KeyLeaked,
     #[serde(rename = "datasource.create")]
     DatasourceCreate,
     #[serde(rename = "datasource.regenerate_key")]
@@ -45,6 +48,9 @@ pub struct AuditEvent {
     /// The API Gateway request id, to join the event with the access and function logs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// `key.leaked`: where the key was found (the URL GitHub reported, or the reporter's words).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub found_at: Option<String>,
 }
 
 /// Where audit events are kept. Both key stores implement it, in the same table or file as the

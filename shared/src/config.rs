@@ -120,10 +120,18 @@ pub struct Settings {
     /// `LATCHKEY_EXPIRY_WARNING_DAYS` (default 7, 0 to 365; 0: none): how long before a key's
     /// `expires_at` the sweep sends `key.expiring`.
     pub expiry_notice: Option<TimeDelta>,
+    /// `LATCHKEY_LEAK_ACTION` (`revoke`, the default; `disable`; `notify`): what a report of a
+    /// leaked key does to it ([`crate::leaks`]).
+    pub leak_action: crate::leaks::LeakAction,
+    /// `LATCHKEY_GITHUB_KEYS_URL` (default GitHub's): where GitHub's secret scanning publishes
+    /// the keys its reports are signed with.
+    pub github_keys_url: String,
 }
 
 /// [`Settings::max_keys_per_tenant`] unless configured.
 pub const DEFAULT_MAX_KEYS_PER_TENANT: u32 = 1_000;
+/// Where GitHub publishes its secret scanning keys ([`Settings::github_keys_url`]).
+pub const DEFAULT_GITHUB_KEYS_URL: &str = "https://api.github.com/meta/public_keys/secret_scanning";
 /// The largest [`Settings::max_keys_per_tenant`]: the deployment's design size (issue 17's goal).
 pub const MAX_KEYS_PER_TENANT: u64 = 1_000_000;
 
@@ -178,6 +186,8 @@ impl Settings {
                 0 => None,
                 days => Some(TimeDelta::days(days as i64)),
             },
+            leak_action: env.parse_or("LATCHKEY_LEAK_ACTION", Default::default(), str::parse)?,
+            github_keys_url: env.get("LATCHKEY_GITHUB_KEYS_URL").unwrap_or_else(|| DEFAULT_GITHUB_KEYS_URL.to_owned()),
         })
     }
 }
@@ -241,6 +251,7 @@ mod tests {
             ("LATCHKEY_RECORD_TTL_DAYS", "a month", "LATCHKEY_RECORD_TTL_DAYS"),
             ("LATCHKEY_MAX_KEYS_PER_TENANT", "1000001", "LATCHKEY_MAX_KEYS_PER_TENANT"),
             ("LATCHKEY_MAX_KEYS_PER_TENANT", "0", "LATCHKEY_MAX_KEYS_PER_TENANT"),
+            ("LATCHKEY_LEAK_ACTION", "delete", "LATCHKEY_LEAK_ACTION"),
         ];
         for (var, value, named) in cases {
             let error = Settings::from_env(&env(&[(var, value)])).unwrap_err().to_string();

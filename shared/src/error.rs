@@ -39,6 +39,10 @@ pub enum ApiError {
     InvalidToken,
     #[error("The token has expired")]
     ExpiredToken,
+    /// A signed report (GitHub's secret scanning) whose signature is missing, malformed, made by
+    /// a key the signer does not publish, or does not verify: nothing in it is acted on.
+    #[error("The request's signature is missing or does not verify")]
+    InvalidSignature { header: &'static str },
     #[error("This key lacks the permission this operation requires")]
     InsufficientPermissions { required: Permission },
     #[error("Not found")]
@@ -94,7 +98,8 @@ impl ApiError {
             | ApiError::DisabledApiKey
             | ApiError::IpNotAllowed { .. }
             | ApiError::InvalidToken
-            | ApiError::ExpiredToken => 401,
+            | ApiError::ExpiredToken
+            | ApiError::InvalidSignature { .. } => 401,
             ApiError::InsufficientPermissions { .. } => 403,
             ApiError::NotFound => 404,
             ApiError::MethodNotAllowed { .. } => 405,
@@ -121,6 +126,7 @@ impl ApiError {
             ApiError::IpNotAllowed { .. } => "IP_NOT_ALLOWED",
             ApiError::InvalidToken => "INVALID_TOKEN",
             ApiError::ExpiredToken => "EXPIRED_TOKEN",
+            ApiError::InvalidSignature { .. } => "INVALID_SIGNATURE",
             ApiError::InsufficientPermissions { .. } => "INSUFFICIENT_PERMISSIONS",
             ApiError::NotFound => "NOT_FOUND",
             ApiError::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
@@ -142,7 +148,9 @@ impl ApiError {
     /// (strings only) and the envelope.
     pub fn details(&self) -> Vec<(&'static str, String)> {
         match self {
-            ApiError::MissingApiKey { header } => vec![("header", (*header).to_owned())],
+            ApiError::MissingApiKey { header } | ApiError::InvalidSignature { header } => {
+                vec![("header", (*header).to_owned())]
+            }
             ApiError::ConflictingCredentials => vec![("headers", "x-api-key,authorization".to_owned())],
             ApiError::ExpiredApiKey { expired_at } => vec![("expired_at", format_time(*expired_at))],
             ApiError::IpNotAllowed { source_ip } => source_ip.iter().map(|ip| ("source_ip", ip.clone())).collect(),

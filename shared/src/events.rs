@@ -31,6 +31,10 @@ pub enum KeyEventType {
     /// by a rotation is not announced again when its grace ends: `key.rotated` said when.
     #[serde(rename = "key.expired")]
     Expired,
+    /// Reported found where it must not be (`POST /leaks/github`, `POST /leaks`), and acted on
+    /// as `LATCHKEY_LEAK_ACTION` says (its view shows what that did).
+    #[serde(rename = "key.leaked")]
+    Leaked,
     #[serde(rename = "datasource.key_regenerated")]
     DatasourceKeyRegenerated,
 }

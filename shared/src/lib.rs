@@ -21,6 +21,7 @@ pub mod ingest;
 pub mod key;
 #[cfg(feature = "lambda")]
 pub mod lambda;
+pub mod leaks;
 pub mod lookup;
 pub mod manage;
 pub mod metadata;

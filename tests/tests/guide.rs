@@ -133,6 +133,7 @@ fn every_api_error() -> Vec<ApiError> {
         ApiError::IpNotAllowed { source_ip: None },
         ApiError::InvalidToken,
         ApiError::ExpiredToken,
+        ApiError::InvalidSignature { header: "github-public-key-signature" },
         ApiError::InsufficientPermissions { required: Permission::Admin },
         ApiError::NotFound,
         ApiError::conflict("c"),
@@ -159,6 +160,7 @@ fn every_api_error() -> Vec<ApiError> {
             | ApiError::IpNotAllowed { .. }
             | ApiError::InvalidToken
             | ApiError::ExpiredToken
+            | ApiError::InvalidSignature { .. }
             | ApiError::InsufficientPermissions { .. }
             | ApiError::NotFound
             | ApiError::Conflict { .. }

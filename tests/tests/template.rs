@@ -94,6 +94,7 @@ fn every_route_goes_to_the_function_of_its_role_behind_the_authorizer() {
     expected.insert(("post".to_owned(), "/ingest".to_owned()), "ingest".to_owned());
     let mut deployed = BTreeMap::new();
     let mut dashboard = Vec::new();
+    let mut github = Vec::new();
     for (path, item) in paths {
         if FORWARDED.contains(&path.as_str()) {
             continue;
@@ -108,6 +109,14 @@ fn every_route_goes_to_the_function_of_its_role_behind_the_authorizer() {
                 dashboard.push(path.clone());
                 continue;
             }
+            if path == "/leaks/github" {
+                // GitHub's secret scanning signs its reports and holds no key: no authorizer, no
+                // usage plan key; keys-issue checks the signature before anything else.
+                assert_eq!((method.as_str(), binaries[&function].as_str()), ("post", "keys-issue"));
+                assert_eq!(operation.get("security").unwrap_or(&json!([])), &json!([]), "{method} {path}");
+                github.push(path.clone());
+                continue;
+            }
             deployed.insert((method.clone(), path.clone()), binaries[&function].clone());
             // Behind the authorizer, and metered: the usage plan key comes from the authorizer.
             assert_eq!(
@@ -119,6 +128,7 @@ fn every_route_goes_to_the_function_of_its_role_behind_the_authorizer() {
     }
     assert_eq!(deployed, expected);
     assert_eq!(dashboard, ["/dashboard", "/dashboard/{file}"]);
+    assert_eq!(github, ["/leaks/github"]);
     assert_eq!(template["Resources"]["Api"]["Properties"]["ApiKeySourceType"], "AUTHORIZER");
 }
 
@@ -796,7 +806,7 @@ fn openapi_describes_exactly_the_routes() {
     let routes: BTreeSet<(String, String)> = ROUTES
         .iter()
         .map(|(method, path, _)| (method.to_string(), path.to_string()))
-        .chain([("POST".to_owned(), "/ingest".to_owned())])
+        .chain([("POST".to_owned(), "/ingest".to_owned()), ("POST".to_owned(), "/leaks/github".to_owned())])
         .collect();
     assert_eq!(latchkey_tests::openapi::OpenApi::load().operations(), routes);
 }

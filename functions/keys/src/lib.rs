@@ -6,18 +6,20 @@
 //! | function | routes | reads the pepper | API Gateway keys |
 //! |---|---|---|---|
 //! | `keys-read` | `GET /keys`, `GET /keys/{id}`, `GET /keys/{id}/usage`, `GET /whoami`, `GET /audit`, `GET /datasources`, `GET /datasources/{id}`, `GET /datasources/{id}/records` | no | usage counts only |
-//! | `keys-issue` | `POST /keys`, `POST /keys/{id}/rotate`, `POST /datasources`, `POST /datasources/{id}/regenerate-key` | yes | creates (and deletes on failure) |
+//! | `keys-issue` | `POST /keys`, `POST /keys/{id}/rotate`, `POST /datasources`, `POST /datasources/{id}/regenerate-key`, `POST /sessions`, `POST /leaks`, `POST /leaks/github` (no authorizer: GitHub signs it) | yes | creates (and deletes on failure) |
 //! | `keys-change` | `PATCH /keys/{id}`, `DELETE /keys/{id}`, `DELETE /datasources/{id}` | no | moves between plans, deletes |
 //! | `keys-sweep` | none: a schedule runs it ([`latchkey::manage::sweep`]) | no | deletes those of keys that stopped |
 
 pub mod setup;
 
 use lambda_http::{Body, Request, RequestExt, Response};
+use latchkey::ApiError;
 use latchkey::audit::AuditLog;
 use latchkey::datasource::DatasourceStore;
 use latchkey::gateway::GatewayKeys;
 use latchkey::ingest::RecordStore;
-use latchkey::manage::{Management, ManagementRequest};
+use latchkey::leaks::github::SigningKeys;
+use latchkey::manage::{Management, ManagementRequest, Reply};
 use latchkey::pepper::PepperProvider;
 use latchkey::store::KeyStore;
 
@@ -25,11 +27,49 @@ use latchkey::store::KeyStore;
 pub async fn run(roles: &'static [latchkey::manage::Role]) -> Result<(), lambda_http::Error> {
     latchkey::aws::init_logging();
     let function = setup::from_env(roles).await?;
-    let function = &function;
-    lambda_http::run(lambda_http::service_fn(move |request| async move {
-        Ok::<_, std::convert::Infallible>(respond(function, request).await)
+    // GitHub's reports go to the function that reads the pepper (it digests what they carry).
+    let github = if roles.contains(&latchkey::manage::Role::Issue) { Some(setup::github_keys()?) } else { None };
+    let (function, github) = (&function, github.as_ref());
+    lambda_http::run(lambda_http::service_fn(move |request: Request| async move {
+        let path = request.raw_http_path();
+        let answer = match github {
+            Some(keys) if path.strip_suffix('/').unwrap_or(path) == "/leaks/github" => {
+                respond_github(function, keys, request).await
+            }
+            _ => respond(function, request).await,
+        };
+        Ok::<_, std::convert::Infallible>(answer)
     }))
     .await
+}
+
+/// Answers `POST /leaks/github`: a report of GitHub's secret scanning, signed by GitHub and
+/// reaching the function without an authorizer.
+pub async fn respond_github<S, G, P, R>(
+    function: &Management<S, G, P, R>,
+    keys: &SigningKeys,
+    request: Request,
+) -> Response<Body>
+where
+    S: KeyStore + latchkey::gateway::pool::GatewaySlots + AuditLog + DatasourceStore,
+    G: GatewayKeys,
+    P: PepperProvider,
+    R: RecordStore + latchkey::verifications::VerificationStore,
+{
+    let reply = match (request.method().as_str(), function.issuance.as_ref()) {
+        ("POST", Some(issuance)) => {
+            let header = |name: &str| request.headers().get(name).and_then(|value| value.to_str().ok());
+            let (service, action) = (&function.service, function.leak_action);
+            match service.github_report(issuance, keys, action, header, request.body().as_ref()).await {
+                Ok(feedback) => Reply::json(200, &feedback),
+                Err(error) => Reply::error(&error),
+            }
+        }
+        ("POST", None) => Reply::error(&ApiError::Internal),
+        _ => Reply::error(&ApiError::MethodNotAllowed { allowed: &["POST"] }),
+    };
+    function.service.events.flush().await;
+    latchkey::lambda::response(reply)
 }
 
 /// Answers one API Gateway (REST, proxy integration) request.

@@ -13,6 +13,7 @@ use latchkey::events::{KeyEvents, NoEvents};
 use latchkey::gateway::apigateway::{ApiGatewayKeys, PlanNames, UsagePlans};
 use latchkey::gateway::pool::{DEFAULT_POOL_SIZE, Pools};
 use latchkey::ingest::dynamo::DynamoRecordStore;
+use latchkey::leaks::github::SigningKeys;
 use latchkey::manage::{Issuance, KeyPolicy, KeyService, Management, Role};
 use latchkey::pepper::{CachedPepper, PepperError, SecretsManagerPepper, SecretsManagerSigningSecret};
 use latchkey::session::SessionSigner;
@@ -93,6 +94,13 @@ pub enum SetupError {
     Store(latchkey::store::StoreError),
 }
 
+/// GitHub's secret scanning keys (`LATCHKEY_GITHUB_KEYS_URL`), for `POST /leaks/github`:
+/// fetched when a report names one not fetched yet.
+pub fn github_keys() -> Result<SigningKeys, ConfigError> {
+    let settings = Settings::from_env(&Env::process())?;
+    Ok(SigningKeys::new(settings.github_keys_url))
+}
+
 /// The cold start of a function serving `roles`.
 pub async fn from_env(roles: &'static [Role]) -> Result<DeployedFunction, SetupError> {
     let env = Env::process();
@@ -146,6 +154,7 @@ pub async fn from_env(roles: &'static [Role]) -> Result<DeployedFunction, SetupE
         records,
         ingest_tier: keys.ingest_tier,
         roles,
+        leak_action: settings.leak_action,
     })
 }
 

@@ -124,6 +124,7 @@ pub(crate) async fn management_over(
         records: None,
         ingest_tier: "free".parse().unwrap(),
         roles: &[Role::Issue],
+        leak_action: Default::default(),
     }
 }
 

@@ -32,6 +32,7 @@ use latchkey::gateway::pool::GatewaySlots;
 use latchkey::ingest::RecordStore;
 use latchkey::ingest::dynamo::DynamoRecordStore;
 use latchkey::ingest::service::IngestService;
+use latchkey::leaks::github::SigningKeys;
 use latchkey::manage::Route;
 use latchkey::manage::sweep::{MAX_KEYS_PER_SWEEP, Swept};
 use latchkey::manage::{Caller, Issuance, KeyPolicy, KeyService, Management, ManagementRequest, Reply, Role};
@@ -192,6 +193,8 @@ pub struct LocalApi<S, R> {
     upstream: Option<Upstream>,
     expiry_notice: Option<TimeDelta>,
     sweep_interval: Duration,
+    /// GitHub's secret scanning keys (`LATCHKEY_GITHUB_KEYS_URL`), for `POST /leaks/github`.
+    github_keys: SigningKeys,
 }
 
 /// The local API on the embedded store: one redb file in the data directory.
@@ -315,6 +318,7 @@ where
         records: Some(Arc::clone(&records)),
         ingest_tier: settings.tiers.default_tier().clone(),
         roles: &[Role::Read, Role::Issue, Role::Change],
+        leak_action: settings.leak_action,
     };
     let api = LocalApi {
         authorizer,
@@ -324,6 +328,7 @@ where
         upstream: config.upstream.clone(),
         expiry_notice: settings.expiry_notice,
         sweep_interval: config.sweep_interval,
+        github_keys: SigningKeys::new(settings.github_keys_url.clone()),
     };
     let admin_key = api.bootstrap_if_empty().await?;
     if let (Some(key), Some(file)) = (&admin_key, &config.admin_key_file) {
@@ -420,6 +425,10 @@ where
         body: &[u8],
         source: Option<IpAddr>,
     ) -> Reply {
+        if is_github_leaks(uri.path()) {
+            // Signed by GitHub, not authenticated by a key: the deployed route has no authorizer.
+            return self.github_leaks(method, headers, body).await;
+        }
         let principal = match self.decide(headers, source, method, uri).await {
             Ok(principal) => principal,
             Err(refused) => return refused,
@@ -463,6 +472,26 @@ where
         reply
     }
 
+    /// `POST /leaks/github`, as the deployed `keys-issue` answers it.
+    async fn github_leaks(&self, method: &Method, headers: &HeaderMap, body: &[u8]) -> Reply {
+        if method != Method::POST {
+            return Reply::error(&ApiError::MethodNotAllowed { allowed: &["POST"] });
+        }
+        let Some(issuance) = self.management.issuance.as_ref() else { return Reply::error(&ApiError::Internal) };
+        let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+        let service = &self.management.service;
+        let action = self.management.leak_action;
+        let answer = service.github_report(issuance, &self.github_keys, action, header, body).await;
+        if answer.is_ok() {
+            // Keys it revoked or disabled stop at once here, as any change this process made.
+            self.authorizer.cache().clear();
+        }
+        match answer {
+            Ok(feedback) => Reply::json(200, &feedback),
+            Err(error) => Reply::error(&error),
+        }
+    }
+
     /// A request for the team's backend: authenticated and throttled as any, then forwarded.
     async fn forward(
         &self,
@@ -486,12 +515,20 @@ where
 /// Whether `path` is one of Latchkey's own routes (whatever the method), which the gateway never
 /// forwards: the management routes, `/ingest` and the dashboard.
 pub fn serves(path: &str) -> bool {
-    is_ingest(path) || dashboard::owns(path) || !matches!(Route::parse("GET", path), Err(ApiError::NotFound))
+    is_ingest(path)
+        || is_github_leaks(path)
+        || dashboard::owns(path)
+        || !matches!(Route::parse("GET", path), Err(ApiError::NotFound))
 }
 
 /// `/ingest`, with or without a trailing slash (as the management routes tolerate one).
 fn is_ingest(path: &str) -> bool {
     path.strip_suffix('/').unwrap_or(path) == "/ingest"
+}
+
+/// `/leaks/github`, GitHub's secret scanning reports, likewise.
+fn is_github_leaks(path: &str) -> bool {
+    path.strip_suffix('/').unwrap_or(path) == "/leaks/github"
 }
 
 /// The HTTP side: every path and method to [`LocalApi::answer`].

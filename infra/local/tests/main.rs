@@ -12,6 +12,7 @@ mod files;
 mod gateway;
 mod independent_limits;
 mod key_fields;
+mod leaks;
 mod local_api;
 mod openapi;
 mod sessions;

@@ -8,6 +8,7 @@ use crate::common;
 use std::collections::BTreeSet;
 
 use common::Running;
+use common::github::{GitHub, Headers};
 use latchkey_tests::openapi::OpenApi;
 use reqwest::{Client, Method};
 use serde_json::{Value, json};
@@ -28,6 +29,19 @@ impl Checked {
         if let Some(body) = body {
             request = request.json(&body);
         }
+        self.checked(method, path, request).await
+    }
+
+    /// `POST path` with these headers and this raw body (a signed report).
+    async fn post_raw(&mut self, path: &str, headers: &Headers, body: &str) -> (u16, Value) {
+        let mut request = Client::new().post(format!("{}{path}", self.api.base)).body(body.to_owned());
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        self.checked(Method::POST, path, request.header("content-type", "application/json")).await
+    }
+
+    async fn checked(&mut self, method: Method, path: &str, request: reqwest::RequestBuilder) -> (u16, Value) {
         let response = request.send().await.unwrap();
         let status = response.status().as_u16();
         let text = response.text().await.unwrap();
@@ -46,7 +60,8 @@ impl Checked {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_response_matches_openapi() {
     let dir = tempfile::tempdir().unwrap();
-    let api = Running::start(dir.path()).await;
+    let github = GitHub::start().await;
+    let api = Running::start_configured(dir.path(), None, &[("LATCHKEY_GITHUB_KEYS_URL", &github.keys_url)]).await;
     let admin_key = api.admin_key.clone().unwrap();
     let admin = Some(admin_key.as_str());
     let mut c = Checked { api, openapi: OpenApi::load(), succeeded: BTreeSet::new() };
@@ -129,6 +144,21 @@ async fn every_response_matches_openapi() {
     assert_eq!(c.call(admin, Method::POST, &regenerate, Some(json!({"grace_period_seconds": 0}))).await.0, 201);
     assert_eq!(c.call(admin, Method::DELETE, &format!("/datasources/{ds}"), None).await.0, 200);
     assert_eq!(c.call(admin, Method::GET, &format!("/datasources/{ds}"), None).await.0, 404);
+
+    // Leaks: a tenant's report, and GitHub's (signed, and not).
+    let (status, leaking) = c.call(admin, Method::POST, "/keys", Some(json!({"name": "leaks"}))).await;
+    assert_eq!(status, 201);
+    let leaking = leaking["key"].as_str().unwrap().to_owned();
+    let report = json!({"key": "lk_nope", "found_at": "a chat"});
+    assert_eq!(c.call(admin, Method::POST, "/leaks", Some(report)).await.0, 404);
+    assert_eq!(c.call(admin, Method::POST, "/leaks", Some(json!({"found_at": "a chat"}))).await.0, 400);
+    let report = json!({"key": leaking, "found_at": "a chat"});
+    assert_eq!(c.call(admin, Method::POST, "/leaks", Some(report)).await.0, 200);
+    let found = json!([{"token": leaking, "type": "latchkey_api_key", "url": "", "source": "content"}]).to_string();
+    assert_eq!(c.post_raw("/leaks/github", &Vec::new(), &found).await.0, 401);
+    assert_eq!(c.post_raw("/leaks/github", &github.signed("{}"), "{}").await.0, 400);
+    assert_eq!(c.post_raw("/leaks/github", &github.signed(&found), &found).await.0, 200);
+    assert_eq!(c.call(admin, Method::GET, "/audit?limit=5", None).await.0, 200);
 
     let all = c.openapi.operations();
     let missed: Vec<_> = all.difference(&c.succeeded).collect();

@@ -10,6 +10,8 @@ pub enum Actor {
     Session { subject: String },
     /// The operator, from the command line (bootstrap).
     Operator,
+    /// GitHub's secret scanning, reporting a key it found in public (`POST /leaks/github`).
+    SecretScanning,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +70,11 @@ impl Caller {
         })
     }
 
+    /// GitHub's secret scanning, reporting a key of `tenant` (it may act on any tenant's key).
+    pub fn secret_scanning(tenant: TenantId) -> Self {
+        Self { actor: Actor::SecretScanning, ..Self::operator(tenant) }
+    }
+
     /// The operator acting on `tenant` from the command line.
     pub fn operator(tenant: TenantId) -> Self {
         Self {
@@ -95,6 +102,7 @@ impl Caller {
             Actor::Key(id) => id.to_string(),
             Actor::Session { subject } => format!("jwt:{subject}"),
             Actor::Operator => "operator".to_owned(),
+            Actor::SecretScanning => "github:secret-scanning".to_owned(),
         }
     }
 }

@@ -361,6 +361,7 @@ impl<S: KeyStore + GatewaySlots + AuditLog, G: GatewayKeys> KeyService<S, G> {
             }
             Actor::Session { subject } => ("jwt", subject.clone(), session()),
             Actor::Operator => ("operator", "operator".to_owned(), session()),
+            Actor::SecretScanning => ("operator", "github:secret-scanning".to_owned(), session()),
         };
         Ok(Identity { auth_type, principal, subject })
     }
@@ -510,6 +511,29 @@ impl<S: KeyStore + GatewaySlots + AuditLog, G: GatewayKeys> KeyService<S, G> {
         target: &impl std::fmt::Display,
         at: DateTime<Utc>,
     ) {
+        self.append_audit(caller, action, target, at, None).await;
+    }
+
+    /// [`Self::audit`] of something found somewhere (`key.leaked`): where, in `found_at`.
+    pub(crate) async fn audit_found(
+        &self,
+        caller: &Caller,
+        action: AuditAction,
+        target: &impl std::fmt::Display,
+        at: DateTime<Utc>,
+        found_at: &str,
+    ) {
+        self.append_audit(caller, action, target, at, Some(found_at.to_owned())).await;
+    }
+
+    async fn append_audit(
+        &self,
+        caller: &Caller,
+        action: AuditAction,
+        target: &impl std::fmt::Display,
+        at: DateTime<Utc>,
+        found_at: Option<String>,
+    ) {
         let event = AuditEvent {
             id: AuditId::generate(),
             tenant_id: caller.tenant.clone(),
@@ -518,6 +542,7 @@ impl<S: KeyStore + GatewaySlots + AuditLog, G: GatewayKeys> KeyService<S, G> {
             target: target.to_string(),
             at,
             request_id: caller.request_id.clone(),
+            found_at,
         };
         if let Err(error) = self.store.append(&event).await {
             let event = serde_json::to_string(&event).unwrap_or_default();

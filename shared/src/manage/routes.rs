@@ -42,6 +42,8 @@ pub enum Route<'p> {
     RegenerateDatasourceKey(&'p str),
     ListRecords(&'p str),
     CreateSession,
+    /// `POST /leaks`: a tenant reports one of its keys found where it must not be.
+    ReportLeak,
 }
 
 /// Every management route as API Gateway names it (method, resource path) and the role that
@@ -66,6 +68,7 @@ pub const ROUTES: &[(&str, &str, Role)] = &[
     ("POST", "/datasources/{id}/regenerate-key", Role::Issue),
     ("GET", "/datasources/{id}/records", Role::Read),
     ("POST", "/sessions", Role::Issue),
+    ("POST", "/leaks", Role::Issue),
 ];
 
 /// The three management functions, split so that each holds only the permissions it needs.
@@ -122,6 +125,8 @@ impl<'p> Route<'p> {
             (["datasources", _, "records"], _) => (&["GET"], None),
             (["sessions"], "POST") => (&[], Some(Route::CreateSession)),
             (["sessions"], _) => (&["POST"], None),
+            (["leaks"], "POST") => (&[], Some(Route::ReportLeak)),
+            (["leaks"], _) => (&["POST"], None),
             _ => return Err(ApiError::NotFound),
         };
         route.ok_or(ApiError::MethodNotAllowed { allowed })
@@ -144,7 +149,8 @@ impl<'p> Route<'p> {
             | Route::RotateKey(_)
             | Route::CreateDatasource
             | Route::RegenerateDatasourceKey(_)
-            | Route::CreateSession => Role::Issue,
+            | Route::CreateSession
+            | Route::ReportLeak => Role::Issue,
             Route::UpdateKey(_) | Route::RevokeKey(_) | Route::DeleteDatasource(_) => Role::Change,
         }
     }
@@ -161,7 +167,7 @@ pub struct Reply {
 }
 
 impl Reply {
-    pub(crate) fn json<T: Serialize>(status: u16, value: &T) -> Self {
+    pub fn json<T: Serialize>(status: u16, value: &T) -> Self {
         let body = serde_json::to_string(value).expect("views always serialize");
         Self { status, headers: Vec::new(), body: Some(body) }
     }
@@ -203,6 +209,8 @@ pub struct Management<S, G, P, R> {
     /// The tier of datasources' ingest keys.
     pub ingest_tier: TierName,
     pub roles: &'static [Role],
+    /// What a report of a leaked key does to it (`LATCHKEY_LEAK_ACTION`).
+    pub leak_action: crate::leaks::LeakAction,
 }
 
 impl<S, G, P, R> Management<S, G, P, R>
@@ -307,6 +315,19 @@ where
                 })?;
                 Reply::json(201, &service.start_session(signer, &caller).await?)
             }
+            Route::ReportLeak => self.report_leak(caller, parse_body(body)?).await?,
+        })
+    }
+
+    /// `POST /leaks`, boxed outside `dispatch`'s frame (see [`Self::verifications`]).
+    fn report_leak<'a>(
+        &'a self,
+        caller: Caller,
+        body: crate::leaks::LeakReport,
+    ) -> Pin<Box<dyn Future<Output = Result<Reply, ApiError>> + Send + 'a>> {
+        Box::pin(async move {
+            let reported = self.service.report_leak(self.issuance()?, self.leak_action, caller, body).await?;
+            Ok(Reply::json(200, &reported))
         })
     }
 

@@ -29,7 +29,7 @@ impl<S: KeyStore + GatewaySlots + AuditLog, G: GatewayKeys> KeyService<S, G> {
                 }
                 (id, record.permissions)
             }
-            Actor::Operator => return Err(not_exchanged),
+            Actor::Operator | Actor::SecretScanning => return Err(not_exchanged),
         };
         Ok(signer.sign(&key, &caller.tenant, &permissions, now).await)
     }

@@ -105,7 +105,14 @@ impl Stack {
                     events: std::sync::Arc::new(latchkey::events::NoEvents),
                     pools: Default::default(),
                 };
-                Management { service, issuance, records, ingest_tier: "free".parse().unwrap(), roles }
+                Management {
+                    service,
+                    issuance,
+                    records,
+                    ingest_tier: "free".parse().unwrap(),
+                    roles,
+                    leak_action: Default::default(),
+                }
             }
         };
         let authorizer = Authorizer::new(Dependencies {
