@@ -19,6 +19,7 @@ mod counting;
 pub mod dynamo_calls;
 pub mod dynamodb_local;
 pub mod echo;
+pub mod github;
 pub mod openapi;
 pub mod slow_proxy;
 pub mod template;

@@ -9,6 +9,7 @@ mod gateway;
 mod key_budget;
 mod key_events;
 mod lambda_runtime;
+mod leaks;
 mod lifecycle;
 mod scale;
 mod template_stack;

@@ -8,7 +8,7 @@ use crate::common;
 use std::sync::atomic::Ordering;
 
 use common::Running;
-use common::github::{GitHub, Headers, KEY_ID, sign_with};
+use latchkey_tests::github::{GitHub, Headers, KEY_ID, sign_with};
 use p256::ecdsa::SigningKey;
 use reqwest::Method;
 use serde_json::{Value, json};

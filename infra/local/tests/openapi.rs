@@ -8,7 +8,7 @@ use crate::common;
 use std::collections::BTreeSet;
 
 use common::Running;
-use common::github::{GitHub, Headers};
+use latchkey_tests::github::{GitHub, Headers};
 use latchkey_tests::openapi::OpenApi;
 use reqwest::{Client, Method};
 use serde_json::{Value, json};

@@ -2,8 +2,6 @@
 
 #![allow(dead_code)]
 
-pub mod github;
-
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
