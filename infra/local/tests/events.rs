@@ -83,6 +83,12 @@ async fn each_change_is_delivered_signed_in_order_retried_and_without_a_key() {
     let source_id = source["id"].as_str().unwrap();
     let (_, regenerated) = call(Method::POST, format!("/datasources/{source_id}/regenerate-key"), None).await;
     secrets.push(regenerated["key"].as_str().unwrap().to_owned());
+    // A key its tenant reports leaked: revoked (the default action), then announced.
+    let (_, leaky) = call(Method::POST, "/keys".into(), Some(json!({"name": "leaky"}))).await;
+    let leaky_key = leaky["key"].as_str().unwrap().to_owned();
+    secrets.push(leaky_key.clone());
+    let (status, _) = call(Method::POST, "/leaks".into(), Some(json!({"key": leaky_key, "found_at": "a gist"}))).await;
+    assert_eq!(status, 200);
 
     // The first attempt was refused and retried after 1 s; the rest follow in order.
     let expected = [
@@ -96,6 +102,8 @@ async fn each_change_is_delivered_signed_in_order_retried_and_without_a_key() {
         ("key.created", "ingest: sensor"),
         ("key.rotated", "ingest: sensor"),
         ("datasource.key_regenerated", "ingest: sensor"),
+        ("key.created", "leaky"),
+        ("key.leaked", "leaky"),
     ];
     for _ in 0..100 {
         if seen.lock().unwrap().accepted.len() >= expected.len() {
@@ -112,6 +120,7 @@ async fn each_change_is_delivered_signed_in_order_retried_and_without_a_key() {
     assert_eq!(events[2]["key"]["enabled"], false);
     assert_eq!(events[5]["key"]["replaces"], json!(id));
     assert_eq!(events[1]["key"]["owner_id"], "cus_9");
+    assert_eq!(events[11]["key"]["status"], "revoked", "key.leaked shows what the report did");
     // Each delivery is the event openapi.yaml's `webhooks.keyEvent` describes.
     let openapi = latchkey_tests::openapi::OpenApi::load();
     for event in &events {
