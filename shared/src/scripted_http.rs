@@ -31,3 +31,16 @@ pub(crate) async fn scripted(answers: Vec<(u16, &'static str)>) -> (String, Arc<
     });
     (address, noted)
 }
+
+/// The SDK configuration the functions load ([`crate::aws`], at its defaults), with test
+/// credentials, its requests sent to `endpoint`.
+#[cfg(feature = "aws")]
+pub(crate) async fn sdk_config_at(endpoint: &str) -> aws_config::SdkConfig {
+    use aws_sdk_dynamodb::config::{Credentials, Region, SharedCredentialsProvider};
+    let sdk = crate::aws::load_sdk_config(&crate::config::AwsTimeouts::default()).await;
+    sdk.to_builder()
+        .region(Region::new("eu-west-1"))
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new("test", "test", None, None, "test")))
+        .endpoint_url(endpoint)
+        .build()
+}

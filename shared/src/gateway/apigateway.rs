@@ -253,15 +253,10 @@ mod tests {
         requests.lock().unwrap().iter().filter(|r| r.starts_with("POST /apikeys")).count()
     }
 
-    /// The gateway as the functions build it: the SDK config of [`crate::aws`] at its defaults.
+    /// The gateway as the functions build it, against `endpoint`.
     async fn gateway_at(endpoint: String) -> ApiGatewayKeys {
-        let sdk = crate::aws::load_sdk_config(&crate::config::AwsTimeouts::default()).await;
-        let config = aws_sdk_apigateway::config::Builder::from(&sdk)
-            .region(aws_sdk_apigateway::config::Region::new("eu-west-1"))
-            .credentials_provider(aws_sdk_apigateway::config::Credentials::new("test", "test", None, None, "test"))
-            .endpoint_url(endpoint)
-            .build();
-        ApiGatewayKeys::new(Client::from_conf(config), HashMap::from([("free".parse().unwrap(), "plan-1".to_owned())]))
+        let client = Client::new(&crate::scripted_http::sdk_config_at(&endpoint).await);
+        ApiGatewayKeys::new(client, HashMap::from([("free".parse().unwrap(), "plan-1".to_owned())]))
     }
 
     const THROTTLED: (u16, &str) = (429, r#"{"message":"Too Many Requests"}"#);

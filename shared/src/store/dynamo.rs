@@ -705,16 +705,10 @@ mod tests {
     );
     const WRITTEN: (u16, &str) = (200, "{}");
 
-    /// The store as the functions build it (the SDK config of [`crate::aws`] at its defaults),
-    /// against `endpoint`.
+    /// The store as the functions build it, against `endpoint`.
     async fn store_at(endpoint: String) -> DynamoKeyStore {
-        let sdk = crate::aws::load_sdk_config(&crate::config::AwsTimeouts::default()).await;
-        let config = aws_sdk_dynamodb::config::Builder::from(&sdk)
-            .region(aws_sdk_dynamodb::config::Region::new("eu-west-1"))
-            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "test"))
-            .endpoint_url(endpoint)
-            .build();
-        DynamoKeyStore::new(Client::from_conf(config), "keys", TimeDelta::days(30))
+        let client = Client::new(&crate::scripted_http::sdk_config_at(&endpoint).await);
+        DynamoKeyStore::new(client, "keys", TimeDelta::days(30))
     }
 
     fn record() -> KeyRecord {
