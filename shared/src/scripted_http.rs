@@ -33,14 +33,14 @@ pub(crate) async fn scripted(answers: Vec<(u16, &'static str)>) -> (String, Arc<
 }
 
 /// The SDK configuration the functions load ([`crate::aws`], at its defaults), with test
-/// credentials, its requests sent to `endpoint`.
+/// credentials. A test sets its endpoint on the service's own configuration, where it wins over
+/// the `AWS_ENDPOINT_URL_<SERVICE>` the suite's engines export (on the SDK's, it would not).
 #[cfg(feature = "aws")]
-pub(crate) async fn sdk_config_at(endpoint: &str) -> aws_config::SdkConfig {
+pub(crate) async fn sdk_config() -> aws_config::SdkConfig {
     use aws_sdk_dynamodb::config::{Credentials, Region, SharedCredentialsProvider};
     let sdk = crate::aws::load_sdk_config(&crate::config::AwsTimeouts::default()).await;
     sdk.to_builder()
         .region(Region::new("eu-west-1"))
         .credentials_provider(SharedCredentialsProvider::new(Credentials::new("test", "test", None, None, "test")))
-        .endpoint_url(endpoint)
         .build()
 }

@@ -255,7 +255,8 @@ mod tests {
 
     /// The gateway as the functions build it, against `endpoint`.
     async fn gateway_at(endpoint: String) -> ApiGatewayKeys {
-        let client = Client::new(&crate::scripted_http::sdk_config_at(&endpoint).await);
+        let sdk = crate::scripted_http::sdk_config().await;
+        let client = Client::from_conf(aws_sdk_apigateway::config::Builder::from(&sdk).endpoint_url(endpoint).build());
         ApiGatewayKeys::new(client, HashMap::from([("free".parse().unwrap(), "plan-1".to_owned())]))
     }
 

@@ -707,7 +707,8 @@ mod tests {
 
     /// The store as the functions build it, against `endpoint`.
     async fn store_at(endpoint: String) -> DynamoKeyStore {
-        let client = Client::new(&crate::scripted_http::sdk_config_at(&endpoint).await);
+        let sdk = crate::scripted_http::sdk_config().await;
+        let client = Client::from_conf(aws_sdk_dynamodb::config::Builder::from(&sdk).endpoint_url(endpoint).build());
         DynamoKeyStore::new(client, "keys", TimeDelta::days(30))
     }
 
