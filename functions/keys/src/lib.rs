@@ -13,13 +13,12 @@
 pub mod setup;
 
 use lambda_http::{Body, Request, RequestExt, Response};
-use latchkey::ApiError;
 use latchkey::audit::AuditLog;
 use latchkey::datasource::DatasourceStore;
 use latchkey::gateway::GatewayKeys;
 use latchkey::ingest::RecordStore;
 use latchkey::leaks::github::SigningKeys;
-use latchkey::manage::{Management, ManagementRequest, Reply};
+use latchkey::manage::{Management, ManagementRequest};
 use latchkey::pepper::PepperProvider;
 use latchkey::store::KeyStore;
 
@@ -56,18 +55,8 @@ where
     P: PepperProvider,
     R: RecordStore + latchkey::verifications::VerificationStore,
 {
-    let reply = match (request.method().as_str(), function.issuance.as_ref()) {
-        ("POST", Some(issuance)) => {
-            let header = |name: &str| request.headers().get(name).and_then(|value| value.to_str().ok());
-            let (service, action) = (&function.service, function.leak_action);
-            match service.github_report(issuance, keys, action, header, request.body().as_ref()).await {
-                Ok(feedback) => Reply::json(200, &feedback),
-                Err(error) => Reply::error(&error),
-            }
-        }
-        ("POST", None) => Reply::error(&ApiError::Internal),
-        _ => Reply::error(&ApiError::MethodNotAllowed { allowed: &["POST"] }),
-    };
+    let header = |name: &str| request.headers().get(name).and_then(|value| value.to_str().ok());
+    let reply = function.github_leaks(keys, request.method().as_str(), header, request.body().as_ref()).await;
     function.service.events.flush().await;
     latchkey::lambda::response(reply)
 }

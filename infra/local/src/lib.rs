@@ -474,22 +474,13 @@ where
 
     /// `POST /leaks/github`, as the deployed `keys-issue` answers it.
     async fn github_leaks(&self, method: &Method, headers: &HeaderMap, body: &[u8]) -> Reply {
-        if method != Method::POST {
-            return Reply::error(&ApiError::MethodNotAllowed { allowed: &["POST"] });
-        }
-        let Some(issuance) = self.management.issuance.as_ref() else { return Reply::error(&ApiError::Internal) };
         let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
-        let service = &self.management.service;
-        let action = self.management.leak_action;
-        let answer = service.github_report(issuance, &self.github_keys, action, header, body).await;
-        if answer.is_ok() {
+        let reply = self.management.github_leaks(&self.github_keys, method.as_str(), header, body).await;
+        if reply.status < 400 {
             // Keys it revoked or disabled stop at once here, as any change this process made.
             self.authorizer.cache().clear();
         }
-        match answer {
-            Ok(feedback) => Reply::json(200, &feedback),
-            Err(error) => Reply::error(&error),
-        }
+        reply
     }
 
     /// A request for the team's backend: authenticated and throttled as any, then forwarded.

@@ -202,6 +202,34 @@ impl<S: KeyStore + GatewaySlots + AuditLog, G: GatewayKeys> KeyService<S, G> {
     }
 }
 
+impl<S, G, P, R> crate::manage::Management<S, G, P, R>
+where
+    S: KeyStore + GatewaySlots + AuditLog,
+    G: GatewayKeys,
+    P: PepperProvider,
+{
+    /// `POST /leaks/github` as an HTTP answer, for the function that reads the pepper and for the
+    /// local API alike: another method is 405; a function without the pepper is a deployment
+    /// mistake (500).
+    pub async fn github_leaks<'h>(
+        &self,
+        keys: &SigningKeys,
+        method: &str,
+        header: impl Fn(&str) -> Option<&'h str>,
+        body: &[u8],
+    ) -> crate::manage::Reply {
+        use crate::manage::Reply;
+        if method != "POST" {
+            return Reply::error(&ApiError::MethodNotAllowed { allowed: &["POST"] });
+        }
+        let Some(issuance) = self.issuance.as_ref() else { return Reply::error(&ApiError::Internal) };
+        match self.service.github_report(issuance, keys, self.leak_action, header, body).await {
+            Ok(feedback) => Reply::json(200, &feedback),
+            Err(error) => Reply::error(&error),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use p256::ecdsa::signature::Signer;
