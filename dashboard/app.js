@@ -292,7 +292,7 @@ function chart(usage, days) {
 }
 
 // The outcomes of a verification, in the order the charts stack them (valid at the bottom).
-const OUTCOMES = ["valid", "expired", "revoked", "disabled", "ip_not_allowed", "rate_limited"];
+const OUTCOMES = ["valid", "expired", "revoked", "disabled", "ip_not_allowed", "usage_exceeded", "rate_limited"];
 
 // Verifications per day as stacked bars by outcome, one bar per day of the period.
 function outcomeChart(answer, days) {
@@ -380,6 +380,7 @@ async function openKey(id) {
     field(fields, "Tier", key.tier);
     field(fields, "Owner", key.owner_id || "—");
     field(fields, "IP allowlist", (key.ip_allowlist || []).join(", ") || "any address");
+    field(fields, "Credits", creditsText(key.credits));
     if (Object.keys(key.meta || {}).length) {
       field(fields, "Metadata", Object.assign(document.createElement("code"), { textContent: JSON.stringify(key.meta) }));
     }
@@ -408,6 +409,7 @@ async function openKey(id) {
     $("edit-expires").value = key.expires_at ? key.expires_at.slice(0, 10) : "";
     $("edit-owner").value = key.owner_id || "";
     $("edit-allowlist").value = (key.ip_allowlist || []).join(", ");
+    showCredits("edit", key.credits);
     $("edit-form").hidden = key.status === "revoked";
     $("key-toggle").hidden = key.status === "revoked";
     $("key-toggle").textContent = key.enabled === false ? "Enable key" : "Disable key";
@@ -447,6 +449,9 @@ async function editKey(event) {
   if (owner !== (shown.owner_id || "")) body.owner_id = owner || null;
   const allowlist = $("edit-allowlist").value.split(/[\s,]+/).filter(Boolean);
   if (allowlist.join(",") !== (shown.ip_allowlist || []).join(",")) body.ip_allowlist = allowlist;
+  // Sent only when changed: sending them sets the balance anew (its refill period starts then).
+  const credits = chosenCredits("edit");
+  if (JSON.stringify(credits) !== JSON.stringify(shownCredits(shown.credits))) body.credits = credits;
   try {
     await api("PATCH", `/keys/${encodeURIComponent(shown.id)}`, body);
     await openKey(shown.id);
@@ -588,6 +593,40 @@ async function openAudit(append = false) {
   }
 }
 
+// A key's credits as a person reads them.
+function creditsText(credits) {
+  if (!credits) return "unlimited";
+  let text = `${credits.remaining.toLocaleString()} left`;
+  if (credits.refill) {
+    text += `; refilled to ${credits.refill.amount.toLocaleString()} every ${credits.refill.interval} (next ${when(credits.refills_at)})`;
+  }
+  if (credits.low_threshold) text += `; warns at ${credits.low_threshold.toLocaleString()}`;
+  return text;
+}
+
+// What a form's credit fields say, in the shape the API takes: null when "Credits left" is empty.
+function chosenCredits(prefix) {
+  const number = (id) => ($(id).value.trim() === "" ? null : Number($(id).value));
+  const remaining = number(`${prefix}-credits`);
+  if (remaining === null) return null;
+  const interval = $(`${prefix}-refill-interval`).value;
+  const refill = interval ? { amount: number(`${prefix}-refill-amount`), interval } : null;
+  return { remaining, refill, low_threshold: number(`${prefix}-low-threshold`) };
+}
+
+// The key's credits as the form would send them back unchanged.
+function shownCredits(credits) {
+  if (!credits) return null;
+  return { remaining: credits.remaining, refill: credits.refill, low_threshold: credits.low_threshold };
+}
+
+function showCredits(prefix, credits) {
+  $(`${prefix}-credits`).value = credits ? credits.remaining : "";
+  $(`${prefix}-refill-amount`).value = credits && credits.refill ? credits.refill.amount : "";
+  $(`${prefix}-refill-interval`).value = credits && credits.refill ? credits.refill.interval : "";
+  $(`${prefix}-low-threshold`).value = credits && credits.low_threshold ? credits.low_threshold : "";
+}
+
 async function createKey(event) {
   event.preventDefault();
   const permissions = chosenPermissions("permission", "create-other-permissions");
@@ -596,6 +635,8 @@ async function createKey(event) {
   if (expires) body.expires_at = expires;
   const owner = $("create-owner").value.trim();
   if (owner) body.owner_id = owner;
+  const credits = chosenCredits("create");
+  if (credits) body.credits = credits;
   try {
     const issued = await api("POST", "/keys", body);
     fail("create-error", null);

@@ -16,6 +16,8 @@ Two things, each applied just before a request is sent:
      could not have issued is replaced by the encoding of a well-formed id of that listing
      (any position is a valid place to continue from);
    - `expires_at` must be in the future: a past one is moved to a future time;
+   - an imported `key` may not start with the deployment's prefix and `_` (`lk_`: a mistyped
+     key of its own): one that does gets another first character;
    - an analytics window's `since` must be before its `until` and at most 90 days (31 hourly)
      before it: a `since` outside that is moved to an hour before `until`.
    Negative cases are never touched.
@@ -102,6 +104,15 @@ def _fix_expiry(body: MutableMapping) -> None:
     body["expires_at"] = (now + timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _fix_imported_key(body: MutableMapping) -> None:
+    key = body.get("key")
+    if isinstance(key, str) and key.startswith(IMPORT_REFUSED_PREFIX):
+        body["key"] = "x" + key[1:]
+
+
+# The default profile's prefix, which the local API the run starts uses.
+IMPORT_REFUSED_PREFIX = "lk_"
+
 WINDOWED = ("/keys/{id}/verifications", "/analytics/verifications")
 
 
@@ -144,5 +155,7 @@ def before_call(context, case, kwargs):
         _fix_window(case.query)
     body = case.body
     if isinstance(body, MutableMapping):
-        if case.path in ("/keys", "/keys/{id}"):
+        if case.path in ("/keys", "/keys/{id}", "/keys/import"):
             _fix_expiry(body)
+        if case.path == "/keys/import":
+            _fix_imported_key(body)

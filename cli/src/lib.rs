@@ -345,7 +345,7 @@ async fn keys(client: &Client, command: KeysCommand, json: bool) -> Result<(), E
             } else {
                 print_fields(
                     &verifications["totals"],
-                    &["valid", "expired", "revoked", "disabled", "ip_not_allowed", "rate_limited"],
+                    &["valid", "expired", "revoked", "disabled", "ip_not_allowed", "usage_exceeded", "rate_limited"],
                 );
             }
         }

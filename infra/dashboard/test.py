@@ -335,6 +335,24 @@ with tempfile.TemporaryDirectory() as profile:
         driver.find_element(By.ID, "edit-submit").click()
         wait(driver).until(lambda d: "any address" in d.find_element(By.ID, "key-fields").text)
         assert whoami(rotated)[0] == 200
+        # Usage credits: set in the form, shown on the page and by the API (/whoami spends none);
+        # emptied, the key is unlimited again.
+        assert "unlimited" in driver.find_element(By.ID, "key-fields").text
+        driver.find_element(By.ID, "edit-credits").send_keys("2")
+        driver.find_element(By.ID, "edit-refill-amount").send_keys("10")
+        Select(driver.find_element(By.ID, "edit-refill-interval")).select_by_value("day")
+        driver.find_element(By.ID, "edit-low-threshold").send_keys("1")
+        driver.find_element(By.ID, "edit-submit").click()
+        wait(driver).until(lambda d: "2 left; refilled to 10 every day" in d.find_element(By.ID, "key-fields").text)
+        assert "warns at 1" in driver.find_element(By.ID, "key-fields").text
+        shot(driver, "key-credits-desktop")
+        credits = whoami(rotated)[1]["credits"]
+        assert (credits["remaining"], credits["refill"], credits["low_threshold"]) == (2, {"amount": 10, "interval": "day"}, 1), credits
+        assert driver.find_element(By.ID, "edit-credits").get_attribute("value") == "2"
+        driver.find_element(By.ID, "edit-credits").clear()
+        driver.find_element(By.ID, "edit-submit").click()
+        wait(driver).until(lambda d: "unlimited" in d.find_element(By.ID, "key-fields").text)
+        assert whoami(rotated)[1]["credits"] is None
         driver.find_element(By.ID, "key-toggle").click()
         wait(driver).until(lambda d: d.find_element(By.ID, "key-toggle").text == "Enable key")
         assert "disabled" in driver.find_element(By.ID, "key-fields").text

@@ -37,6 +37,7 @@ fn key_creation(c: &mut Criterion) {
         meta: Default::default(),
         enabled: true,
         ip_allowlist: Default::default(),
+        meter: None,
     };
     let now = Utc::now();
     let mut group = c.benchmark_group("key_creation");

@@ -27,6 +27,9 @@ pub enum AuditAction {
     /// Reported found where it must not be (GitHub's secret scanning, or its tenant).
     #[serde(rename = "key.leaked")]
     KeyLeaked,
+    /// A key another system issued, imported as it is (`POST /keys/import`).
+    #[serde(rename = "key.import")]
+    KeyImport,
     #[serde(rename = "datasource.create")]
     DatasourceCreate,
     #[serde(rename = "datasource.regenerate_key")]

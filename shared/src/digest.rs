@@ -60,6 +60,19 @@ impl fmt::Debug for KeyDigest {
 pub struct PepperVersion(String);
 
 impl PepperVersion {
+    /// The "version" of a record imported as another system's SHA-256 digest of its key
+    /// (`POST /keys/import` with `sha256`): no pepper at all, until the key's first use moves it
+    /// under the current pepper, as a pepper rotation's keys are moved.
+    pub const LEGACY_SHA256: &'static str = "legacy-sha256";
+
+    pub fn legacy_sha256() -> Self {
+        Self(Self::LEGACY_SHA256.to_owned())
+    }
+
+    pub fn is_legacy_sha256(&self) -> bool {
+        self.0 == Self::LEGACY_SHA256
+    }
+
     pub fn new(version: impl Into<String>) -> Self {
         Self(version.into())
     }

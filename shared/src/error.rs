@@ -35,6 +35,11 @@ pub enum ApiError {
     /// through one gateway response, at one status.
     #[error("The API key may not be used from this address")]
     IpNotAllowed { source_ip: Option<String> },
+    /// The key's usage credits are spent (`credits.remaining` 0): refused until its refill, if
+    /// it has one. 401 like every refusal of the deployed authorizer (one gateway response, one
+    /// status; the guide says why not 429).
+    #[error("The API key has used its credits")]
+    UsageExceeded { refills_at: Option<DateTime<Utc>> },
     #[error("The token is invalid")]
     InvalidToken,
     #[error("The token has expired")]
@@ -97,6 +102,7 @@ impl ApiError {
             | ApiError::ExpiredApiKey { .. }
             | ApiError::DisabledApiKey
             | ApiError::IpNotAllowed { .. }
+            | ApiError::UsageExceeded { .. }
             | ApiError::InvalidToken
             | ApiError::ExpiredToken
             | ApiError::InvalidSignature { .. } => 401,
@@ -124,6 +130,7 @@ impl ApiError {
             ApiError::ExpiredApiKey { .. } => "EXPIRED_API_KEY",
             ApiError::DisabledApiKey => "DISABLED_API_KEY",
             ApiError::IpNotAllowed { .. } => "IP_NOT_ALLOWED",
+            ApiError::UsageExceeded { .. } => "USAGE_EXCEEDED",
             ApiError::InvalidToken => "INVALID_TOKEN",
             ApiError::ExpiredToken => "EXPIRED_TOKEN",
             ApiError::InvalidSignature { .. } => "INVALID_SIGNATURE",
@@ -154,6 +161,9 @@ impl ApiError {
             ApiError::ConflictingCredentials => vec![("headers", "x-api-key,authorization".to_owned())],
             ApiError::ExpiredApiKey { expired_at } => vec![("expired_at", format_time(*expired_at))],
             ApiError::IpNotAllowed { source_ip } => source_ip.iter().map(|ip| ("source_ip", ip.clone())).collect(),
+            ApiError::UsageExceeded { refills_at } => {
+                refills_at.iter().map(|at| ("refills_at", format_time(*at))).collect()
+            }
             ApiError::InsufficientPermissions { required } => vec![("required", required.as_str().to_owned())],
             ApiError::Validation { field, .. } => vec![("field", field.clone())],
             ApiError::PayloadTooLarge { limit_bytes } => vec![("limit_bytes", limit_bytes.to_string())],

@@ -35,6 +35,15 @@ pub enum KeyEventType {
     /// as `LATCHKEY_LEAK_ACTION` says (its view shows what that did).
     #[serde(rename = "key.leaked")]
     Leaked,
+    /// A key another system issued, imported (`POST /keys/import`): it verifies from now on.
+    #[serde(rename = "key.imported")]
+    Imported,
+    /// A spend left exactly the key's `credits.low_threshold` (once per refill period).
+    #[serde(rename = "key.credits_low")]
+    CreditsLow,
+    /// A spend left no credits: the next request is refused (`USAGE_EXCEEDED`) until a refill.
+    #[serde(rename = "key.credits_exhausted")]
+    CreditsExhausted,
     #[serde(rename = "datasource.key_regenerated")]
     DatasourceKeyRegenerated,
 }

@@ -103,6 +103,11 @@ pub struct KeyRecord {
     /// one (an expiry moved by PATCH is announced again when it comes near).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expiry_warned_for: Option<DateTime<Utc>>,
+    /// The balance of usage credits this key spends ([`crate::credits`]): its own id, or after a
+    /// rotation the id of the key it replaced, whose balance both spend. `None`: unlimited, and
+    /// the authorizer writes nothing for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meter: Option<KeyId>,
 }
 
 fn enabled() -> bool {
@@ -123,6 +128,17 @@ pub struct KeySpec {
     pub meta: KeyMeta,
     pub enabled: bool,
     pub ip_allowlist: IpAllowlist,
+    /// The balance it spends ([`KeyRecord::meter`]); `None` for a key without credits.
+    pub meter: Option<Meter>,
+}
+
+/// Whose balance of credits a new key spends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Meter {
+    /// Its own, under its own id.
+    Own,
+    /// Another key's (a rotation's new key spends the old key's balance).
+    Of(KeyId),
 }
 
 impl KeySpec {
@@ -141,6 +157,7 @@ impl KeySpec {
             meta: KeyMeta::default(),
             enabled: true,
             ip_allowlist: IpAllowlist::default(),
+            meter: None,
         }
     }
 }
@@ -159,6 +176,8 @@ pub struct KeyChanges {
     pub enabled: Option<bool>,
     /// `Some(IpAllowlist::default())` allows every address again.
     pub ip_allowlist: Option<IpAllowlist>,
+    /// `Some(None)`: no credits any more (unlimited).
+    pub meter: Option<Option<KeyId>>,
 }
 
 impl KeyChanges {
@@ -178,19 +197,41 @@ impl KeyRecord {
 
     /// The record of a given key, with a new id.
     pub fn new(key: &ApiKey, hasher: &KeyHasher, spec: KeySpec, now: DateTime<Utc>) -> KeyRecord {
+        KeyRecord::stored(hasher.digest(key), hasher.version().clone(), key.hint(), spec, now)
+    }
+
+    /// The record of a key known only by another system's SHA-256 of it (`POST /keys/import`):
+    /// stored under that digest until its first use moves it under the pepper
+    /// ([`crate::lookup::find_key`]). Its hint says so until then; the plaintext is not known.
+    pub fn imported_digest(sha256: KeyDigest, spec: KeySpec, now: DateTime<Utc>) -> KeyRecord {
+        KeyRecord::stored(sha256, PepperVersion::legacy_sha256(), "imported (sha256)".to_owned(), spec, now)
+    }
+
+    fn stored(
+        digest: KeyDigest,
+        pepper_version: PepperVersion,
+        hint: String,
+        spec: KeySpec,
+        now: DateTime<Utc>,
+    ) -> KeyRecord {
+        let id = KeyId::generate();
+        let meter = spec.meter.map(|meter| match meter {
+            Meter::Own => id.clone(),
+            Meter::Of(other) => other,
+        });
         KeyRecord {
-            id: KeyId::generate(),
+            id,
             tenant_id: spec.tenant_id,
             name: spec.name,
-            hint: key.hint(),
+            hint,
             permissions: spec.permissions,
             tier: spec.tier,
             created_at: now,
             expires_at: spec.expires_at,
             revoked_at: None,
             last_used_at: None,
-            digest: hasher.digest(key),
-            pepper_version: hasher.version().clone(),
+            digest,
+            pepper_version,
             datasource_id: spec.datasource_id,
             gateway_key: None,
             lease: None,
@@ -203,6 +244,7 @@ impl KeyRecord {
             enabled: spec.enabled,
             ip_allowlist: spec.ip_allowlist,
             expiry_warned_for: None,
+            meter,
         }
     }
 

@@ -41,19 +41,22 @@ pub enum Outcome {
     Revoked,
     Disabled,
     IpNotAllowed,
+    /// Refused because the key's usage credits are spent (`USAGE_EXCEEDED`).
+    UsageExceeded,
     /// Refused by the key's tier limit where Latchkey itself limits (the local API); deployed,
     /// API Gateway's usage plan refuses before the authorizer is called and does not say.
     RateLimited,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 6] = [
+    pub const ALL: [Outcome; 7] = [
         Outcome::Valid,
         Outcome::Expired,
         Outcome::Revoked,
         Outcome::Disabled,
         Outcome::IpNotAllowed,
         Outcome::RateLimited,
+        Outcome::UsageExceeded,
     ];
 
     /// Its name on the wire and in storage.
@@ -64,6 +67,7 @@ impl Outcome {
             Outcome::Revoked => "revoked",
             Outcome::Disabled => "disabled",
             Outcome::IpNotAllowed => "ip_not_allowed",
+            Outcome::UsageExceeded => "usage_exceeded",
             Outcome::RateLimited => "rate_limited",
         }
     }
@@ -76,6 +80,7 @@ impl Outcome {
             ApiError::ExpiredApiKey { .. } => Some(Outcome::Expired),
             ApiError::DisabledApiKey => Some(Outcome::Disabled),
             ApiError::IpNotAllowed { .. } => Some(Outcome::IpNotAllowed),
+            ApiError::UsageExceeded { .. } => Some(Outcome::UsageExceeded),
             // A tier's limit refuses after the decision, not in it: [`Tally::rate_limited`].
             _ => None,
         }
@@ -90,6 +95,7 @@ pub struct OutcomeCounts {
     pub revoked: u64,
     pub disabled: u64,
     pub ip_not_allowed: u64,
+    pub usage_exceeded: u64,
     pub rate_limited: u64,
 }
 
@@ -101,6 +107,7 @@ impl OutcomeCounts {
             Outcome::Revoked => self.revoked,
             Outcome::Disabled => self.disabled,
             Outcome::IpNotAllowed => self.ip_not_allowed,
+            Outcome::UsageExceeded => self.usage_exceeded,
             Outcome::RateLimited => self.rate_limited,
         }
     }
@@ -112,6 +119,7 @@ impl OutcomeCounts {
             Outcome::Revoked => &mut self.revoked,
             Outcome::Disabled => &mut self.disabled,
             Outcome::IpNotAllowed => &mut self.ip_not_allowed,
+            Outcome::UsageExceeded => &mut self.usage_exceeded,
             Outcome::RateLimited => &mut self.rate_limited,
         };
         *count = count.saturating_add(n);

@@ -13,11 +13,13 @@ pub struct CountingStore<S> {
     /// `find_by_digest` calls: verification's reads.
     pub finds: AtomicUsize,
     pub rehashes: AtomicUsize,
+    /// `spend_credit` calls: a metered request's write.
+    pub spends: AtomicUsize,
 }
 
 impl<S> CountingStore<S> {
     pub fn new(inner: S) -> Self {
-        Self { inner, finds: AtomicUsize::new(0), rehashes: AtomicUsize::new(0) }
+        Self { inner, finds: AtomicUsize::new(0), rehashes: AtomicUsize::new(0), spends: AtomicUsize::new(0) }
     }
 
     /// (finds, rehashes) since the last take.
@@ -138,5 +140,29 @@ impl<S: latchkey::gateway::pool::GatewaySlots> latchkey::gateway::pool::GatewayS
 
     async fn forget_own_gateway_key(&self, digest: &KeyDigest, gateway_key_id: &str) -> Result<bool, StoreError> {
         self.inner.forget_own_gateway_key(digest, gateway_key_id).await
+    }
+}
+
+/// Passed through, its spends counted: what a metered request writes.
+impl<S: latchkey::credits::CreditStore> latchkey::credits::CreditStore for CountingStore<S> {
+    async fn set_credits(
+        &self,
+        meter: &KeyId,
+        balance: Option<&latchkey::credits::CreditBalance>,
+    ) -> Result<(), StoreError> {
+        self.inner.set_credits(meter, balance).await
+    }
+
+    async fn credits(&self, meter: &KeyId) -> Result<Option<latchkey::credits::CreditBalance>, StoreError> {
+        self.inner.credits(meter).await
+    }
+
+    async fn spend_credit(
+        &self,
+        meter: &KeyId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<latchkey::credits::Spend>, StoreError> {
+        self.spends.fetch_add(1, Ordering::SeqCst);
+        self.inner.spend_credit(meter, now).await
     }
 }

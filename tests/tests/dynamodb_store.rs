@@ -32,6 +32,7 @@ fn record(expires_at: Option<DateTime<Utc>>) -> KeyRecord {
         meta: Default::default(),
         enabled: true,
         ip_allowlist: Default::default(),
+        meter: None,
     };
     KeyRecord::issue(&KeyProfile::ctw(), &KeyHasher::new(&[1; 32], PepperVersion::new("v1")), spec, now()).1
 }
@@ -100,6 +101,7 @@ async fn the_table_holds_no_plaintext_key() {
             meta: Default::default(),
             enabled: true,
             ip_allowlist: Default::default(),
+            meter: None,
         };
         let (key, record) = KeyRecord::issue(&profile, &hasher, spec, now());
         store.insert(&record).await.unwrap();

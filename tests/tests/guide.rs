@@ -131,6 +131,7 @@ fn every_api_error() -> Vec<ApiError> {
         ApiError::ExpiredApiKey { expired_at: Utc::now() },
         ApiError::DisabledApiKey,
         ApiError::IpNotAllowed { source_ip: None },
+        ApiError::UsageExceeded { refills_at: None },
         ApiError::InvalidToken,
         ApiError::ExpiredToken,
         ApiError::InvalidSignature { header: "github-public-key-signature" },
@@ -158,6 +159,7 @@ fn every_api_error() -> Vec<ApiError> {
             | ApiError::ExpiredApiKey { .. }
             | ApiError::DisabledApiKey
             | ApiError::IpNotAllowed { .. }
+            | ApiError::UsageExceeded { .. }
             | ApiError::InvalidToken
             | ApiError::ExpiredToken
             | ApiError::InvalidSignature { .. }

@@ -40,7 +40,26 @@ fn spec(name: &str) -> KeySpec {
         meta: Default::default(),
         enabled: true,
         ip_allowlist: Default::default(),
+        meter: None,
     }
+}
+
+/// Stores `key` as an import (by its plaintext, or by its SHA-256) and verifies it once: what
+/// every step showed, for the search.
+async fn import_into(
+    store: &impl KeyStore,
+    key: &ApiKey,
+    by_digest: bool,
+    peppers: &latchkey::pepper::PepperSet,
+) -> String {
+    let record = if by_digest {
+        let sha256 = latchkey::KeyDigest::from_hex(&key.sha256_hex()).unwrap();
+        KeyRecord::imported_digest(sha256, spec("imported"), Utc::now())
+    } else {
+        KeyRecord::new(key, &peppers.current, spec("imported"), Utc::now())
+    };
+    store.insert(&record).await.unwrap();
+    format!("{key:?} {record:?} {:?}", find_key(store, peppers, key).await)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -87,7 +106,21 @@ async fn no_plaintext_key_in_logs_errors_debug_or_storage() {
         keys.push((profile, key));
     }
 
+    // Keys of another system: one imported as it is, one by its SHA-256 and moved under the pepper
+    // by its first use (which logs the move).
+    let mut imported = Vec::<ApiKey>::new();
+    for (text, by_digest) in
+        [("Ab3dEf6hIj9lMn2pQr5tUv8xYz1bCd4fGh7jKl0n", false), ("unkey_3ZHfJbHq7sJvGr9WBGmM5Lyy", true)]
+    {
+        let key = KeyProfile::latchkey().parse_imported(text).unwrap();
+        let peppers = pepper_file.load().await.unwrap();
+        shown.push(import_into(&embedded, &key, by_digest, &peppers).await);
+        shown.push(import_into(&dynamo, &key, by_digest, &peppers).await);
+        imported.push(key);
+    }
+
     let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("moved from its SHA-256"), "the capture holds the imported key's move");
     assert!(logs.contains("rehashed"), "the capture really holds the run's logs");
     let scan = dynamo.client().scan().table_name(dynamo.table()).send().await.unwrap();
     let table = format!("{:?}", scan.items());
@@ -104,6 +137,15 @@ async fn no_plaintext_key_in_logs_errors_debug_or_storage() {
             [("logs", logs.as_str()), ("Debug and errors", &shown), ("DynamoDB", &table), ("redb file", &file)]
         {
             assert!(!haystack.contains(secret_part), "a plaintext key reached the {place}");
+        }
+    }
+    for key in &imported {
+        let text = key.expose_secret();
+        let secret_part = &text[..text.len() - 4];
+        for (place, haystack) in
+            [("logs", logs.as_str()), ("Debug and errors", &shown), ("DynamoDB", &table), ("redb file", &file)]
+        {
+            assert!(!haystack.contains(secret_part), "an imported key reached the {place}");
         }
     }
 }

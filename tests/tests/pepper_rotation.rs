@@ -32,6 +32,7 @@ fn spec() -> KeySpec {
         meta: Default::default(),
         enabled: true,
         ip_allowlist: Default::default(),
+        meter: None,
     }
 }
 

@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use latchkey::credits::{CreditBalance, CreditStore, Credits, Refill, RefillInterval, Spend};
 use latchkey::datasource::{Datasource, DatasourceStore};
 use latchkey::store::{Cursor, KeyStore, StoreError};
 use latchkey::{
@@ -41,6 +42,7 @@ fn spec(tenant: &TenantId, name: &str) -> KeySpec {
         meta: Default::default(),
         enabled: true,
         ip_allowlist: Default::default(),
+        meter: None,
     }
 }
 
@@ -526,6 +528,72 @@ async fn embedded_counts_keys_not_yet_retired() {
     a_tenant_holds_at_most_its_limit_until_dead_keys_retire(store).await;
 }
 
+/// A balance is set, read, spent down to none and refused, refilled at the next period, changed
+/// and removed; a meter without one is unlimited (`None`).
+async fn credits_are_spent_refused_refilled_and_removed(store: impl CreditStore) {
+    let meter = latchkey::KeyId::generate();
+    let day: DateTime<Utc> = "2100-01-01T23:59:59Z".parse().unwrap();
+    assert_eq!(store.spend_credit(&meter, day).await.unwrap(), None, "no balance: unlimited");
+    let credits = Credits {
+        remaining: 2,
+        refill: Some(Refill { amount: 3, interval: RefillInterval::Day }),
+        low_threshold: Some(1),
+    };
+    let balance = CreditBalance::new(&credits, day);
+    store.set_credits(&meter, Some(&balance)).await.unwrap();
+    assert_eq!(store.credits(&meter).await.unwrap(), Some(balance.clone()));
+    let spent = |remaining: u64| Spend::Spent(CreditBalance { remaining, ..balance.clone() });
+    assert_eq!(store.spend_credit(&meter, day).await.unwrap(), Some(spent(1)));
+    assert_eq!(store.spend_credit(&meter, day).await.unwrap(), Some(spent(0)));
+    let midnight: DateTime<Utc> = "2100-01-02T00:00:00Z".parse().unwrap();
+    assert_eq!(store.spend_credit(&meter, day).await.unwrap(), Some(Spend::Exhausted { refills_at: Some(midnight) }));
+    assert_eq!(store.credits(&meter).await.unwrap().unwrap().remaining, 0, "a refusal spends nothing");
+    // The next day: set back to 3, one spent by this request.
+    let Some(Spend::Spent(refilled)) = store.spend_credit(&meter, midnight).await.unwrap() else { panic!("refilled") };
+    assert_eq!((refilled.remaining, refilled.period.as_deref()), (2, Some("2100-01-02")));
+    // Without a refill, an empty balance stays empty; removed, the meter is unlimited again.
+    let once = CreditBalance::new(&Credits { remaining: 1, refill: None, low_threshold: None }, day);
+    store.set_credits(&meter, Some(&once)).await.unwrap();
+    assert!(matches!(store.spend_credit(&meter, midnight).await.unwrap(), Some(Spend::Spent(_))));
+    assert_eq!(store.spend_credit(&meter, midnight).await.unwrap(), Some(Spend::Exhausted { refills_at: None }));
+    store.set_credits(&meter, None).await.unwrap();
+    assert_eq!(store.credits(&meter).await.unwrap(), None);
+    assert_eq!(store.spend_credit(&meter, midnight).await.unwrap(), None);
+}
+
+/// Many spends at once against a balance of fewer: exactly as many as it held succeed; and
+/// across a refill boundary, the refill happens once however many spends race to it.
+async fn concurrent_spends_never_take_more_than_the_balance(store: impl CreditStore + 'static) {
+    let store = Arc::new(store);
+    let (meter, day) = (latchkey::KeyId::generate(), now());
+    let credits = Credits {
+        remaining: 7,
+        refill: Some(Refill { amount: 5, interval: RefillInterval::Day }),
+        low_threshold: None,
+    };
+    store.set_credits(&meter, Some(&CreditBalance::new(&credits, day))).await.unwrap();
+    let race = |at: DateTime<Utc>| {
+        let tasks: Vec<_> = (0..24)
+            .map(|_| {
+                let (store, meter) = (Arc::clone(&store), meter.clone());
+                tokio::spawn(async move { store.spend_credit(&meter, at).await.unwrap().unwrap() })
+            })
+            .collect();
+        async move {
+            let mut spent = Vec::new();
+            for task in tasks {
+                if let Spend::Spent(balance) = task.await.unwrap() {
+                    spent.push(balance.remaining);
+                }
+            }
+            spent.sort_unstable();
+            spent
+        }
+    };
+    assert_eq!(race(day).await, (0..7).collect::<Vec<_>>(), "each credit spent once, each remaining seen once");
+    assert_eq!(race(day + TimeDelta::days(1)).await, (0..5).collect::<Vec<_>>(), "one refill of 5, not one a spend");
+}
+
 macro_rules! contract {
     ($store_module:ident, $make:expr) => {
         contract!(@cases $store_module, $make, [
@@ -542,6 +610,8 @@ macro_rules! contract {
             stopped_keys_come_in_the_order_they_stopped_until_retired,
             owners_list_their_own_keys_and_fields_round_trip,
             a_revoked_ingest_key_is_succeeded_atomically,
+            credits_are_spent_refused_refilled_and_removed,
+            concurrent_spends_never_take_more_than_the_balance,
         ]);
     };
     (@cases $store_module:ident, $make:expr, [$($case:ident),* $(,)?]) => {

@@ -227,6 +227,7 @@ fn the_authorizer_writes_only_the_items_verification_touches() {
     let datasource = schema::datasource_pk(&latchkey::DatasourceId::generate());
     let starter: latchkey::TierName = "starter".parse().unwrap();
     let (slot, pool) = (schema::slot_pk(&starter, 7), schema::pool_pk(&starter));
+    let balance = schema::credits_pk(&latchkey::KeyId::generate());
     let authorizer = &allowed["authorizer"];
     assert!(!authorizer.iter().any(|g| g.action == "dynamodb:ConditionCheckItem"), "unused: ConditionCheckItem");
     // In the records table, the authorizer adds to its verification counters, nothing else.
@@ -267,12 +268,15 @@ fn the_authorizer_writes_only_the_items_verification_touches() {
             // pointer; a claim sets a pool slot's holder and lease end.
             "dynamodb:UpdateItem" => {
                 let attributes = &grant.condition["ForAllValues:StringEquals"]["dynamodb:Attributes"];
-                let kinds = [may(&digest), may(&pointer), may(&slot)];
+                let kinds = [may(&digest), may(&pointer), may(&slot), may(&balance)];
                 assert_eq!(kinds.iter().filter(|k| **k).count(), 1, "one statement per item kind: {patterns:?}");
                 let expected = match kinds {
-                    [true, _, _] => json!(["pk", "last_used_at", "lease"]),
-                    [_, true, _] => json!(["pk", "digest"]),
-                    _ => json!(["pk", "holder", "lease_until"]),
+                    [true, _, _, _] => json!(["pk", "last_used_at", "lease"]),
+                    [_, true, _, _] => json!(["pk", "digest"]),
+                    [_, _, true, _] => json!(["pk", "holder", "lease_until"]),
+                    // A spend: the balance's count and, at a refill, its period (its conditions
+                    // name the refill's interval and amount); never its threshold.
+                    _ => json!(["pk", "remaining", "period", "refill_interval", "refill_amount"]),
                 };
                 assert_eq!(attributes, &expected, "the authorizer may UpdateItem {patterns:?} in any attribute");
             }
@@ -288,13 +292,15 @@ fn the_authorizer_writes_only_the_items_verification_touches() {
             other => panic!("the authorizer may {other}"),
         }
     }
-    // keys-change puts audit events and a pool's first slot (a tier change to a tier whose pool
-    // is empty), nothing else: never a key.
+    // keys-change puts audit events, a pool's first slot (a tier change to a tier whose pool
+    // is empty) and a key's balance of credits, nothing else: never a key.
     for grant in allowed["keys-change"].iter().filter(|g| g.action == "dynamodb:PutItem") {
         let patterns = leading_keys(&grant.condition).expect("keys-change may PutItem any item");
         assert!(
-            patterns.iter().all(|p| (like(p, &audit) || like(p, &slot)) && !like(p, &digest) && !like(p, &datasource)),
-            "keys-change may PutItem {patterns:?}, not only audit events and pool slots"
+            patterns.iter().all(|p| (like(p, &audit) || like(p, &slot) || like(p, &balance))
+                && !like(p, &digest)
+                && !like(p, &datasource)),
+            "keys-change may PutItem {patterns:?}, not only audit events, pool slots and balances"
         );
     }
     // ingest updates only a datasource's daily count, never a record in place.
@@ -873,7 +879,8 @@ fn key_events_go_to_this_stacks_bus_from_the_functions_that_change_keys() {
     assert_eq!(template["Resources"]["KeyEventBus"]["Type"], "AWS::Events::EventBus");
     for (binary, grants) in allowed_actions(template) {
         let puts: Vec<&Grant> = grants.iter().filter(|g| g.action.starts_with("events:")).collect();
-        if ["keys-issue", "keys-change", "keys-sweep"].contains(&binary.as_str()) {
+        // The authorizer: the credit events of metered keys (key.credits_low, key.credits_exhausted).
+        if ["keys-issue", "keys-change", "keys-sweep", "authorizer"].contains(&binary.as_str()) {
             assert_eq!(puts.len(), 1, "{binary}");
             assert_eq!(puts[0].action, "events:PutEvents", "{binary}");
             assert_eq!(
@@ -885,7 +892,7 @@ fn key_events_go_to_this_stacks_bus_from_the_functions_that_change_keys() {
             assert!(puts.is_empty(), "{binary} may publish events");
         }
     }
-    for function in ["KeysIssueFunction", "KeysChangeFunction", "KeysSweepFunction"] {
+    for function in ["KeysIssueFunction", "KeysChangeFunction", "KeysSweepFunction", "AuthorizerFunction"] {
         let variables = &template["Resources"][function]["Properties"]["Environment"]["Variables"];
         assert_eq!(variables["LATCHKEY_EVENT_BUS"], json!({"Ref": "KeyEventBus"}), "{function}");
     }

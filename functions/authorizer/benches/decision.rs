@@ -44,6 +44,7 @@ fn decision(c: &mut Criterion) {
             meta: Default::default(),
             enabled: true,
             ip_allowlist: Default::default(),
+            meter: None,
         };
         store.insert(&KeyRecord::new(&key, &hasher, spec, chrono::Utc::now())).await.unwrap();
         let authorizer = Authorizer::new(Dependencies {

@@ -12,8 +12,12 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use latchkey::credits::{CreditStore, CreditsNotice, Spend};
+use latchkey::events::{KeyEvent, KeyEventType, KeyEvents, NoEvents};
 use latchkey::gateway::pool::GatewaySlots;
 use latchkey::lookup::find_key;
+use latchkey::manage::spends_credits;
+use latchkey::manage::view::KeyView;
 use latchkey::pepper::{CachedPepper, PepperProvider, PepperSet};
 use latchkey::store::KeyStore;
 use latchkey::verifications::{Outcome, Refusal, Tally};
@@ -78,6 +82,8 @@ pub struct Authorizer<S, P> {
     /// this authorizer ([`latchkey::verifications::flush_periodically`], spawned by
     /// [`crate::setup::from_env`] and by the local API).
     verifications: Arc<Tally>,
+    /// Where `key.credits_low` and `key.credits_exhausted` go ([`Self::with_events`]).
+    events: Arc<dyn KeyEvents>,
 }
 
 /// Whether `record`'s key may be used `now` from `source`: its refusal (revoked, expired,
@@ -121,7 +127,7 @@ pub enum HandlerError {
     MalformedEvent(String),
 }
 
-impl<S: KeyStore + GatewaySlots + 'static, P: PepperProvider> Authorizer<S, P> {
+impl<S: KeyStore + GatewaySlots + CreditStore + 'static, P: PepperProvider> Authorizer<S, P> {
     /// Must run inside a Tokio runtime: it starts the `last_used_at` writer.
     pub fn new(deps: Dependencies<S, P>) -> Self {
         Self {
@@ -136,7 +142,18 @@ impl<S: KeyStore + GatewaySlots + 'static, P: PepperProvider> Authorizer<S, P> {
             session_usage_keys: deps.session_usage_keys,
             leases: deps.gateway_pool.then(Leases::default),
             verifications: Arc::new(Tally::new()),
+            events: Arc::new(NoEvents),
         }
+    }
+
+    /// Sends the credit events of the keys it meters to `events` (by default, nowhere).
+    pub fn with_events(self, events: Arc<dyn KeyEvents>) -> Self {
+        Self { events, ..self }
+    }
+
+    /// Sends what the decisions queued (a Lambda function is frozen once it has answered).
+    pub async fn flush_events(&self) {
+        self.events.flush().await;
     }
 
     /// The decisions counted since the last flush.
@@ -201,8 +218,9 @@ impl<S: KeyStore + GatewaySlots + 'static, P: PepperProvider> Authorizer<S, P> {
         source: Option<IpAddr>,
         line: RequestLine<'_>,
     ) -> Result<Arc<KeyRecord>, ApiError> {
-        // The format check: a malformed key costs no I/O at all.
-        let Ok(key) = self.profile.parse(text) else {
+        // The format check: a malformed key costs no I/O at all. A key of another system's shape
+        // (imported, `POST /keys/import`) is looked up like any key, and cached alike.
+        let Ok(key) = self.profile.parse_verifiable(text) else {
             self.verifications.count_unknown(true, self.clock.now());
             return Err(ApiError::InvalidApiKeyFormat);
         };
@@ -222,7 +240,11 @@ impl<S: KeyStore + GatewaySlots + 'static, P: PepperProvider> Authorizer<S, P> {
             self.verifications.count_unknown(false, now);
             return Err(ApiError::InvalidApiKey);
         };
-        if let Err(refused) = admits(&record, now, source) {
+        let admitted = match admits(&record, now, source) {
+            Ok(()) => Box::pin(self.spend(&record, line, now)).await?,
+            Err(refused) => Err(refused),
+        };
+        if let Err(refused) = admitted {
             if let Some(outcome) = Outcome::of_refusal(&refused) {
                 self.verifications.count(&record.tenant_id, &record.id, outcome, now);
             }
@@ -239,6 +261,39 @@ impl<S: KeyStore + GatewaySlots + 'static, P: PepperProvider> Authorizer<S, P> {
         self.verifications.count(&record.tenant_id, &record.id, Outcome::Valid, now);
         self.last_used.record(digest, &record.id, now);
         self.leased(record, digest, now).await
+    }
+
+    /// Spends one of the key's credits, if it has a balance and the request is one that spends
+    /// ([`spends_credits`]): never from the cache, always one atomic write, so no instance and no
+    /// cached decision lets more requests through than the balance holds. The outer `Err` is a
+    /// store failure (fail closed: 503); the inner one the refusal (`USAGE_EXCEEDED`).
+    async fn spend(
+        &self,
+        record: &KeyRecord,
+        line: RequestLine<'_>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Result<(), ApiError>, ApiError> {
+        let Some(meter) = &record.meter else { return Ok(Ok(())) };
+        if !line.path.is_none_or(spends_credits) {
+            return Ok(Ok(()));
+        }
+        // Boxed: only a metered request pays for its future, and the decision's stays small.
+        match Box::pin(self.store.spend_credit(meter, now)).await? {
+            // Made unlimited since the record was read (or cached): nothing to spend.
+            None => Ok(Ok(())),
+            Some(Spend::Exhausted { refills_at }) => Ok(Err(ApiError::UsageExceeded { refills_at })),
+            Some(Spend::Spent(balance)) => {
+                if let Some(notice) = balance.notice() {
+                    let event_type = match notice {
+                        CreditsNotice::Low => KeyEventType::CreditsLow,
+                        CreditsNotice::Exhausted => KeyEventType::CreditsExhausted,
+                    };
+                    let view = KeyView::of(record, now).with_credits(Some(&balance), now);
+                    self.events.publish(KeyEvent::new(event_type, view, now));
+                }
+                Ok(Ok(()))
+            }
+        }
     }
 
     /// `record` with the lease its request is throttled under ([`leases`]); the cached answer
@@ -305,6 +360,8 @@ impl<S: KeyStore + GatewaySlots + 'static, P: PepperProvider> Authorizer<S, P> {
         let line = RequestLine { method, path };
         let outcome = self.authenticate_request(event.header_pairs(), event.source_ip(), line).await;
         let latency_us = started.elapsed().as_micros() as u64;
+        // Only a spend that crossed a threshold queued anything: otherwise this returns at once.
+        self.flush_events().await;
         let request_id = event.request_id().unwrap_or_default();
         match outcome {
             Ok(principal) => {

@@ -87,6 +87,10 @@ pub struct AllowContext<'a> {
     /// The key as `GET /whoami` shows it, JSON, as this decision read it: `/whoami` answers
     /// from it with no read of its own. Empty for a session.
     key_view: String,
+    /// The balance of credits the key spends (its id), for `/whoami` to read; left out for a key
+    /// without credits and for a session (no header is mapped from it).
+    #[serde(skip_serializing_if = "str::is_empty")]
+    meter: &'a str,
 }
 
 /// The error the gateway response renders: its code, message, details, and the whole envelope,
@@ -119,6 +123,7 @@ impl<'a> AllowContext<'a> {
                 expires_at: record.expires_at.map(latchkey::error::format_time),
                 key_view: serde_json::to_string(&latchkey::manage::view::KeyView::of(record, now))
                     .expect("a view always serializes"),
+                meter: record.meter.as_ref().map_or("", |meter| meter.as_str()),
             },
             Principal::Session(session) => AllowContext {
                 auth_type: "jwt",
@@ -131,6 +136,7 @@ impl<'a> AllowContext<'a> {
                 meta: "{}".to_owned(),
                 expires_at: None,
                 key_view: String::new(),
+                meter: "",
             },
         }
     }
@@ -148,6 +154,7 @@ impl<'a> AllowContext<'a> {
             "meta" => Some(&self.meta),
             "expires_at" => self.expires_at.as_deref(),
             "key_view" => Some(&self.key_view),
+            "meter" => Some(self.meter),
             _ => None,
         }
     }
@@ -229,6 +236,7 @@ mod tests {
             meta: Default::default(),
             enabled: true,
             ip_allowlist: Default::default(),
+            meter: None,
         };
         let now = "2099-01-01T00:00:00Z".parse().unwrap();
         let datasource = latchkey::DatasourceId::generate().to_string();

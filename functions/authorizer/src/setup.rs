@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use latchkey::config::{AwsResources, ConfigError, Env, Settings};
+use latchkey::events::eventbridge::EventBridgeEvents;
 use latchkey::pepper::{CachedPepper, PepperError, SecretsManagerPepper};
 use latchkey::store::dynamo::DynamoKeyStore;
 use latchkey::verifications::dynamo::DynamoVerificationStore;
@@ -171,7 +172,8 @@ pub async fn from_env() -> Result<DeployedAuthorizer, SetupError> {
         sessions: sessions?,
         session_usage_keys: extra.session_usage_keys,
         gateway_pool: true,
-    });
+    })
+    .with_events(EventBridgeEvents::from_env(&sdk, &env));
     // The verification counts go to the records table, once a minute, off every request's path.
     match env.get("LATCHKEY_RECORDS_TABLE") {
         Some(table) => {

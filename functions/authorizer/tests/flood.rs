@@ -19,7 +19,7 @@ fn event_with(key: &str) -> Vec<u8> {
 }
 
 async fn code_for<
-    S: latchkey::store::KeyStore + latchkey::gateway::pool::GatewaySlots + 'static,
+    S: latchkey::store::KeyStore + latchkey::gateway::pool::GatewaySlots + latchkey::credits::CreditStore + 'static,
     P: latchkey::pepper::PepperProvider,
 >(
     harness: &common::Harness<S, P>,
@@ -47,7 +47,7 @@ async fn invalid_key_floods_cost_no_reads_or_one_per_key() {
         let hex = format!("{i:08x}");
         malformed.push(format!("lk_{}{hex}", &body[..body.len() - 8])); // checksum wrong
         malformed.push(format!("{}{}", &valid[..valid.len() - 1], i % 7)); // one character off
-        malformed.push(format!("xk_{body}")); // prefix
+        malformed.push(format!("lk {body}")); // prefix (and a space: no other system's key either)
         malformed.push(format!("lk_{}{}", &body[..body.len() - 1], "G")); // alphabet
     }
     malformed.extend(["lk_", "lk", "", " ", "lk_00"].map(str::to_owned));
@@ -57,6 +57,17 @@ async fn invalid_key_floods_cost_no_reads_or_one_per_key() {
         assert!(code == "INVALID_API_KEY_FORMAT" || code == "MISSING_API_KEY", "{key:?}: {code}");
     }
     assert_eq!(harness.store.take().0, 0, "the format check refuses malformed keys without a read");
+
+    // 500 strings of another system's key's shape (an imported key could be any of them), twice
+    // each: two reads each the first time (its peppered digest, then its SHA-256), then the
+    // negative cache.
+    let foreign: Vec<String> = (0..500).map(|i| format!("xk_{}{i:04}", &body[..36])).collect();
+    for _ in 0..2 {
+        for key in &foreign {
+            assert_eq!(code_for(&harness, key).await, "INVALID_API_KEY", "{key}");
+        }
+    }
+    assert_eq!(harness.store.take().0, 2 * foreign.len(), "two reads per imported-shaped string, once");
 
     // 2,000 requests with one well-formed unknown key: one read, then the negative cache.
     for _ in 0..2_000 {

@@ -104,6 +104,7 @@ fn spec() -> latchkey::KeySpec {
         meta: Default::default(),
         enabled: true,
         ip_allowlist: Default::default(),
+        meter: None,
     }
 }
 

@@ -30,6 +30,7 @@ async fn the_function_answers_fixture_events_through_the_lambda_runtime() {
         meta: Default::default(),
         enabled: true,
         ip_allowlist: Default::default(),
+        meter: None,
     };
     let record = KeyRecord::new(&key, &peppers.current, spec, now());
     store.insert(&record).await.unwrap();

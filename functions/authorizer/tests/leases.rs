@@ -6,15 +6,13 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::TimeDelta;
 use latchkey::gateway::pool::{GatewaySlots, end_of_day};
-use latchkey::pepper::CachedPepper;
 use latchkey::store::KeyStore;
 use latchkey::store::dynamo::DynamoKeyStore;
 use latchkey::{ApiKey, Clock, GatewayKey, KeyProfile, KeyRecord, KeySpec, ManualClock, Permission, TierName};
-use latchkey_authorizer::{Authorizer, Dependencies, Principal, policy};
+use latchkey_authorizer::{Authorizer, Principal, policy};
 use latchkey_tests::StaticPepper;
 use serde_json::Value;
 
@@ -39,18 +37,7 @@ impl Pool {
 
     /// One authorizer instance (each has its own cache and its own view of the pools).
     async fn instance(&self) -> Authorizer<DynamoKeyStore, StaticPepper> {
-        Authorizer::new(Dependencies {
-            store: Arc::clone(&self.store),
-            peppers: CachedPepper::load(StaticPepper::new(PEPPER, "v1"), Duration::from_secs(60)).await.unwrap(),
-            clock: self.clock.clone(),
-            profile: KeyProfile::latchkey(),
-            cache_ttl: Duration::from_secs(5),
-            cache_capacity: 1_000,
-            jwt: None,
-            sessions: None,
-            session_usage_keys: None,
-            gateway_pool: true,
-        })
+        common::instance(Arc::clone(&self.store), self.clock.clone(), true).await
     }
 
     async fn key(&self) -> (ApiKey, KeyRecord) {

@@ -2,6 +2,7 @@
 //! file. Each file is a module, so a test is named by its file (`cargo test --test it lifecycle::`).
 
 mod common;
+mod credits;
 mod fixtures;
 mod flood;
 mod integration;

@@ -69,6 +69,7 @@ impl<R: RecordStore> Stack<R> {
             meta: Default::default(),
             enabled: true,
             ip_allowlist: Default::default(),
+            meter: None,
         };
         let (key, record) = KeyRecord::issue(&KeyProfile::latchkey(), &peppers.current().await.current, spec, start());
         self.keys.insert(&record).await.unwrap();
@@ -282,6 +283,7 @@ async fn a_datasource_past_its_daily_cap_is_refused_whichever_instance_it_reache
             datasource: Some(datasource.clone()),
             request_id: None,
             key_view: None,
+            meter: None,
         })
     };
 

@@ -50,7 +50,7 @@ pub async fn respond_github<S, G, P, R>(
     request: Request,
 ) -> Response<Body>
 where
-    S: KeyStore + latchkey::gateway::pool::GatewaySlots + AuditLog + DatasourceStore,
+    S: KeyStore + latchkey::gateway::pool::GatewaySlots + AuditLog + latchkey::credits::CreditStore + DatasourceStore,
     G: GatewayKeys,
     P: PepperProvider,
     R: RecordStore + latchkey::verifications::VerificationStore,
@@ -64,7 +64,7 @@ where
 /// Answers one API Gateway (REST, proxy integration) request.
 pub async fn respond<S, G, P, R>(function: &Management<S, G, P, R>, request: Request) -> Response<Body>
 where
-    S: KeyStore + latchkey::gateway::pool::GatewaySlots + AuditLog + DatasourceStore,
+    S: KeyStore + latchkey::gateway::pool::GatewaySlots + AuditLog + latchkey::credits::CreditStore + DatasourceStore,
     G: GatewayKeys,
     P: PepperProvider,
     R: RecordStore + latchkey::verifications::VerificationStore,

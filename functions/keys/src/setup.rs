@@ -9,7 +9,6 @@ use chrono::TimeDelta;
 use latchkey::SystemClock;
 use latchkey::config::{ConfigError, Env, Settings};
 use latchkey::events::eventbridge::EventBridgeEvents;
-use latchkey::events::{KeyEvents, NoEvents};
 use latchkey::gateway::apigateway::{ApiGatewayKeys, PlanNames, UsagePlans};
 use latchkey::gateway::pool::{DEFAULT_POOL_SIZE, Pools};
 use latchkey::ingest::dynamo::DynamoRecordStore;
@@ -147,7 +146,7 @@ pub async fn from_env(roles: &'static [Role]) -> Result<DeployedFunction, SetupE
             gateway,
             clock: Arc::new(SystemClock),
             policy: KeyPolicy { tiers: settings.tiers, max_lifetime: keys.max_lifetime },
-            events: events(&sdk, &env),
+            events: EventBridgeEvents::from_env(&sdk, &env),
             pools: Default::default(),
         },
         issuance: issuance?,
@@ -156,14 +155,6 @@ pub async fn from_env(roles: &'static [Role]) -> Result<DeployedFunction, SetupE
         roles,
         leak_action: settings.leak_action,
     })
-}
-
-/// `LATCHKEY_EVENT_BUS`: the EventBridge bus key events go to; unset, they go nowhere.
-fn events<F: Fn(&str) -> Option<String>>(sdk: &latchkey::aws::SdkConfig, env: &Env<F>) -> Arc<dyn KeyEvents> {
-    match env.get("LATCHKEY_EVENT_BUS") {
-        Some(bus) => Arc::new(EventBridgeEvents::new(aws_sdk_eventbridge::Client::new(sdk), bus)),
-        None => Arc::new(NoEvents),
-    }
 }
 
 fn store(sdk: &latchkey::aws::SdkConfig, settings: &Settings, keys: &KeysSettings) -> DynamoKeyStore {
@@ -191,7 +182,7 @@ pub async fn sweeper_from_env() -> Result<(KeyService<DynamoKeyStore, ApiGateway
         gateway: ApiGatewayKeys::new(aws_sdk_apigateway::Client::new(&sdk), keys.usage_plans),
         clock: Arc::new(SystemClock),
         policy: KeyPolicy { tiers: settings.tiers, max_lifetime: keys.max_lifetime },
-        events: events(&sdk, &env),
+        events: EventBridgeEvents::from_env(&sdk, &env),
         pools: Arc::new(Pools::new(target)),
     };
     Ok((service, notice))

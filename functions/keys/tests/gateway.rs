@@ -159,6 +159,28 @@ impl latchkey::gateway::pool::GatewaySlots for Faulty {
     }
 }
 
+impl latchkey::credits::CreditStore for Faulty {
+    async fn set_credits(
+        &self,
+        meter: &KeyId,
+        balance: Option<&latchkey::credits::CreditBalance>,
+    ) -> Result<(), StoreError> {
+        self.inner.set_credits(meter, balance).await
+    }
+
+    async fn credits(&self, meter: &KeyId) -> Result<Option<latchkey::credits::CreditBalance>, StoreError> {
+        self.inner.credits(meter).await
+    }
+
+    async fn spend_credit(
+        &self,
+        meter: &KeyId,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<latchkey::credits::Spend>, StoreError> {
+        self.inner.spend_credit(meter, now).await
+    }
+}
+
 impl KeyStore for Faulty {
     async fn insert(&self, record: &KeyRecord) -> Result<(), StoreError> {
         match self.refused() {

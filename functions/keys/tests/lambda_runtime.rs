@@ -109,6 +109,7 @@ async fn key_functions_answer_through_the_lambda_runtime_as_deployed() {
         meta: Default::default(),
         enabled: true,
         ip_allowlist: Default::default(),
+        meter: None,
     };
     let hasher = common::issuance().await.peppers.current().await.current.clone();
     let (_, mut expired) = latchkey::KeyRecord::issue(&latchkey::KeyProfile::latchkey(), &hasher, spec, issued_at);

@@ -8,6 +8,7 @@
 //!
 //! `init-local` prepares the local engines for `cargo lambda watch` (see its module).
 
+mod import_apigateway;
 mod init_local;
 
 use clap::{Parser, Subcommand};
@@ -43,6 +44,21 @@ enum Command {
     /// `LATCHKEY_GATEWAY_POOL_SIZE`) or is deleted; no key changes. Prints what it did as JSON.
     /// Safe to run again (a key already moved is not read twice).
     AdoptGatewayKeys,
+    /// Imports the account's API Gateway keys into a tenant, each into the tier its usage plan
+    /// maps to, their values kept (your customers keep their keys). A dry run unless --apply;
+    /// safe to run again. Prints a summary as JSON, and what to remove from API Gateway after.
+    ImportApigateway {
+        /// The tenant the keys belong to.
+        #[arg(long)]
+        tenant: String,
+        /// PLAN=TIER: the keys of a usage plan (its id or name) go to a tier. Repeat per plan;
+        /// keys in no plan named are left (and listed).
+        #[arg(long = "tier", value_parser = import_apigateway::parse_mapping)]
+        tiers: Vec<(String, String)>,
+        /// Import; without it, only say what would be imported.
+        #[arg(long)]
+        apply: bool,
+    },
 }
 
 #[tokio::main]
@@ -54,6 +70,9 @@ async fn main() -> Result<(), String> {
             return Ok(());
         }
         Command::AdoptGatewayKeys => return adopt_gateway_keys().await,
+        Command::ImportApigateway { tenant, tiers, apply } => {
+            return import_apigateway::run(&tenant, &tiers, apply).await;
+        }
     };
     let tenant: TenantId = tenant.parse().map_err(|e| format!("--tenant: {e}"))?;
     let function = latchkey_keys::setup::from_env(&[Role::Issue]).await.map_err(|e| e.to_string())?;

@@ -3,3 +3,4 @@
 
 mod adopt;
 mod bootstrap;
+mod import_apigateway;

@@ -254,7 +254,7 @@ async fn assemble<S, R>(
     records: Arc<R>,
 ) -> Result<(LocalApi<S, R>, Option<String>), LocalError>
 where
-    S: KeyStore + GatewaySlots + AuditLog + DatasourceStore + 'static,
+    S: KeyStore + GatewaySlots + AuditLog + latchkey::credits::CreditStore + DatasourceStore + 'static,
     R: RecordStore + VerificationStore + 'static,
 {
     let dir = &config.data_dir;
@@ -274,6 +274,16 @@ where
         JwtConfig::new(session::ISSUER, session::AUDIENCE),
         Arc::clone(&clock),
     );
+    let events: Arc<dyn KeyEvents> = match &config.webhook {
+        None => Arc::new(NoEvents),
+        Some((url, secret)) => {
+            let secret = match secret {
+                Some(secret) => secret.clone(),
+                None => data_dir_secret(dir, "webhook-secret").await?,
+            };
+            Arc::new(webhook::Webhook::start(url.clone(), secret))
+        }
+    };
     let authorizer = Authorizer::new(Dependencies {
         store: Arc::clone(&store),
         peppers: CachedPepper::load(pepper(), settings.pepper_refresh).await?,
@@ -290,17 +300,8 @@ where
         sessions: Some(session_verifier),
         session_usage_keys: None,
         gateway_pool: false,
-    });
-    let events: Arc<dyn KeyEvents> = match &config.webhook {
-        None => Arc::new(NoEvents),
-        Some((url, secret)) => {
-            let secret = match secret {
-                Some(secret) => secret.clone(),
-                None => data_dir_secret(dir, "webhook-secret").await?,
-            };
-            Arc::new(webhook::Webhook::start(url.clone(), secret))
-        }
-    };
+    })
+    .with_events(Arc::clone(&events));
     let management = Management {
         service: KeyService {
             store: Arc::clone(&store),
@@ -343,7 +344,7 @@ where
 
 impl<S, R> LocalApi<S, R>
 where
-    S: KeyStore + GatewaySlots + AuditLog + DatasourceStore + 'static,
+    S: KeyStore + GatewaySlots + AuditLog + latchkey::credits::CreditStore + DatasourceStore + 'static,
     R: RecordStore + VerificationStore,
 {
     async fn bootstrap_if_empty(&self) -> Result<Option<String>, LocalError> {
@@ -525,7 +526,7 @@ fn is_github_leaks(path: &str) -> bool {
 /// The HTTP side: every path and method to [`LocalApi::answer`].
 pub fn router<S, R>(api: Arc<LocalApi<S, R>>) -> axum::Router
 where
-    S: KeyStore + GatewaySlots + AuditLog + DatasourceStore + 'static,
+    S: KeyStore + GatewaySlots + AuditLog + latchkey::credits::CreditStore + DatasourceStore + 'static,
     R: RecordStore + VerificationStore + 'static,
 {
     // The body is read in `handle` (bounded there), so an oversized one gets the gateway's answer.
@@ -541,7 +542,7 @@ async fn handle<S, R>(
     body: Body,
 ) -> Response<Body>
 where
-    S: KeyStore + GatewaySlots + AuditLog + DatasourceStore + 'static,
+    S: KeyStore + GatewaySlots + AuditLog + latchkey::credits::CreditStore + DatasourceStore + 'static,
     R: RecordStore + VerificationStore + 'static,
 {
     // The peer, when served with connect info (`serve`); a router served without it knows none.
@@ -591,7 +592,7 @@ pub async fn serve<S, R>(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()>
 where
-    S: KeyStore + GatewaySlots + AuditLog + DatasourceStore + 'static,
+    S: KeyStore + GatewaySlots + AuditLog + latchkey::credits::CreditStore + DatasourceStore + 'static,
     R: RecordStore + VerificationStore + 'static,
 {
     use axum::serve::ListenerExt;
@@ -608,7 +609,7 @@ where
 /// does, until dropped; a run that fails is logged and the next one tries again.
 pub async fn sweep_periodically<S, R>(api: Arc<LocalApi<S, R>>)
 where
-    S: KeyStore + GatewaySlots + AuditLog + DatasourceStore + 'static,
+    S: KeyStore + GatewaySlots + AuditLog + latchkey::credits::CreditStore + DatasourceStore + 'static,
     R: RecordStore + VerificationStore + 'static,
 {
     let mut ticks = tokio::time::interval(api.sweep_interval);
@@ -626,7 +627,7 @@ where
 /// authorizer does ([`verifications::FLUSH_INTERVAL`]); spawned beside the server, like the sweep.
 pub async fn flush_verifications_periodically<S, R>(api: Arc<LocalApi<S, R>>)
 where
-    S: KeyStore + GatewaySlots + AuditLog + DatasourceStore + 'static,
+    S: KeyStore + GatewaySlots + AuditLog + latchkey::credits::CreditStore + DatasourceStore + 'static,
     R: RecordStore + VerificationStore + 'static,
 {
     if let Some(records) = &api.management.records {

@@ -47,7 +47,7 @@ pub async fn serve<S, R>(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()>
 where
-    S: KeyStore + GatewaySlots + AuditLog + DatasourceStore + 'static,
+    S: KeyStore + GatewaySlots + AuditLog + latchkey::credits::CreditStore + DatasourceStore + 'static,
     R: RecordStore + VerificationStore + 'static,
 {
     let (stop, stopped) = watch::channel(false);

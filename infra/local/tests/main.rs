@@ -4,12 +4,14 @@
 mod binary;
 mod bounds;
 mod common;
+mod credits;
 mod dashboard;
 mod dynamodb;
 mod events;
 mod example_walkthrough;
 mod files;
 mod gateway;
+mod import;
 mod independent_limits;
 mod key_fields;
 mod leaks;

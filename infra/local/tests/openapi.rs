@@ -145,6 +145,15 @@ async fn every_response_matches_openapi() {
     assert_eq!(c.call(admin, Method::DELETE, &format!("/datasources/{ds}"), None).await.0, 200);
     assert_eq!(c.call(admin, Method::GET, &format!("/datasources/{ds}"), None).await.0, 404);
 
+    // Imports: a key of another system, with credits; the same again; and bad ones.
+    let imported = json!({"key": "Ab3dEf6hIj9lMn2pQr5tUv8xYz1bCd4fGh7jKl0n", "name": "imported",
+        "credits": {"remaining": 10, "refill": {"amount": 10, "interval": "month"}, "low_threshold": 2}});
+    assert_eq!(c.call(admin, Method::POST, "/keys/import", Some(imported.clone())).await.0, 201);
+    assert_eq!(c.call(admin, Method::POST, "/keys/import", Some(imported)).await.0, 409);
+    let digest = json!({"sha256": "a".repeat(64), "name": "by digest"});
+    assert_eq!(c.call(admin, Method::POST, "/keys/import", Some(digest)).await.0, 201);
+    assert_eq!(c.call(admin, Method::POST, "/keys/import", Some(json!({"name": "x"}))).await.0, 400);
+
     // Leaks: a tenant's report, and GitHub's (signed, and not).
     let (status, leaking) = c.call(admin, Method::POST, "/keys", Some(json!({"name": "leaks"}))).await;
     assert_eq!(status, 201);

@@ -1,5 +1,5 @@
 //! Verification analytics on the local API, over HTTP: every decision about a known key counted by
-//! outcome (valid, expired, revoked, disabled, ip_not_allowed, rate_limited) and read back per key
+//! outcome (valid, expired, revoked, disabled, ip_not_allowed, usage_exceeded, rate_limited) and read back per key
 //! and per tenant; another tenant's key `404`; a bad window the envelope naming its field.
 
 use crate::common;
@@ -8,9 +8,9 @@ use common::Running;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-fn counts(answer: &Value) -> (u64, u64, u64, u64, u64, u64) {
+fn counts(answer: &Value) -> (u64, u64, u64, u64, u64, u64, u64) {
     let n = |name: &str| answer["totals"][name].as_u64().unwrap_or_else(|| panic!("totals.{name}: {answer}"));
-    (n("valid"), n("expired"), n("revoked"), n("disabled"), n("ip_not_allowed"), n("rate_limited"))
+    (n("valid"), n("expired"), n("revoked"), n("disabled"), n("ip_not_allowed"), n("usage_exceeded"), n("rate_limited"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -53,13 +53,13 @@ async fn every_decision_about_a_key_is_counted_by_outcome() {
     api.flush_verifications().await;
     let (status, answer) = api.json(Some(&admin), Method::GET, &format!("/keys/{id}/verifications"), None).await;
     assert_eq!(status, 200, "{answer}");
-    assert_eq!(counts(&answer), (3, 0, 2, 1, 1, 0), "{answer}");
+    assert_eq!(counts(&answer), (3, 0, 2, 1, 1, 0, 0), "{answer}");
     assert_eq!((answer["id"].as_str(), answer["granularity"].as_str()), (Some(id.as_str()), Some("day")));
     let buckets = answer["buckets"].as_array().unwrap();
     assert_eq!(buckets.len(), 1, "one day: {answer}");
     let (_, hourly) =
         api.json(Some(&admin), Method::GET, &format!("/keys/{id}/verifications?granularity=hour"), None).await;
-    assert_eq!(counts(&hourly), (3, 0, 2, 1, 1, 0), "{hourly}");
+    assert_eq!(counts(&hourly), (3, 0, 2, 1, 1, 0, 0), "{hourly}");
 
     // The latest refusals, newest first: what the caller got, from where, for what.
     let (status, refused) = api.json(Some(&admin), Method::GET, &format!("/keys/{id}/refusals"), None).await;
@@ -73,7 +73,7 @@ async fn every_decision_about_a_key_is_counted_by_outcome() {
     assert!(!refused.to_string().contains(&key), "never the key");
 
     let (_, throttled) = api.json(Some(&admin), Method::GET, &format!("/keys/{free_id}/verifications"), None).await;
-    assert_eq!(counts(&throttled), (8 - limited, 0, 0, 0, 0, limited), "{throttled} after {statuses:?}");
+    assert_eq!(counts(&throttled), (8 - limited, 0, 0, 0, 0, 0, limited), "{throttled} after {statuses:?}");
 
     let (status, tenant) = api.json(Some(&admin), Method::GET, "/analytics/verifications", None).await;
     assert_eq!(status, 200, "{tenant}");

@@ -29,6 +29,17 @@ impl EventBridgeEvents {
         Self { client, bus, pending: Mutex::new(Vec::new()) }
     }
 
+    /// The sink a deployed function's `LATCHKEY_EVENT_BUS` names; unset, events go nowhere.
+    pub fn from_env<F: Fn(&str) -> Option<String>>(
+        sdk: &crate::aws::SdkConfig,
+        env: &crate::config::Env<F>,
+    ) -> std::sync::Arc<dyn KeyEvents> {
+        match env.get("LATCHKEY_EVENT_BUS") {
+            Some(bus) => std::sync::Arc::new(Self::new(Client::new(sdk), bus)),
+            None => std::sync::Arc::new(super::NoEvents),
+        }
+    }
+
     async fn put(&self, events: Vec<KeyEvent>) {
         for batch in events.chunks(BATCH) {
             let entries: Vec<PutEventsRequestEntry> = batch

@@ -36,7 +36,16 @@ pub enum KeyFormatError {
     Body,
     #[error("the key's checksum does not match")]
     Checksum,
+    /// Not a key another system could have issued either: an imported key is 20 to 256 visible
+    /// ASCII characters, and does not start with this deployment's prefix.
+    #[error("the key is not 20 to 256 visible ASCII characters, or starts with this deployment's prefix")]
+    NotImportable,
 }
+
+/// The shortest key another system's may be (API Gateway's own are 20 to 128 alphanumerics).
+pub const IMPORTED_MIN_LEN: usize = 20;
+/// The longest.
+pub const IMPORTED_MAX_LEN: usize = 256;
 
 /// A profile definition that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -192,6 +201,26 @@ impl KeyProfile {
             }
         }
         Ok(())
+    }
+
+    /// A key imported from another system (`POST /keys/import`): 20 to 256 visible ASCII
+    /// characters that do not start with this profile's prefix and `_` (a string that does is a
+    /// mistyped key of ours, refused without I/O as before). No allocation unless it is one.
+    pub fn parse_imported(&self, candidate: &str) -> Result<ApiKey, KeyFormatError> {
+        let bytes = candidate.as_bytes();
+        let ours = bytes.len() > self.prefix.len()
+            && bytes.starts_with(self.prefix.as_bytes())
+            && bytes[self.prefix.len()] == b'_';
+        let visible = bytes.iter().all(|b| (0x21..=0x7e).contains(b));
+        if ours || !visible || !(IMPORTED_MIN_LEN..=IMPORTED_MAX_LEN).contains(&bytes.len()) {
+            return Err(KeyFormatError::NotImportable);
+        }
+        Ok(ApiKey::from_imported(candidate.to_owned()))
+    }
+
+    /// What verification looks up: a key of this profile, or else of an imported key's shape.
+    pub fn parse_verifiable(&self, candidate: &str) -> Result<ApiKey, KeyFormatError> {
+        self.parse(candidate).or_else(|_| self.parse_imported(candidate))
     }
 
     /// Parses a candidate into a typed key: exactly a key of this profile, or an error.

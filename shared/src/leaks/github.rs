@@ -170,7 +170,7 @@ impl SigningKeys {
     }
 }
 
-impl<S: KeyStore + GatewaySlots + AuditLog, G: GatewayKeys> KeyService<S, G> {
+impl<S: KeyStore + GatewaySlots + AuditLog + crate::credits::CreditStore, G: GatewayKeys> KeyService<S, G> {
     /// `POST /leaks/github`: a report's signature is checked over its raw body before anything
     /// in it is read; then each match is acted on ([`KeyService::leaked`]) and labelled. `header`
     /// looks a request header up by its lowercase name. A store that fails mid-report fails the
@@ -204,7 +204,7 @@ impl<S: KeyStore + GatewaySlots + AuditLog, G: GatewayKeys> KeyService<S, G> {
 
 impl<S, G, P, R> crate::manage::Management<S, G, P, R>
 where
-    S: KeyStore + GatewaySlots + AuditLog,
+    S: KeyStore + GatewaySlots + AuditLog + crate::credits::CreditStore,
     G: GatewayKeys,
     P: PepperProvider,
 {

@@ -3,8 +3,8 @@
 //! (`LATCHKEY_LEAK_ACTION`): revoked (the default), disabled, or only announced. Every such
 //! report is audited (`key.leaked`, with where it was found) and announced (`key.leaked`).
 //!
-//! A token is parsed under the deployment's key profile first: anything that is not one of its
-//! keys costs no read, and an unknown key is answered like a non-key, so a report learns nothing
+//! A token is parsed under the deployment's key profile (or an imported key's shape) first: anything else
+//! costs no read, and an unknown key is answered like a non-key, so a report learns nothing
 //! about which keys exist beyond the verdict the contract asks for.
 
 #[cfg(feature = "leaks")]
@@ -78,7 +78,7 @@ pub enum Reporter {
     Tenant(Caller),
 }
 
-impl<S: KeyStore + GatewaySlots + AuditLog, G: GatewayKeys> KeyService<S, G> {
+impl<S: KeyStore + GatewaySlots + AuditLog + crate::credits::CreditStore, G: GatewayKeys> KeyService<S, G> {
     /// `POST /leaks`: an admin of the key's tenant reports it. A string that is not one of the
     /// tenant's keys (not a key at all, unknown, another tenant's) is `404`, alike.
     pub async fn report_leak<P: PepperProvider>(
@@ -115,7 +115,8 @@ impl<S: KeyStore + GatewaySlots + AuditLog, G: GatewayKeys> KeyService<S, G> {
         action: LeakAction,
         reporter: &Reporter,
     ) -> Result<Option<KeyView>, ApiError> {
-        let Ok(key) = issuance.profile.parse(token.trim()) else { return Ok(None) };
+        // An imported key (another system's) leaks like any.
+        let Ok(key) = issuance.profile.parse_verifiable(token.trim()) else { return Ok(None) };
         let peppers = issuance.peppers.current().await;
         let Some(record) = crate::lookup::find_key(&*self.store, &peppers, &key).await? else { return Ok(None) };
         let caller = match reporter {

@@ -127,7 +127,7 @@ fn total(buckets: &[Bucket]) -> OutcomeCounts {
     totals
 }
 
-impl<S: KeyStore + GatewaySlots + AuditLog, G: GatewayKeys> KeyService<S, G> {
+impl<S: KeyStore + GatewaySlots + AuditLog + crate::credits::CreditStore, G: GatewayKeys> KeyService<S, G> {
     /// `GET /keys/{id}/verifications`: another tenant's key is `404`, like a missing one.
     pub async fn key_verifications<V: VerificationStore>(
         &self,

@@ -26,6 +26,9 @@ pub struct Caller {
     /// A key's view as the authorizer's decision read it (`key_view` in its context, JSON):
     /// what `GET /whoami` answers, without a read of its own.
     pub key_view: Option<String>,
+    /// The balance of credits a key spends (`meter` in the context; [`crate::credits`]), which
+    /// `GET /whoami` reads to show what is left.
+    pub meter: Option<KeyId>,
 }
 
 impl Caller {
@@ -67,6 +70,11 @@ impl Caller {
                 .map_err(|_| unreadable("datasource_id"))?,
             request_id,
             key_view: field("key_view").filter(|view| !view.is_empty()).map(str::to_owned),
+            meter: field("meter")
+                .filter(|id| !id.is_empty())
+                .map(str::parse)
+                .transpose()
+                .map_err(|_| unreadable("meter"))?,
         })
     }
 
@@ -84,6 +92,7 @@ impl Caller {
             datasource: None,
             request_id: None,
             key_view: None,
+            meter: None,
         }
     }
 

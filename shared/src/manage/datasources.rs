@@ -124,7 +124,12 @@ pub struct Datasources<'a, S, G, R> {
     pub ingest_tier: &'a TierName,
 }
 
-impl<S: KeyStore + GatewaySlots + AuditLog + DatasourceStore, G: GatewayKeys, R: RecordStore> Datasources<'_, S, G, R> {
+impl<
+    S: KeyStore + GatewaySlots + AuditLog + crate::credits::CreditStore + DatasourceStore,
+    G: GatewayKeys,
+    R: RecordStore,
+> Datasources<'_, S, G, R>
+{
     pub async fn create<P: PepperProvider>(
         &self,
         issuance: &Issuance<P>,

@@ -7,9 +7,10 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::allowlist::InvalidAllowlist;
+use crate::credits::{Credits, MAX_CREDITS, Refill, RefillInterval};
 use crate::store::Cursor;
 use crate::tier::Tiers;
-use crate::{ApiError, IpAllowlist, KeyMeta, KeyStatus, OwnerId, Permission, Permissions, TierName};
+use crate::{ApiError, IpAllowlist, KeyDigest, KeyMeta, KeyStatus, OwnerId, Permission, Permissions, TierName};
 
 /// The largest request body accepted (`PAYLOAD_TOO_LARGE` beyond).
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -77,6 +78,103 @@ pub struct CreateKeyBody {
     pub meta: Option<serde_json::Value>,
     pub enabled: Option<bool>,
     pub ip_allowlist: Option<Vec<String>>,
+    /// `null` or absent: unlimited.
+    pub credits: Option<CreditsBody>,
+}
+
+/// `POST /keys/import`: the fields of `POST /keys`, and the key as the other system knows it.
+#[derive(Debug)]
+pub struct ImportKeyBody {
+    pub secret: ImportedSecret,
+    pub fields: CreateKeyBody,
+}
+
+/// An imported key: its plaintext (`key`), or the SHA-256 the other system stored (`sha256`).
+pub enum ImportedSecret {
+    /// Checked against the imported shape by the service, which knows the deployment's profile.
+    Plaintext(String),
+    Sha256(KeyDigest),
+}
+
+// Hand-written: the plaintext of a key never reaches a log.
+impl std::fmt::Debug for ImportedSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ImportedSecret::Plaintext(_) => f.write_str("Plaintext([REDACTED])"),
+            ImportedSecret::Sha256(_) => f.write_str("Sha256(..)"),
+        }
+    }
+}
+
+impl ImportKeyBody {
+    /// `key` or `sha256` (one of them, a string), and the rest as `POST /keys` reads it.
+    pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
+        let mut object: serde_json::Map<String, serde_json::Value> = parse_body(body)?;
+        let text = |field: &str, value: serde_json::Value| match value {
+            serde_json::Value::String(text) => Ok(text),
+            _ => Err(ApiError::validation(field, "must be a string")),
+        };
+        let secret = match (object.remove("key"), object.remove("sha256")) {
+            (Some(key), None) => ImportedSecret::Plaintext(text("key", key)?),
+            (None, Some(digest)) => {
+                let digest = text("sha256", digest)?;
+                let digest = (digest.len() == 64)
+                    .then(|| KeyDigest::from_hex(&digest.to_ascii_lowercase()))
+                    .flatten()
+                    .ok_or_else(|| ApiError::validation("sha256", "must be the key's SHA-256: 64 hex digits"))?;
+                ImportedSecret::Sha256(digest)
+            }
+            (Some(_), Some(_)) => return Err(ApiError::validation("sha256", "give key or sha256, not both")),
+            (None, None) => return Err(ApiError::validation("key", "the key (or its sha256) is required")),
+        };
+        let rest = serde_json::to_vec(&object).expect("a map serializes");
+        Ok(Self { secret, fields: parse_body(&rest)? })
+    }
+}
+
+/// `credits` of a create or a PATCH: `{remaining, refill?: {amount, interval}, low_threshold?}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreditsBody {
+    #[serde(default, deserialize_with = "whole_number")]
+    pub remaining: Option<u64>,
+    pub refill: Option<RefillBody>,
+    #[serde(default, deserialize_with = "whole_number")]
+    pub low_threshold: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefillBody {
+    #[serde(default, deserialize_with = "whole_number")]
+    pub amount: Option<u64>,
+    pub interval: RefillInterval,
+}
+
+impl CreditsBody {
+    pub fn validate(self) -> Result<Credits, ApiError> {
+        let within = |field: &str, n: u64, least: u64| {
+            if (least..=MAX_CREDITS).contains(&n) {
+                Ok(n)
+            } else {
+                Err(ApiError::validation(field, format!("must be a whole number from {least} to {MAX_CREDITS}")))
+            }
+        };
+        let remaining = self.remaining.ok_or_else(|| ApiError::validation("credits.remaining", "is required"))?;
+        let refill = match self.refill {
+            Some(refill) => {
+                let amount =
+                    refill.amount.ok_or_else(|| ApiError::validation("credits.refill.amount", "is required"))?;
+                Some(Refill { amount: within("credits.refill.amount", amount, 1)?, interval: refill.interval })
+            }
+            None => None,
+        };
+        Ok(Credits {
+            remaining: within("credits.remaining", remaining, 0)?,
+            refill,
+            low_threshold: self.low_threshold.map(|n| within("credits.low_threshold", n, 1)).transpose()?,
+        })
+    }
 }
 
 /// `PATCH /keys/{id}`.
@@ -97,6 +195,23 @@ pub struct UpdateKeyBody {
     /// `null` or `[]` allows every address again; absent leaves it.
     #[serde(default, deserialize_with = "present")]
     pub ip_allowlist: Option<Option<Vec<String>>>,
+    /// `null` makes the key unlimited; an object sets its balance anew; absent leaves it.
+    #[serde(default, deserialize_with = "present")]
+    pub credits: Option<Option<CreditsBody>>,
+}
+
+/// A validated `PATCH /keys/{id}`: the record's changes, and the credits to set (`Some(None)`:
+/// none, unlimited).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KeyUpdate {
+    pub changes: crate::KeyChanges,
+    pub credits: Option<Option<Credits>>,
+}
+
+impl KeyUpdate {
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty() && self.credits.is_none()
+    }
 }
 
 /// A field that may be `null` on purpose: present (`Some`, `null` or not) or absent (`None`).
@@ -145,6 +260,7 @@ pub struct NewKey {
     pub meta: KeyMeta,
     pub enabled: bool,
     pub ip_allowlist: IpAllowlist,
+    pub credits: Option<Credits>,
 }
 
 impl CreateKeyBody {
@@ -180,13 +296,15 @@ impl CreateKeyBody {
             meta: self.meta.map(meta).transpose()?.unwrap_or_default(),
             enabled: self.enabled.unwrap_or(true),
             ip_allowlist: self.ip_allowlist.map(|list| ip_allowlist(&list)).transpose()?.unwrap_or_default(),
+            credits: self.credits.map(CreditsBody::validate).transpose()?,
         })
     }
 }
 
 impl UpdateKeyBody {
-    pub fn validate(self, policy: &KeyPolicy, now: DateTime<Utc>) -> Result<crate::KeyChanges, ApiError> {
-        Ok(crate::KeyChanges {
+    pub fn validate(self, policy: &KeyPolicy, now: DateTime<Utc>) -> Result<KeyUpdate, ApiError> {
+        let credits = self.credits.map(|credits| credits.map(CreditsBody::validate).transpose()).transpose()?;
+        let changes = crate::KeyChanges {
             name: self.name.map(name).transpose()?,
             permissions: self.permissions.map(permissions).transpose()?,
             tier: self.tier.map(|text| tier(&text, policy)).transpose()?,
@@ -201,7 +319,10 @@ impl UpdateKeyBody {
                 .ip_allowlist
                 .map(|list| list.map(|list| ip_allowlist(&list)).transpose().map(Option::unwrap_or_default))
                 .transpose()?,
-        })
+            // Set by the service, which knows the key's own id and its current meter.
+            meter: None,
+        };
+        Ok(KeyUpdate { changes, credits })
     }
 }
 
@@ -432,9 +553,9 @@ mod tests {
         // PATCH: absent leaves a field, null takes an owner or metadata away.
         let update = |json: &str| parse_body::<UpdateKeyBody>(json.as_bytes())?.validate(&policy(), now());
         assert!(update("{}").unwrap().is_empty());
-        let cleared = update(r#"{"owner_id": null, "meta": null}"#).unwrap();
+        let cleared = update(r#"{"owner_id": null, "meta": null}"#).unwrap().changes;
         assert_eq!((cleared.owner_id, cleared.meta), (Some(None), Some(crate::KeyMeta::default())));
-        let set = update(r#"{"owner_id": "cus_2", "enabled": false}"#).unwrap();
+        let set = update(r#"{"owner_id": "cus_2", "enabled": false}"#).unwrap().changes;
         assert_eq!((set.owner_id.unwrap().unwrap().as_str(), set.enabled), ("cus_2", Some(false)));
         assert_eq!(field(update(r#"{"owner_id": "  "}"#).unwrap_err()), "owner_id");
     }

@@ -20,11 +20,12 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 pub use caller::{Actor, Caller};
 pub use input::KeyPolicy;
-use input::{CreateKeyBody, PageQuery, RotateKeyBody, UpdateKeyBody};
-pub use routes::{Management, ManagementRequest, ROUTES, Reply, Role, Route};
+use input::{CreateKeyBody, ImportKeyBody, ImportedSecret, KeyUpdate, NewKey, PageQuery, RotateKeyBody, UpdateKeyBody};
+pub use routes::{Management, ManagementRequest, ROUTES, Reply, Role, Route, spends_credits};
 use view::{AuditPage, DailyUsage, Identity, IssuedKey, KeyList, KeyUsage, KeyView, Subject};
 
 use crate::audit::{AuditAction, AuditEvent, AuditLog};
+use crate::credits::{CreditBalance, CreditStore, CreditsView};
 use crate::events::{KeyEvent, KeyEventType, KeyEvents};
 use crate::gateway::GatewayKeys;
 use crate::gateway::pool::GatewaySlots;
@@ -33,7 +34,7 @@ use crate::pepper::{CachedPepper, PepperProvider};
 use crate::store::{KeyStore, Page};
 use crate::verifications::{Granularity, Outcome, VerificationStore, buckets};
 use crate::{
-    ApiError, ApiKey, AuditId, Clock, KeyChanges, KeyId, KeyProfile, KeyRecord, KeySpec, KeyStatus, OwnerId,
+    ApiError, ApiKey, AuditId, Clock, KeyChanges, KeyId, KeyProfile, KeyRecord, KeySpec, KeyStatus, Meter, OwnerId,
     Permission, TierName,
 };
 
@@ -69,7 +70,7 @@ pub struct Issuance<P> {
     pub sessions: Option<crate::session::SessionSigner>,
 }
 
-impl<S: KeyStore + GatewaySlots + AuditLog, G: GatewayKeys> KeyService<S, G> {
+impl<S: KeyStore + GatewaySlots + AuditLog + CreditStore, G: GatewayKeys> KeyService<S, G> {
     /// `POST /keys`.
     pub async fn create<P: PepperProvider>(
         &self,
@@ -79,21 +80,64 @@ impl<S: KeyStore + GatewaySlots + AuditLog, G: GatewayKeys> KeyService<S, G> {
     ) -> Result<IssuedKey, ApiError> {
         caller.require(Permission::Admin)?;
         let now = self.clock.now();
-        let new = body.validate(&self.policy, now)?;
-        let spec = KeySpec {
-            tenant_id: caller.tenant.clone(),
-            name: new.name,
-            permissions: new.permissions,
-            tier: new.tier,
-            expires_at: new.expires_at,
-            datasource_id: None,
-            replaces: None,
-            owner_id: new.owner_id,
-            meta: new.meta,
-            enabled: new.enabled,
-            ip_allowlist: new.ip_allowlist,
+        let (spec, balance) = new_key_spec(caller, body.validate(&self.policy, now)?, now);
+        let Some(balance) = balance else { return self.insert(issuance, caller, spec, now).await };
+        let balance = &balance;
+        let mut issued =
+            self.insert_with(issuance, caller, spec, now, |record| self.insert_metered(record, balance)).await?;
+        issued.view.credits = Some(crate::credits::CreditsView::of(balance, now));
+        Ok(issued)
+    }
+
+    /// Stores a new key that has credits: its balance first, so that a record naming its meter
+    /// always finds it.
+    async fn insert_metered(&self, record: KeyRecord, balance: &CreditBalance) -> Result<(), crate::store::StoreError> {
+        let meter = record.meter.as_ref().expect("a key made with credits has its meter");
+        Box::pin(self.store.set_credits(meter, Some(balance))).await?;
+        self.store.insert(&record).await
+    }
+
+    /// `POST /keys/import`: a key another system issued, stored as Latchkey stores every key
+    /// (its peppered digest and hint), so that the same string verifies from now on; or, given
+    /// only its SHA-256, stored under that until its first use moves it under the pepper. The
+    /// answer is the key's view, never the key. The same key twice is `409 CONFLICT`.
+    pub async fn import<P: PepperProvider>(
+        &self,
+        issuance: &Issuance<P>,
+        caller: &Caller,
+        body: ImportKeyBody,
+    ) -> Result<KeyView, ApiError> {
+        caller.require(Permission::Admin)?;
+        let now = self.clock.now();
+        let (spec, balance) = new_key_spec(caller, body.fields.validate(&self.policy, now)?, now);
+        let key = match &body.secret {
+            ImportedSecret::Plaintext(text) => Some(issuance.profile.parse_imported(text).map_err(|_| {
+                let prefix = issuance.profile.prefix();
+                ApiError::validation(
+                    "key",
+                    format!("an imported key is 20 to 256 visible ASCII characters, not starting with `{prefix}_`"),
+                )
+            })?),
+            ImportedSecret::Sha256(_) => None,
         };
-        self.insert(issuance, caller, spec, now).await
+        let make = |hasher: &crate::KeyHasher, spec: KeySpec| match (&key, &body.secret) {
+            (Some(key), _) => ((), KeyRecord::new(key, hasher, spec, now)),
+            (None, ImportedSecret::Sha256(digest)) => ((), KeyRecord::imported_digest(*digest, spec, now)),
+            (None, ImportedSecret::Plaintext(_)) => unreachable!("a plaintext was parsed above"),
+        };
+        let balance = balance.as_ref();
+        let ((), record) = self
+            .admit(issuance, spec, 0, make, |record| async move {
+                match balance {
+                    Some(balance) => self.insert_metered(record, balance).await,
+                    None => self.store.insert(&record).await,
+                }
+            })
+            .await?;
+        self.audit(caller, AuditAction::KeyImport, &record.id, now).await;
+        let view = KeyView::of(&record, now).with_credits(balance, now);
+        self.events.publish(KeyEvent::new(KeyEventType::Imported, view.clone(), now));
+        Ok(view)
     }
 
     /// The operator's first admin key for a tenant (`bootstrap`): admin, read and write, no
@@ -122,7 +166,16 @@ impl<S: KeyStore + GatewaySlots + AuditLog, G: GatewayKeys> KeyService<S, G> {
         caller.require(Permission::Admin)?;
         let id = parse_id(id)?;
         let record = self.store.lookup(&caller.tenant, &id).await?.ok_or(ApiError::NotFound)?;
-        Ok(KeyView::of(&record, self.clock.now()))
+        Box::pin(self.view(&record, self.clock.now())).await
+    }
+
+    /// A key's view with its credits: one read of its balance if it has one, none if not.
+    pub(crate) async fn view(&self, record: &KeyRecord, now: DateTime<Utc>) -> Result<KeyView, ApiError> {
+        let balance = match &record.meter {
+            Some(meter) => self.store.credits(meter).await?,
+            None => None,
+        };
+        Ok(KeyView::of(record, now).with_credits(balance.as_ref(), now))
     }
 
     /// `GET /keys?limit&cursor&status&owner_id`: one owner's keys from the owner index, the
@@ -146,9 +199,9 @@ impl<S: KeyStore + GatewaySlots + AuditLog, G: GatewayKeys> KeyService<S, G> {
             };
             let more = page.next_cursor.is_some();
             let last = page.items.last().map(|r| r.id.clone());
-            keys.extend(
-                page.items.iter().filter(|r| status.is_none_or(|s| r.status(now) == s)).map(|r| KeyView::of(r, now)),
-            );
+            for record in page.items.iter().filter(|r| status.is_none_or(|s| r.status(now) == s)) {
+                keys.push(Box::pin(self.view(record, now)).await?);
+            }
             cursor = last.filter(|_| more).map(|id| crate::store::Cursor::after(&id));
             if cursor.is_none() || keys.len() as u32 == query.limit {
                 break;
@@ -163,13 +216,30 @@ impl<S: KeyStore + GatewaySlots + AuditLog, G: GatewayKeys> KeyService<S, G> {
     pub async fn update(&self, caller: &Caller, id: &str, body: UpdateKeyBody) -> Result<KeyView, ApiError> {
         caller.require(Permission::Admin)?;
         let now = self.clock.now();
-        let changes = body.validate(&self.policy, now)?;
+        let KeyUpdate { mut changes, credits } = body.validate(&self.policy, now)?;
         let current = self.record(caller, id).await?;
-        if changes.is_empty() {
-            return Ok(KeyView::of(&current, now));
+        if changes.is_empty() && credits.is_none() {
+            return Box::pin(self.view(&current, now)).await;
         }
         if current.revoked_at.is_some() {
             return Err(ApiError::conflict("a revoked key cannot be updated"));
+        }
+        // New credits go to the key's balance before its record names it; a key made unlimited
+        // stops naming its balance before the balance goes.
+        let meter = current.meter.clone().unwrap_or_else(|| current.id.clone());
+        let mut unmetered = None;
+        match &credits {
+            Some(Some(credits)) => {
+                Box::pin(self.store.set_credits(&meter, Some(&CreditBalance::new(credits, now)))).await?;
+                if current.meter.is_none() {
+                    changes.meter = Some(Some(meter));
+                }
+            }
+            Some(None) if current.meter.is_some() => {
+                changes.meter = Some(None);
+                unmetered = current.meter.clone();
+            }
+            _ => {}
         }
         if let Some(tier) = &changes.tier {
             self.pools.ensure_slot(&*self.store, &self.gateway, tier).await?;
@@ -193,8 +263,14 @@ impl<S: KeyStore + GatewaySlots + AuditLog, G: GatewayKeys> KeyService<S, G> {
                 return Err(error.into());
             }
         };
+        if let Some(meter) = unmetered
+            && let Err(error) = Box::pin(self.store.set_credits(&meter, None)).await
+        {
+            // The record names no balance any more: what is left of it is never read.
+            tracing::warn!(key_id = %updated.id, %error, "the balance of a key made unlimited was not removed");
+        }
         // Turning a key off or on is audited and published as such; any other change as an update.
-        let view = KeyView::of(&updated, now);
+        let view = Box::pin(self.view(&updated, now)).await?;
         let switched = changes.enabled.filter(|enabled| *enabled != current.enabled);
         if let Some(enabled) = switched {
             let (action, event_type) = if enabled {
@@ -205,7 +281,7 @@ impl<S: KeyStore + GatewaySlots + AuditLog, G: GatewayKeys> KeyService<S, G> {
             self.audit(caller, action, &updated.id, now).await;
             self.events.publish(KeyEvent::new(event_type, view.clone(), now));
         }
-        if switched.is_none() || !(KeyChanges { enabled: None, ..changes }).is_empty() {
+        if switched.is_none() || credits.is_some() || !(KeyChanges { enabled: None, ..changes }).is_empty() {
             self.audit(caller, AuditAction::KeyUpdate, &updated.id, now).await;
             self.events.publish(KeyEvent::new(KeyEventType::Updated, view.clone(), now));
         }
@@ -249,6 +325,8 @@ impl<S: KeyStore + GatewaySlots + AuditLog, G: GatewayKeys> KeyService<S, G> {
             meta: old.meta.clone(),
             enabled: old.enabled,
             ip_allowlist: old.ip_allowlist.clone(),
+            // One budget for both while both verify (the grace period).
+            meter: old.meter.clone().map(Meter::Of),
         };
         let old_id = &old.id;
         // As the store counts a rotation: one past the limit when the old key stops at once.
@@ -273,6 +351,7 @@ impl<S: KeyStore + GatewaySlots + AuditLog, G: GatewayKeys> KeyService<S, G> {
             }
         }
         let mut issued = IssuedKey::new(&key, &record, now);
+        issued.view = Box::pin(self.view(&record, now)).await?;
         issued.replaced_key_expires_at = Some(old_expires_at);
         self.events.publish(KeyEvent::new(KeyEventType::Rotated, issued.view.clone(), now));
         Ok(issued)
@@ -339,18 +418,29 @@ impl<S: KeyStore + GatewaySlots + AuditLog, G: GatewayKeys> KeyService<S, G> {
             Actor::Key(id) => {
                 let view = match &caller.key_view {
                     // The record the authorizer admitted this request with (as cached, at most
-                    // its TTL old): no read.
-                    Some(view) => serde_json::from_str(view).map_err(|error| {
-                        tracing::error!(%error, "the authorizer context's key_view is not a key's view");
-                        ApiError::Internal
-                    })?,
+                    // its TTL old): no read of the record. Its credits are read now (one read, for
+                    // a key that has them): what is left after the last request.
+                    Some(view) => {
+                        let mut view: serde_json::Map<String, serde_json::Value> =
+                            serde_json::from_str(view).map_err(|error| {
+                                tracing::error!(%error, "the authorizer context's key_view is not a key's view");
+                                ApiError::Internal
+                            })?;
+                        if let Some(meter) = &caller.meter {
+                            let now = self.clock.now();
+                            let credits =
+                                self.store.credits(meter).await?.map(|balance| CreditsView::of(&balance, now));
+                            view.insert("credits".to_owned(), serde_json::json!(credits));
+                        }
+                        view
+                    }
                     // A caller from elsewhere (the local API's own tests, an older authorizer):
                     // read. Gone now means revoked and collected in between, which is the
                     // answer a dead key gets.
                     None => {
                         let record = self.store.get(&caller.tenant, id).await?.ok_or(ApiError::InvalidApiKey)?;
                         let Ok(serde_json::Value::Object(view)) =
-                            serde_json::to_value(KeyView::of(&record, self.clock.now()))
+                            serde_json::to_value(Box::pin(self.view(&record, self.clock.now())).await?)
                         else {
                             return Err(ApiError::Internal);
                         };
@@ -481,6 +571,28 @@ impl<S: KeyStore + GatewaySlots + AuditLog, G: GatewayKeys> KeyService<S, G> {
         F: Fn(KeyRecord) -> Fut,
         Fut: Future<Output = Result<(), crate::store::StoreError>>,
     {
+        let make = |hasher: &crate::KeyHasher, spec| KeyRecord::issue(&issuance.profile, hasher, spec, now);
+        self.admit(issuance, spec, allowance, make, store).await
+    }
+
+    /// Makes room for a new key of `spec` (a slice of the sweep when its tenant is at its limit;
+    /// a slot in its tier's pool), makes its record under the current pepper, and stores it
+    /// (`store`, tried again once if a sweep made room). `make` returns what else it made (the
+    /// new key itself, when Latchkey generated it).
+    async fn admit<P, T, M, F, Fut>(
+        &self,
+        issuance: &Issuance<P>,
+        spec: KeySpec,
+        allowance: u32,
+        make: M,
+        store: F,
+    ) -> Result<(T, KeyRecord), ApiError>
+    where
+        P: PepperProvider,
+        M: FnOnce(&crate::KeyHasher, KeySpec) -> (T, KeyRecord),
+        F: Fn(KeyRecord) -> Fut,
+        Fut: Future<Output = Result<(), crate::store::StoreError>>,
+    {
         if let Err(crate::store::StoreError::LimitReached { .. }) = self.store.room(&spec.tenant_id, allowance).await {
             if let Err(error) = Box::pin(self.sweep_stopped(KEYS_SWEPT_PER_REQUEST)).await {
                 tracing::warn!(tenant = %spec.tenant_id, %error, "sweep for dead keys failed");
@@ -489,7 +601,7 @@ impl<S: KeyStore + GatewaySlots + AuditLog, G: GatewayKeys> KeyService<S, G> {
         }
         self.pools.ensure_slot(&*self.store, &self.gateway, &spec.tier).await?;
         let peppers = issuance.peppers.current().await;
-        let (key, record) = KeyRecord::issue(&issuance.profile, &peppers.current, spec, now);
+        let (made, record) = make(&peppers.current, spec);
         let mut stored = store(record.clone()).await;
         if matches!(stored, Err(crate::store::StoreError::LimitReached { .. })) {
             match Box::pin(self.sweep_stopped(KEYS_SWEPT_PER_REQUEST)).await {
@@ -499,7 +611,7 @@ impl<S: KeyStore + GatewaySlots + AuditLog, G: GatewayKeys> KeyService<S, G> {
             }
         }
         stored?;
-        Ok((key, record))
+        Ok((made, record))
     }
 
     /// Appends an audit event. The mutation has happened by now, so a failure to record it does
@@ -549,6 +661,26 @@ impl<S: KeyStore + GatewaySlots + AuditLog, G: GatewayKeys> KeyService<S, G> {
             tracing::error!(%error, %event, "audit event not stored");
         }
     }
+}
+
+/// The spec of a key made by `POST /keys` or `/keys/import` for `caller`'s tenant, and the
+/// balance of its credits (its own meter) if it has any.
+fn new_key_spec(caller: &Caller, new: NewKey, now: DateTime<Utc>) -> (KeySpec, Option<CreditBalance>) {
+    let spec = KeySpec {
+        tenant_id: caller.tenant.clone(),
+        name: new.name,
+        permissions: new.permissions,
+        tier: new.tier,
+        expires_at: new.expires_at,
+        datasource_id: None,
+        replaces: None,
+        owner_id: new.owner_id,
+        meta: new.meta,
+        enabled: new.enabled,
+        ip_allowlist: new.ip_allowlist,
+        meter: new.credits.map(|_| Meter::Own),
+    };
+    (spec, new.credits.map(|credits| CreditBalance::new(&credits, now)))
 }
 
 fn parse_id(id: &str) -> Result<KeyId, ApiError> {

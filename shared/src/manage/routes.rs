@@ -24,6 +24,8 @@ use crate::{ApiError, AuditId, DatasourceId, Permission, TierName};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route<'p> {
     CreateKey,
+    /// `POST /keys/import`: a key another system issued.
+    ImportKey,
     ListKeys,
     GetKey(&'p str),
     UpdateKey(&'p str),
@@ -50,6 +52,7 @@ pub enum Route<'p> {
 /// serves it: what the template wires and the tests check against.
 pub const ROUTES: &[(&str, &str, Role)] = &[
     ("POST", "/keys", Role::Issue),
+    ("POST", "/keys/import", Role::Issue),
     ("GET", "/keys", Role::Read),
     ("GET", "/keys/{id}", Role::Read),
     ("PATCH", "/keys/{id}", Role::Change),
@@ -94,6 +97,8 @@ impl<'p> Route<'p> {
             (["keys"], "POST") => (&[], Some(Route::CreateKey)),
             (["keys"], "GET") => (&[], Some(Route::ListKeys)),
             (["keys"], _) => (&["GET", "POST"], None),
+            (["keys", "import"], "POST") => (&[], Some(Route::ImportKey)),
+            (["keys", "import"], _) => (&["POST"], None),
             (["keys", id], "GET") => (&[], Some(Route::GetKey(id))),
             (["keys", id], "PATCH") => (&[], Some(Route::UpdateKey(id))),
             (["keys", id], "DELETE") => (&[], Some(Route::RevokeKey(id))),
@@ -146,6 +151,7 @@ impl<'p> Route<'p> {
             | Route::GetDatasource(_)
             | Route::ListRecords(_) => Role::Read,
             Route::CreateKey
+            | Route::ImportKey
             | Route::RotateKey(_)
             | Route::CreateDatasource
             | Route::RegenerateDatasourceKey(_)
@@ -154,6 +160,14 @@ impl<'p> Route<'p> {
             Route::UpdateKey(_) | Route::RevokeKey(_) | Route::DeleteDatasource(_) => Role::Change,
         }
     }
+}
+
+/// Whether a request for `path` spends a credit of a key that has them ([`crate::credits`]):
+/// every request for the team's backend and for `/ingest`, none for Latchkey's own management
+/// routes (whatever their method: a `405` is no use of the API either).
+pub fn spends_credits(path: &str) -> bool {
+    let path = path.split('?').next().unwrap_or_default();
+    matches!(Route::parse("GET", path), Err(ApiError::NotFound))
 }
 
 /// What a management route answers.
@@ -215,7 +229,7 @@ pub struct Management<S, G, P, R> {
 
 impl<S, G, P, R> Management<S, G, P, R>
 where
-    S: KeyStore + crate::gateway::pool::GatewaySlots + AuditLog + DatasourceStore,
+    S: KeyStore + crate::gateway::pool::GatewaySlots + AuditLog + crate::credits::CreditStore + DatasourceStore,
     G: GatewayKeys,
     P: PepperProvider,
     R: RecordStore + VerificationStore,
@@ -261,20 +275,27 @@ where
         let query = request.query;
         let body = request.body;
         Ok(match route {
-            Route::CreateKey => Reply::json(201, &service.create(self.issuance()?, &caller, parse_body(body)?).await?),
+            Route::CreateKey => {
+                Reply::json(201, &Box::pin(service.create(self.issuance()?, &caller, parse_body(body)?)).await?)
+            }
+            Route::ImportKey => {
+                let body = crate::manage::input::ImportKeyBody::parse(body)?;
+                Reply::json(201, &Box::pin(service.import(self.issuance()?, &caller, body)).await?)
+            }
             Route::ListKeys => {
                 let page = PageQuery::parse(query("limit"), query("cursor"))?;
                 let status = status_filter(query("status"))?;
                 let owner = query("owner_id").map(owner_id).transpose()?;
-                Reply::json(200, &service.list(&caller, page, status, owner).await?)
+                Reply::json(200, &Box::pin(service.list(&caller, page, status, owner)).await?)
             }
-            Route::GetKey(id) => Reply::json(200, &service.get(&caller, id).await?),
-            Route::UpdateKey(id) => Reply::json(200, &service.update(&caller, id, parse_body(body)?).await?),
-            Route::RotateKey(id) => {
-                Reply::json(201, &datasources.rotate_key(self.issuance()?, &caller, id, parse_body(body)?).await?)
-            }
+            Route::GetKey(id) => Reply::json(200, &Box::pin(service.get(&caller, id)).await?),
+            Route::UpdateKey(id) => Reply::json(200, &Box::pin(service.update(&caller, id, parse_body(body)?)).await?),
+            Route::RotateKey(id) => Reply::json(
+                201,
+                &Box::pin(datasources.rotate_key(self.issuance()?, &caller, id, parse_body(body)?)).await?,
+            ),
             Route::RevokeKey(id) => {
-                service.revoke(&caller, id).await?;
+                Box::pin(service.revoke(&caller, id)).await?;
                 Reply::no_content()
             }
             Route::KeyUsage(_) => self.verifications(&caller, route, None, query("days")).await?,
@@ -283,37 +304,37 @@ where
                 let window = Window::parse(query("since"), query("until"), query("granularity"), service.clock.now())?;
                 self.verifications(&caller, route, Some(window), None).await?
             }
-            Route::Whoami => Reply::json(200, &service.whoami(&caller).await?),
+            Route::Whoami => Reply::json(200, &Box::pin(service.whoami(&caller)).await?),
             Route::Audit => {
                 let page = PageQuery::<AuditId>::parse(query("limit"), query("cursor"))?;
-                Reply::json(200, &service.audit_events(&caller, page).await?)
+                Reply::json(200, &Box::pin(service.audit_events(&caller, page)).await?)
             }
             Route::CreateDatasource => {
-                Reply::json(201, &datasources.create(self.issuance()?, &caller, parse_body(body)?).await?)
+                Reply::json(201, &Box::pin(datasources.create(self.issuance()?, &caller, parse_body(body)?)).await?)
             }
             Route::ListDatasources => {
                 let page = PageQuery::<DatasourceId>::parse(query("limit"), query("cursor"))?;
-                Reply::json(200, &datasources.list(&caller, page).await?)
+                Reply::json(200, &Box::pin(datasources.list(&caller, page)).await?)
             }
-            Route::GetDatasource(id) => Reply::json(200, &datasources.get(&caller, id).await?),
+            Route::GetDatasource(id) => Reply::json(200, &Box::pin(datasources.get(&caller, id)).await?),
             Route::DeleteDatasource(id) => {
-                let deleted = datasources.delete(&caller, id).await?;
+                let deleted = Box::pin(datasources.delete(&caller, id)).await?;
                 Reply::json(if deleted.deleted { 200 } else { 202 }, &deleted)
             }
             Route::RegenerateDatasourceKey(id) => {
                 let body = parse_body(body)?;
-                Reply::json(201, &datasources.regenerate_key(self.issuance()?, &caller, id, body).await?)
+                Reply::json(201, &Box::pin(datasources.regenerate_key(self.issuance()?, &caller, id, body)).await?)
             }
             Route::ListRecords(id) => {
                 let page = PageQuery::<Sequence>::parse(query("limit"), query("cursor"))?;
-                Reply::json(200, &datasources.records(&caller, id, query("since"), page).await?)
+                Reply::json(200, &Box::pin(datasources.records(&caller, id, query("since"), page)).await?)
             }
             Route::CreateSession => {
                 let signer = self.issuance()?.sessions.as_ref().ok_or_else(|| {
                     tracing::error!("POST /sessions reached a function without a session secret");
                     ApiError::ServiceUnavailable
                 })?;
-                Reply::json(201, &service.start_session(signer, &caller).await?)
+                Reply::json(201, &Box::pin(service.start_session(signer, &caller)).await?)
             }
             Route::ReportLeak => self.report_leak(caller, parse_body(body)?).await?,
         })
@@ -388,6 +409,8 @@ mod tests {
     #[test]
     fn routes_and_their_methods() {
         assert_eq!(Route::parse("POST", "/keys"), Ok(Route::CreateKey));
+        assert_eq!(Route::parse("POST", "/keys/import"), Ok(Route::ImportKey));
+        assert_eq!(Route::parse("GET", "/keys/import"), Err(ApiError::MethodNotAllowed { allowed: &["POST"] }));
         assert_eq!(Route::parse("GET", "/keys/"), Ok(Route::ListKeys));
         assert_eq!(Route::parse("GET", "/keys/key_1"), Ok(Route::GetKey("key_1")));
         assert_eq!(Route::parse("PATCH", "/keys/key_1"), Ok(Route::UpdateKey("key_1")));

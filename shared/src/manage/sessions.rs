@@ -9,7 +9,7 @@ use crate::session::{SessionSigner, SessionToken};
 use crate::store::KeyStore;
 use crate::{ApiError, KeyId, Permission};
 
-impl<S: KeyStore + GatewaySlots + AuditLog, G: GatewayKeys> KeyService<S, G> {
+impl<S: KeyStore + GatewaySlots + AuditLog + crate::credits::CreditStore, G: GatewayKeys> KeyService<S, G> {
     /// The caller's key is as stored now (the route re-reads it, as every route that issues
     /// does); a session is refreshed from the key it names, which must still verify and still be
     /// an admin key (the authorizer has already held the session to that key, its allowlist

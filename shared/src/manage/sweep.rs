@@ -42,7 +42,7 @@ pub struct Swept {
     pub pooled: u32,
 }
 
-impl<S: KeyStore + GatewaySlots + AuditLog, G: GatewayKeys> KeyService<S, G> {
+impl<S: KeyStore + GatewaySlots + AuditLog + crate::credits::CreditStore, G: GatewayKeys> KeyService<S, G> {
     /// Retires the keys that have stopped by now, oldest stop first, at most `budget` of them.
     /// A store that cannot be read fails the run (the schedule runs it again).
     pub async fn sweep_stopped(&self, budget: usize) -> Result<Swept, ApiError> {

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::audit::AuditEvent;
+use crate::credits::{CreditBalance, CreditsView};
 use crate::{
     ApiKey, DatasourceId, IpAllowlist, KeyId, KeyMeta, KeyRecord, KeyStatus, OwnerId, Permissions, TenantId, TierName,
 };
@@ -37,6 +38,8 @@ pub struct KeyView {
     /// The key that replaced this one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replaced_by: Option<KeyId>,
+    /// Its usage credits as they stand; `null`: unlimited.
+    pub credits: Option<CreditsView>,
 }
 
 impl KeyView {
@@ -60,7 +63,13 @@ impl KeyView {
             datasource_id: record.datasource_id.clone(),
             replaces: record.replaces.clone(),
             replaced_by: record.replaced_by.clone(),
+            credits: None,
         }
+    }
+
+    /// The view with the credits of `balance` at `now` (the record's meter's balance).
+    pub fn with_credits(self, balance: Option<&CreditBalance>, now: DateTime<Utc>) -> Self {
+        Self { credits: balance.map(|balance| CreditsView::of(balance, now)), ..self }
     }
 }
 

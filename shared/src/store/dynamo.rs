@@ -15,6 +15,7 @@ use super::{Cursor, KeyStore, Page, StoreError};
 use crate::audit::{AuditEvent, AuditLog};
 use crate::{AuditId, KeyChanges, KeyDigest, KeyId, KeyRecord, OwnerId, PepperVersion, TenantId};
 
+mod credits;
 mod datasources;
 mod slots;
 
@@ -504,6 +505,9 @@ impl KeyStore for DynamoKeyStore {
             }
             if let Some(allowlist) = &changes.ip_allowlist {
                 set.push(("ip_allowlist", if allowlist.is_empty() { REMOVE } else { to_value(allowlist)? }));
+            }
+            if let Some(meter) = &changes.meter {
+                set.push(("meter", meter.as_ref().map(to_value).transpose()?.unwrap_or(REMOVE)));
             }
             Ok(Some((updated, set)))
         })

@@ -29,6 +29,7 @@ const TENANT_COUNTS: TableDefinition<&str, i64> = TableDefinition::new("live_key
 /// `"{tenant}#{event id}"` → the audit event as JSON.
 const AUDIT: TableDefinition<&str, &str> = TableDefinition::new("audit_by_tenant");
 
+mod credits;
 mod datasources;
 mod records;
 mod slots;

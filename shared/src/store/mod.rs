@@ -334,6 +334,9 @@ pub(crate) fn updated(record: &KeyRecord, changes: &KeyChanges) -> Result<KeyRec
     if let Some(allowlist) = &changes.ip_allowlist {
         updated.ip_allowlist = allowlist.clone();
     }
+    if let Some(meter) = &changes.meter {
+        updated.meter = meter.clone();
+    }
     updated.revision += 1;
     Ok(updated)
 }

@@ -97,6 +97,13 @@ pub fn slot_pk(tier: &crate::TierName, slot: u32) -> String {
     format!("slot#{tier}#{slot}")
 }
 
+/// The balance of usage credits a key spends ([`crate::credits`]), by its meter (a key id):
+/// `remaining`, and with a refill `refill_amount`, `refill_interval` and `period`;
+/// `low_threshold`. No `tenant_id`: out of the index.
+pub fn credits_pk(meter: &crate::KeyId) -> String {
+    format!("credits#{meter}")
+}
+
 pub fn id_pk(id: &crate::KeyId) -> String {
     format!("id#{id}")
 }

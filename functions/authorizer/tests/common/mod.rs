@@ -36,7 +36,10 @@ pub fn fixture_keys() -> HashMap<String, String> {
     serde_json::from_slice(&fixture("keys")).unwrap()
 }
 
-pub struct Harness<S: KeyStore + latchkey::gateway::pool::GatewaySlots + 'static, P: PepperProvider> {
+pub struct Harness<
+    S: KeyStore + latchkey::gateway::pool::GatewaySlots + latchkey::credits::CreditStore + 'static,
+    P: PepperProvider,
+> {
     pub authorizer: Authorizer<S, P>,
     pub store: Arc<S>,
     pub clock: Arc<ManualClock>,
@@ -55,12 +58,39 @@ pub async fn fresh_store() -> DynamoKeyStore {
     latchkey_tests::fresh_dynamo_store(retention()).await
 }
 
+/// One authorizer instance over `store`, as deployed but for what the test decides: the fixtures'
+/// pepper, the default 5 s cache, no sessions; `gateway_pool` as the test needs it.
+pub async fn instance<S>(
+    store: Arc<S>,
+    clock: Arc<dyn latchkey::Clock>,
+    gateway_pool: bool,
+) -> Authorizer<S, StaticPepper>
+where
+    S: KeyStore + latchkey::gateway::pool::GatewaySlots + latchkey::credits::CreditStore + 'static,
+{
+    Authorizer::new(Dependencies {
+        store,
+        peppers: CachedPepper::load(StaticPepper::new(PEPPER, "v1"), Duration::from_secs(60)).await.unwrap(),
+        clock,
+        profile: KeyProfile::latchkey(),
+        cache_ttl: Duration::from_secs(5),
+        cache_capacity: 1_000,
+        jwt: None,
+        sessions: None,
+        session_usage_keys: None,
+        gateway_pool,
+    })
+}
+
 pub async fn dynamo_harness(cache_ttl: Duration) -> Harness<DynamoKeyStore, StaticPepper> {
     let store = fresh_store().await;
     harness(store, StaticPepper::new(PEPPER, "v1"), cache_ttl).await
 }
 
-pub async fn harness<S: KeyStore + latchkey::gateway::pool::GatewaySlots + 'static, P: PepperProvider>(
+pub async fn harness<
+    S: KeyStore + latchkey::gateway::pool::GatewaySlots + latchkey::credits::CreditStore + 'static,
+    P: PepperProvider,
+>(
     store: S,
     pepper: P,
     cache_ttl: Duration,
@@ -103,6 +133,7 @@ fn spec(permissions: &[Permission], tier: &str) -> KeySpec {
         meta: Default::default(),
         enabled: true,
         ip_allowlist: Default::default(),
+        meter: None,
     }
 }
 
@@ -144,7 +175,9 @@ async fn seed<S: KeyStore>(store: &S, hasher: &KeyHasher) -> HashMap<String, Key
     records
 }
 
-impl<S: KeyStore + latchkey::gateway::pool::GatewaySlots + 'static, P: PepperProvider> Harness<S, P> {
+impl<S: KeyStore + latchkey::gateway::pool::GatewaySlots + latchkey::credits::CreditStore + 'static, P: PepperProvider>
+    Harness<S, P>
+{
     /// The authorizer's answer to a fixture, as JSON; `Err` when it refused to decide. A key's
     /// Allow carries its view for `/whoami` (`key_view`): checked to be that key's, active, and
     /// taken out, so the fixtures compare the rest.

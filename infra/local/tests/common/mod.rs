@@ -84,6 +84,7 @@ impl Running {
         S: latchkey::store::KeyStore
             + latchkey::gateway::pool::GatewaySlots
             + latchkey::audit::AuditLog
+            + latchkey::credits::CreditStore
             + latchkey::datasource::DatasourceStore
             + 'static,
         R: latchkey::ingest::RecordStore + latchkey::verifications::VerificationStore + 'static,

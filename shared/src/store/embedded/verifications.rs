@@ -10,10 +10,19 @@ use crate::store::StoreError;
 use crate::verifications::{KeyHour, Outcome, OutcomeCounts, REFUSALS_KEPT, Refusal, UnknownCounts, VerificationStore};
 use crate::{KeyId, TenantId};
 
-/// `tenant#key#hour` → the counts, in [`Outcome::ALL`]'s order.
+/// `tenant#key#hour` → the counts of the first six of [`Outcome::ALL`], in its order: the
+/// outcomes there were when the file's format was set.
 const BY_KEY: TableDefinition<&str, [u64; 6]> = TableDefinition::new("verifications_by_key");
 /// `tenant#hour#key` → the same counts.
 const BY_TENANT: TableDefinition<&str, [u64; 6]> = TableDefinition::new("verifications_by_tenant");
+/// The outcomes added since, beside them under the same names (a table's value type cannot grow
+/// without losing what a data directory holds): `usage_exceeded`.
+const LATER_BY_KEY: TableDefinition<&str, [u64; 1]> = TableDefinition::new("verifications_by_key_later");
+const LATER_BY_TENANT: TableDefinition<&str, [u64; 1]> = TableDefinition::new("verifications_by_tenant_later");
+const LATER: [Outcome; 1] = [Outcome::UsageExceeded];
+
+/// The two tables of one kind (by key, or by tenant): the first six outcomes, and the later ones.
+type Kind = (TableDefinition<'static, &'static str, [u64; 6]>, TableDefinition<'static, &'static str, [u64; 1]>);
 /// hour → `[unknown, malformed]`, for the whole deployment.
 const UNKNOWN: TableDefinition<&str, [u64; 2]> = TableDefinition::new("verifications_unknown");
 /// `tenant#key#time#n` → a refusal as JSON; a key keeps its latest [`REFUSALS_KEPT`].
@@ -27,46 +36,83 @@ fn parse_hour(text: &str) -> Result<DateTime<Utc>, StoreError> {
     text.parse().map_err(|e| StoreError::Corrupt(format!("an hour `{text}`: {e}")))
 }
 
-fn to_array(counts: &OutcomeCounts) -> [u64; 6] {
-    Outcome::ALL.map(|outcome| counts.get(outcome))
+fn first_six(outcome: Outcome) -> bool {
+    !LATER.contains(&outcome)
 }
 
-fn from_array(values: [u64; 6]) -> OutcomeCounts {
-    let mut counts = OutcomeCounts::default();
-    for (outcome, n) in Outcome::ALL.into_iter().zip(values) {
-        counts.add(outcome, n);
-    }
-    counts
+fn to_array<const N: usize>(outcomes: [Outcome; N], counts: &OutcomeCounts) -> [u64; N] {
+    outcomes.map(|outcome| counts.get(outcome))
 }
 
-fn added(stored: Option<[u64; 6]>, counts: &OutcomeCounts) -> [u64; 6] {
-    let mut sum = stored.unwrap_or_default();
-    for (slot, n) in sum.iter_mut().zip(to_array(counts)) {
+fn six() -> [Outcome; 6] {
+    let mut first = Outcome::ALL.into_iter().filter(|outcome| first_six(*outcome));
+    std::array::from_fn(|_| first.next().expect("six outcomes precede the later ones"))
+}
+
+fn added<const N: usize>(outcomes: [Outcome; N], stored: Option<[u64; N]>, counts: &OutcomeCounts) -> [u64; N] {
+    let mut sum = stored.unwrap_or([0; N]);
+    for (slot, n) in sum.iter_mut().zip(to_array(outcomes, counts)) {
         *slot = slot.saturating_add(n);
     }
     sum
 }
 
-/// Every entry of `table` with `from <= name < to`: its name and counts (none before the table's
-/// first write).
+/// Adds `counts` to the entry `name` of both tables of a kind (only where a count is not zero).
+fn add_counts(
+    txn: &redb::WriteTransaction,
+    (first, later): Kind,
+    name: &str,
+    counts: &OutcomeCounts,
+) -> Result<(), StoreError> {
+    if six().into_iter().any(|outcome| counts.get(outcome) > 0) {
+        let mut table = txn.open_table(first).map_err(unavailable)?;
+        let sum = added(six(), table.get(name).map_err(unavailable)?.map(|v| v.value()), counts);
+        table.insert(name, sum).map_err(unavailable)?;
+    }
+    if LATER.into_iter().any(|outcome| counts.get(outcome) > 0) {
+        let mut table = txn.open_table(later).map_err(unavailable)?;
+        let sum = added(LATER, table.get(name).map_err(unavailable)?.map(|v| v.value()), counts);
+        table.insert(name, sum).map_err(unavailable)?;
+    }
+    Ok(())
+}
+
+/// Every entry of one table with `from <= name < to`, its counts added to `found` by name (none
+/// before the table's first write).
+fn read_into<const N: usize>(
+    txn: &redb::ReadTransaction,
+    table: TableDefinition<&str, [u64; N]>,
+    outcomes: [Outcome; N],
+    (from, to): (&str, &str),
+    found: &mut std::collections::BTreeMap<String, OutcomeCounts>,
+) -> Result<(), StoreError> {
+    let table = match txn.open_table(table) {
+        Ok(table) => table,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
+        Err(error) => return Err(unavailable(error)),
+    };
+    for entry in table.range(from..to).map_err(unavailable)? {
+        let (name, values) = entry.map_err(unavailable)?;
+        let counts = found.entry(name.value().to_owned()).or_default();
+        for (outcome, n) in outcomes.into_iter().zip(values.value()) {
+            counts.add(outcome, n);
+        }
+    }
+    Ok(())
+}
+
+/// Every entry of a kind with `from <= name < to`: its name and counts, in name order.
 fn counts_in(
     db: &redb::Database,
-    table: TableDefinition<&str, [u64; 6]>,
+    (first, later): Kind,
     from: &str,
     to: &str,
 ) -> Result<Vec<(String, OutcomeCounts)>, StoreError> {
     let txn = db.begin_read().map_err(unavailable)?;
-    let table = match txn.open_table(table) {
-        Ok(table) => table,
-        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-        Err(error) => return Err(unavailable(error)),
-    };
-    let mut found = Vec::new();
-    for entry in table.range(from..to).map_err(unavailable)? {
-        let (name, counts) = entry.map_err(unavailable)?;
-        found.push((name.value().to_owned(), from_array(counts.value())));
-    }
-    Ok(found)
+    let mut found = std::collections::BTreeMap::new();
+    read_into(&txn, first, six(), (from, to), &mut found)?;
+    read_into(&txn, later, LATER, (from, to), &mut found)?;
+    Ok(found.into_iter().collect())
 }
 
 impl VerificationStore for EmbeddedKeyStore {
@@ -76,14 +122,10 @@ impl VerificationStore for EmbeddedKeyStore {
             let txn = db.begin_write().map_err(unavailable)?;
             {
                 let at = hour_text(hour.hour);
-                let mut by_key = txn.open_table(BY_KEY).map_err(unavailable)?;
-                let key = format!("{}#{}#{at}", hour.tenant, hour.key);
-                let sum = added(by_key.get(key.as_str()).map_err(unavailable)?.map(|v| v.value()), &hour.counts);
-                by_key.insert(key.as_str(), sum).map_err(unavailable)?;
-                let mut by_tenant = txn.open_table(BY_TENANT).map_err(unavailable)?;
-                let key = format!("{}#{at}#{}", hour.tenant, hour.key);
-                let sum = added(by_tenant.get(key.as_str()).map_err(unavailable)?.map(|v| v.value()), &hour.counts);
-                by_tenant.insert(key.as_str(), sum).map_err(unavailable)?;
+                let by_key = format!("{}#{}#{at}", hour.tenant, hour.key);
+                add_counts(&txn, (BY_KEY, LATER_BY_KEY), &by_key, &hour.counts)?;
+                let by_tenant = format!("{}#{at}#{}", hour.tenant, hour.key);
+                add_counts(&txn, (BY_TENANT, LATER_BY_TENANT), &by_tenant, &hour.counts)?;
             }
             txn.commit().map_err(unavailable)
         })
@@ -163,7 +205,7 @@ impl VerificationStore for EmbeddedKeyStore {
     ) -> Result<Vec<(DateTime<Utc>, OutcomeCounts)>, StoreError> {
         let prefix = format!("{tenant}#{key}#");
         let (from, to) = (format!("{prefix}{}", hour_text(since)), format!("{prefix}{}", hour_text(until)));
-        let hours = self.blocking(move |db| counts_in(db, BY_KEY, &from, &to)).await?;
+        let hours = self.blocking(move |db| counts_in(db, (BY_KEY, LATER_BY_KEY), &from, &to)).await?;
         hours.into_iter().map(|(name, counts)| Ok((parse_hour(&name[prefix.len()..])?, counts))).collect()
     }
 
@@ -175,7 +217,7 @@ impl VerificationStore for EmbeddedKeyStore {
     ) -> Result<Vec<KeyHour>, StoreError> {
         let prefix = format!("{tenant}#");
         let (from, to) = (format!("{prefix}{}", hour_text(since)), format!("{prefix}{}", hour_text(until)));
-        let hours = self.blocking(move |db| counts_in(db, BY_TENANT, &from, &to)).await?;
+        let hours = self.blocking(move |db| counts_in(db, (BY_TENANT, LATER_BY_TENANT), &from, &to)).await?;
         hours
             .into_iter()
             .map(|(name, counts)| {
