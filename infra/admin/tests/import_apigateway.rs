@@ -2,7 +2,8 @@
 //! Local: 1,000 API Gateway keys across three usage plans (and five in none). A dry run says what
 //! it would do and stores nothing; `--apply` imports each key into its plan's tier with its name
 //! and enabled flag; a second run imports nothing twice; every imported key then verifies, as it
-//! is, through the authorizer.
+//! is, through the authorizer and through the local API (on the same table, given the same
+//! pepper: its data directory's file holds the secret's value).
 
 use std::collections::{BTreeMap, HashMap};
 use std::process::Command;
@@ -24,7 +25,8 @@ async fn a_thousand_api_gateway_keys_move_with_their_values() {
     let sdk = sdk_config().await;
     let store = Arc::new(fresh_dynamo_store(chrono::TimeDelta::days(30)).await);
     let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
-    let secret = create_secret(&secrets, "import-pepper-0123456789abcdef0123456789abcd").await;
+    const PEPPER: &str = "import-pepper-0123456789abcdef0123456789abcd";
+    let secret = create_secret(&secrets, PEPPER).await;
     let apigateway = aws_sdk_apigateway::Client::new(&sdk);
     // Latchkey's own plans (one per tier), and the team's three plans to move keys from.
     let mut own_plans = Vec::new();
@@ -155,6 +157,35 @@ async fn a_thousand_api_gateway_keys_move_with_their_values() {
         *seen.entry(tier).or_default() += 1;
     }
     assert_eq!(seen.values().sum::<usize>(), KEYS - KEYS / 100);
+
+    // The local API, on the same table with the same pepper: each key answers `/whoami` as itself.
+    let dir = tempfile::tempdir().unwrap();
+    let pepper_file = serde_json::json!({"current": {"version": "imported", "hex": hex::encode(PEPPER)}});
+    std::fs::write(dir.path().join("pepper"), pepper_file.to_string()).unwrap();
+    // The local API opens only a data directory and pepper no one else may read.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::set_permissions(dir.path().join("pepper"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let records_table = unique_name("records");
+    latchkey::store::schema::create_records_table(store.client(), &records_table).await.unwrap();
+    let dir_text = dir.path().display().to_string();
+    let vars = HashMap::from([
+        ("LATCHKEY_DATA_DIR", dir_text.as_str()),
+        ("LATCHKEY_KEYS_TABLE", store.table()),
+        ("LATCHKEY_RECORDS_TABLE", records_table.as_str()),
+    ]);
+    let env = latchkey::config::Env::from_fn(|name: &str| vars.get(name).map(|v| (*v).to_owned()));
+    let config = latchkey_local::LocalConfig::from_env(&env).unwrap();
+    let (local, _) = latchkey_local::open_dynamodb(&config, Arc::new(SystemClock)).await.unwrap();
+    let (method, uri) = (axum::http::Method::GET, axum::http::Uri::from_static("/whoami"));
+    for (n, _, value) in made.iter().filter(|(n, _, _)| *n < KEYS && n % 100 != 7) {
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert("x-api-key", value.parse().unwrap());
+        let reply = local.answer(&method, &uri, &headers, b"", None).await;
+        assert_eq!(reply.status, 200, "key {n}: {:?}", reply.body);
+        let me: Value = serde_json::from_str(reply.body.as_deref().unwrap()).unwrap();
+        assert_eq!(me["name"], format!("{run_name} {n}"), "key {n}");
+    }
 }
 
 /// Keys of moto's account made by other tests and earlier runs: in no plan of this test, so also
