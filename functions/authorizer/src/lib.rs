@@ -241,7 +241,9 @@ impl<S: KeyStore + GatewaySlots + CreditStore + 'static, P: PepperProvider> Auth
             return Err(ApiError::InvalidApiKey);
         };
         let admitted = match admits(&record, now, source) {
-            Ok(()) => Box::pin(self.spend(&record, line, now)).await?,
+            // Boxed, and only for a key with credits: a key without costs no allocation here.
+            Ok(()) if record.meter.is_some() => Box::pin(self.spend(&record, line, now)).await?,
+            Ok(()) => Ok(()),
             Err(refused) => Err(refused),
         };
         if let Err(refused) = admitted {
