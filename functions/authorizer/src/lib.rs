@@ -84,6 +84,9 @@ pub struct Authorizer<S, P> {
     verifications: Arc<Tally>,
     /// Where `key.credits_low` and `key.credits_exhausted` go ([`Self::with_events`]).
     events: Arc<dyn KeyEvents>,
+    /// Whether a decision queued an event since the last flush: most never do, and then
+    /// [`Self::flush_events`] costs nothing.
+    queued: std::sync::atomic::AtomicBool,
 }
 
 /// Whether `record`'s key may be used `now` from `source`: its refusal (revoked, expired,
@@ -143,6 +146,7 @@ impl<S: KeyStore + GatewaySlots + CreditStore + 'static, P: PepperProvider> Auth
             leases: deps.gateway_pool.then(Leases::default),
             verifications: Arc::new(Tally::new()),
             events: Arc::new(NoEvents),
+            queued: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -153,7 +157,9 @@ impl<S: KeyStore + GatewaySlots + CreditStore + 'static, P: PepperProvider> Auth
 
     /// Sends what the decisions queued (a Lambda function is frozen once it has answered).
     pub async fn flush_events(&self) {
-        self.events.flush().await;
+        if self.queued.swap(false, std::sync::atomic::Ordering::AcqRel) {
+            self.events.flush().await;
+        }
     }
 
     /// The decisions counted since the last flush.
@@ -242,8 +248,10 @@ impl<S: KeyStore + GatewaySlots + CreditStore + 'static, P: PepperProvider> Auth
         };
         let admitted = match admits(&record, now, source) {
             // Boxed, and only for a key with credits: a key without costs no allocation here.
-            Ok(()) if record.meter.is_some() => Box::pin(self.spend(&record, line, now)).await?,
-            Ok(()) => Ok(()),
+            Ok(()) => match &record.meter {
+                Some(meter) => Box::pin(self.spend(&record, meter, line, now)).await?,
+                None => Ok(()),
+            },
             Err(refused) => Err(refused),
         };
         if let Err(refused) = admitted {
@@ -265,22 +273,21 @@ impl<S: KeyStore + GatewaySlots + CreditStore + 'static, P: PepperProvider> Auth
         self.leased(record, digest, now).await
     }
 
-    /// Spends one of the key's credits, if it has a balance and the request is one that spends
+    /// Spends one credit of `meter` (the key's balance), if the request is one that spends
     /// ([`spends_credits`]): never from the cache, always one atomic write, so no instance and no
     /// cached decision lets more requests through than the balance holds. The outer `Err` is a
     /// store failure (fail closed: 503); the inner one the refusal (`USAGE_EXCEEDED`).
     async fn spend(
         &self,
         record: &KeyRecord,
+        meter: &KeyId,
         line: RequestLine<'_>,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Result<(), ApiError>, ApiError> {
-        let Some(meter) = &record.meter else { return Ok(Ok(())) };
         if !line.path.is_none_or(spends_credits) {
             return Ok(Ok(()));
         }
-        // Boxed: only a metered request pays for its future, and the decision's stays small.
-        match Box::pin(self.store.spend_credit(meter, now)).await? {
+        match self.store.spend_credit(meter, now).await? {
             // Made unlimited since the record was read (or cached): nothing to spend.
             None => Ok(Ok(())),
             Some(Spend::Exhausted { refills_at }) => Ok(Err(ApiError::UsageExceeded { refills_at })),
@@ -292,6 +299,7 @@ impl<S: KeyStore + GatewaySlots + CreditStore + 'static, P: PepperProvider> Auth
                     };
                     let view = KeyView::of(record, now).with_credits(Some(&balance), now);
                     self.events.publish(KeyEvent::new(event_type, view, now));
+                    self.queued.store(true, std::sync::atomic::Ordering::Release);
                 }
                 Ok(Ok(()))
             }
@@ -362,7 +370,7 @@ impl<S: KeyStore + GatewaySlots + CreditStore + 'static, P: PepperProvider> Auth
         let line = RequestLine { method, path };
         let outcome = self.authenticate_request(event.header_pairs(), event.source_ip(), line).await;
         let latency_us = started.elapsed().as_micros() as u64;
-        // Only a spend that crossed a threshold queued anything: otherwise this returns at once.
+        // Only a spend that crossed a threshold queued anything: otherwise nothing is awaited.
         self.flush_events().await;
         let request_id = event.request_id().unwrap_or_default();
         match outcome {

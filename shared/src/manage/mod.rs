@@ -110,20 +110,24 @@ impl<S: KeyStore + GatewaySlots + AuditLog + CreditStore, G: GatewayKeys> KeySer
         caller.require(Permission::Admin)?;
         let now = self.clock.now();
         let (spec, balance) = new_key_spec(caller, body.fields.validate(&self.policy, now)?, now);
-        let key = match &body.secret {
-            ImportedSecret::Plaintext(text) => Some(issuance.profile.parse_imported(text).map_err(|_| {
+        // The key checked against the imported shape, or the digest that stands for it.
+        enum Imported {
+            Key(ApiKey),
+            Sha256(crate::KeyDigest),
+        }
+        let imported = match body.secret {
+            ImportedSecret::Plaintext(text) => Imported::Key(issuance.profile.parse_imported(&text).map_err(|_| {
                 let prefix = issuance.profile.prefix();
                 ApiError::validation(
                     "key",
                     format!("an imported key is 20 to 256 visible ASCII characters, not starting with `{prefix}_`"),
                 )
             })?),
-            ImportedSecret::Sha256(_) => None,
+            ImportedSecret::Sha256(digest) => Imported::Sha256(digest),
         };
-        let make = |hasher: &crate::KeyHasher, spec: KeySpec| match (&key, &body.secret) {
-            (Some(key), _) => ((), KeyRecord::new(key, hasher, spec, now)),
-            (None, ImportedSecret::Sha256(digest)) => ((), KeyRecord::imported_digest(*digest, spec, now)),
-            (None, ImportedSecret::Plaintext(_)) => unreachable!("a plaintext was parsed above"),
+        let make = |hasher: &crate::KeyHasher, spec: KeySpec| match &imported {
+            Imported::Key(key) => ((), KeyRecord::new(key, hasher, spec, now)),
+            Imported::Sha256(digest) => ((), KeyRecord::imported_digest(*digest, spec, now)),
         };
         let balance = balance.as_ref();
         let ((), record) = self
@@ -216,11 +220,12 @@ impl<S: KeyStore + GatewaySlots + AuditLog + CreditStore, G: GatewayKeys> KeySer
     pub async fn update(&self, caller: &Caller, id: &str, body: UpdateKeyBody) -> Result<KeyView, ApiError> {
         caller.require(Permission::Admin)?;
         let now = self.clock.now();
-        let KeyUpdate { mut changes, credits } = body.validate(&self.policy, now)?;
+        let update = body.validate(&self.policy, now)?;
         let current = self.record(caller, id).await?;
-        if changes.is_empty() && credits.is_none() {
+        if update.is_empty() {
             return Box::pin(self.view(&current, now)).await;
         }
+        let KeyUpdate { mut changes, credits } = update;
         if current.revoked_at.is_some() {
             return Err(ApiError::conflict("a revoked key cannot be updated"));
         }
