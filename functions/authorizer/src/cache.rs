@@ -11,12 +11,14 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use latchkey::{KeyDigest, KeyRecord};
+use latchkey::KeyDigest;
+
+use crate::verified::VerifiedKey;
 use quick_cache::sync::Cache;
 
 #[derive(Clone)]
 struct Entry {
-    record: Option<Arc<KeyRecord>>,
+    record: Option<Arc<VerifiedKey>>,
     stored_at: DateTime<Utc>,
 }
 
@@ -35,13 +37,13 @@ impl KeyCache {
     /// `Some(answer)` on a fresh hit at `now`, where the answer may be "no such key". Ages are
     /// read on the authorizer's clock (so a test's clock ages entries as it ages keys); a clock
     /// that went back makes an entry stale, never longer-lived.
-    pub fn get(&self, digest: &KeyDigest, now: DateTime<Utc>) -> Option<Option<Arc<KeyRecord>>> {
+    pub fn get(&self, digest: &KeyDigest, now: DateTime<Utc>) -> Option<Option<Arc<VerifiedKey>>> {
         let entry = self.entries.as_ref()?.get(digest)?;
         let age = now.signed_duration_since(entry.stored_at).to_std().ok()?;
         (age < self.ttl).then_some(entry.record)
     }
 
-    pub fn insert(&self, digest: KeyDigest, record: Option<Arc<KeyRecord>>, now: DateTime<Utc>) {
+    pub fn insert(&self, digest: KeyDigest, record: Option<Arc<VerifiedKey>>, now: DateTime<Utc>) {
         if let Some(entries) = &self.entries {
             entries.insert(digest, Entry { record, stored_at: now });
         }
@@ -49,7 +51,7 @@ impl KeyCache {
 
     /// Replaces what is cached for `digest` (a record given a lease), keeping its age: the TTL
     /// still counts from when the store answered. Nothing cached, nothing replaced.
-    pub fn replace(&self, digest: &KeyDigest, record: Arc<KeyRecord>) {
+    pub fn replace(&self, digest: &KeyDigest, record: Arc<VerifiedKey>) {
         if let Some(entries) = &self.entries
             && let Some(entry) = entries.get(digest)
         {

@@ -7,19 +7,18 @@ use std::fmt;
 
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_json::value::RawValue;
 
-/// The event's fields as they arrive; the header maps only as (validated) raw JSON, so that
-/// only the one the decision reads is ever built.
+/// The event's fields as they arrive, read in one pass: both header maps are built as lists of
+/// borrowed pairs, which costs less than skipping one and reading the other a second time.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RawEvent<'a> {
     #[serde(borrow)]
     method_arn: Cow<'a, str>,
     #[serde(borrow, default)]
-    headers: Option<&'a RawValue>,
+    headers: HeaderList<'a>,
     #[serde(borrow, default)]
-    multi_value_headers: Option<&'a RawValue>,
+    multi_value_headers: HeaderList<'a>,
     #[serde(borrow, default)]
     request_context: Option<RequestContext<'a>>,
 }
@@ -131,15 +130,11 @@ impl<'a> AuthorizerEvent<'a> {
         if bytes.trim_ascii_start().first() != Some(&b'{') {
             return Err(de::Error::custom("an authorizer event is a JSON object"));
         }
-        let raw: RawEvent<'a> = serde_json::from_slice(bytes)?;
-        let header_list = |map: Option<&'a RawValue>| match map {
-            Some(map) => serde_json::from_str::<HeaderList<'a>>(map.get()),
-            None => Ok(HeaderList::default()),
-        };
-        let mut headers = header_list(raw.multi_value_headers)?;
-        if headers.0.is_empty() {
-            headers = header_list(raw.headers)?;
-        }
+        // Valid UTF-8 as a whole, checked once: each string is then read without a check of its
+        // own (from a `str`, serde_json checks only escapes), which was a tenth of the decision.
+        let text = std::str::from_utf8(bytes).map_err(|_| de::Error::custom("an authorizer event is UTF-8"))?;
+        let raw: RawEvent<'a> = serde_json::from_str(text)?;
+        let headers = if raw.multi_value_headers.0.is_empty() { raw.headers } else { raw.multi_value_headers };
         Ok(Self { method_arn: raw.method_arn, headers, request_context: raw.request_context })
     }
 

@@ -31,6 +31,7 @@ pub mod leases;
 pub mod policy;
 pub mod sessions;
 pub mod setup;
+pub mod verified;
 
 use cache::KeyCache;
 use event::AuthorizerEvent;
@@ -38,12 +39,13 @@ use jwt::{JwtVerifier, Session};
 use last_used::LastUsed;
 use leases::Leases;
 use sessions::SessionUsageKeys;
+use verified::VerifiedKey;
 
 /// Who is calling, once authenticated.
 #[derive(Debug, Clone)]
 pub enum Principal {
-    /// An API key, with its record as stored.
-    Key(Arc<KeyRecord>),
+    /// An API key, with its record as stored (and cached).
+    Key(Arc<VerifiedKey>),
     /// A dashboard session (JWT): its tenant's, with the permissions its claim names.
     Session(Session),
 }
@@ -223,7 +225,7 @@ impl<S: KeyStore + GatewaySlots + CreditStore + 'static, P: PepperProvider> Auth
         text: &str,
         source: Option<IpAddr>,
         line: RequestLine<'_>,
-    ) -> Result<Arc<KeyRecord>, ApiError> {
+    ) -> Result<Arc<VerifiedKey>, ApiError> {
         // The format check: a malformed key costs no I/O at all. A key of another system's shape
         // (imported, `POST /keys/import`) is looked up like any key, and cached alike.
         let Ok(key) = self.profile.parse_verifiable(text) else {
@@ -232,16 +234,17 @@ impl<S: KeyStore + GatewaySlots + CreditStore + 'static, P: PepperProvider> Auth
         };
         let peppers = self.peppers.current().await;
         let digest = peppers.current.digest(&key);
-        let record = match self.cache.get(&digest, self.clock.now()) {
+        let mut now = self.clock.now();
+        let record = match self.cache.get(&digest, now) {
             Some(cached) => cached,
             None => {
-                let found = self.find(&peppers, &key).await?.map(Arc::new);
+                let found = self.find(&peppers, &key).await?.map(|record| Arc::new(VerifiedKey::new(record)));
                 // Aged from when the store answered: a slow read is not cached any longer.
-                self.cache.insert(digest, found.clone(), self.clock.now());
+                now = self.clock.now();
+                self.cache.insert(digest, found.clone(), now);
                 found
             }
         };
-        let now = self.clock.now();
         let Some(record) = record else {
             self.verifications.count_unknown(false, now);
             return Err(ApiError::InvalidApiKey);
@@ -310,10 +313,10 @@ impl<S: KeyStore + GatewaySlots + CreditStore + 'static, P: PepperProvider> Auth
     /// gets it too, so the next request of this instance neither claims nor reads again.
     async fn leased(
         &self,
-        record: Arc<KeyRecord>,
+        record: Arc<VerifiedKey>,
         digest: latchkey::KeyDigest,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Arc<KeyRecord>, ApiError> {
+    ) -> Result<Arc<VerifiedKey>, ApiError> {
         let Some(leases) = &self.leases else { return Ok(record) };
         let Some(lease) = leases.needed(&*self.store, &record, now).await? else { return Ok(record) };
         // A shared slot is this instance's stopgap for a minute, not the key's lease: other
@@ -323,7 +326,7 @@ impl<S: KeyStore + GatewaySlots + CreditStore + 'static, P: PepperProvider> Auth
         {
             tracing::warn!(key_id = %record.id, %error, "lease not noted; the next read claims it again");
         }
-        let leased = Arc::new(KeyRecord { lease: Some(lease), ..(*record).clone() });
+        let leased = Arc::new(VerifiedKey::new(KeyRecord { lease: Some(lease), ..record.record().clone() }));
         self.cache.replace(&digest, Arc::clone(&leased));
         Ok(leased)
     }

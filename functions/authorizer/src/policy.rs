@@ -3,10 +3,13 @@
 //! Allow and Deny both name the whole stage (`.../stage/*`): should anyone turn the gateway's
 //! result cache on, a cached Allow must not lock a key out of the API's other routes.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 
 use crate::Principal;
 use crate::sessions::SessionUsageKeys;
+use crate::verified::KeyContext;
 use latchkey::ApiError;
 
 /// `arn:aws:execute-api:REGION:ACCOUNT:API/STAGE/METHOD/PATH` → `arn:aws:execute-api:REGION:ACCOUNT:API/STAGE/*`
@@ -72,7 +75,7 @@ pub struct AllowContext<'a> {
     auth_type: &'static str,
     principal: &'a str,
     tenant_id: &'a str,
-    permissions: String,
+    permissions: Cow<'a, str>,
     tier: &'a str,
     /// Empty for a session. Always present, like `datasource_id`: the deployed gateway maps each
     /// to a backend header, and a mapping from a missing field would leave a client's own
@@ -81,12 +84,12 @@ pub struct AllowContext<'a> {
     /// Empty for a key that is not scoped to a datasource.
     datasource_id: &'a str,
     /// The key's metadata as compact JSON, ASCII only (`{}` for none, and for a session).
-    meta: String,
+    meta: Cow<'a, str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    expires_at: Option<String>,
+    expires_at: Option<&'a str>,
     /// The key as `GET /whoami` shows it, JSON, as this decision read it: `/whoami` answers
     /// from it with no read of its own. Empty for a session.
-    key_view: String,
+    key_view: &'a str,
     /// The balance of credits the key spends (its id), for `/whoami` to read; left out for a key
     /// without credits and for a session (no header is mapped from it).
     #[serde(skip_serializing_if = "str::is_empty")]
@@ -108,36 +111,41 @@ struct DenyContext<'a> {
 }
 
 impl<'a> AllowContext<'a> {
-    /// The context of an Allow for `principal`, decided at `now`.
+    /// The context of an Allow for `principal`, decided at `now`: a key's as rendered on its
+    /// first Allow ([`crate::verified`]).
     pub fn of(principal: &'a Principal, now: chrono::DateTime<chrono::Utc>) -> Self {
         match principal {
-            Principal::Key(record) => AllowContext {
-                auth_type: "api_key",
-                principal: record.id.as_str(),
-                tenant_id: record.tenant_id.as_str(),
-                permissions: record.permissions.to_csv(),
-                tier: record.tier.as_str(),
-                key_id: record.id.as_str(),
-                datasource_id: record.datasource_id.as_ref().map_or("", |d| d.as_str()),
-                meta: record.meta.to_header(),
-                expires_at: record.expires_at.map(latchkey::error::format_time),
-                key_view: serde_json::to_string(&latchkey::manage::view::KeyView::of(record, now))
-                    .expect("a view always serializes"),
-                meter: record.meter.as_ref().map_or("", |meter| meter.as_str()),
-            },
+            Principal::Key(key) => Self::of_key(key.record(), key.context(now)),
             Principal::Session(session) => AllowContext {
                 auth_type: "jwt",
                 principal: &session.subject,
                 tenant_id: session.tenant_id.as_str(),
-                permissions: session.permissions.to_csv(),
+                permissions: Cow::Owned(session.permissions.to_csv()),
                 tier: "internal",
                 key_id: "",
                 datasource_id: "",
-                meta: "{}".to_owned(),
+                meta: Cow::Borrowed("{}"),
                 expires_at: None,
-                key_view: String::new(),
+                key_view: "",
                 meter: "",
             },
+        }
+    }
+
+    /// A key's context: `record`'s fields, and those rendered from it once.
+    pub(crate) fn of_key(record: &'a latchkey::KeyRecord, rendered: &'a KeyContext) -> Self {
+        AllowContext {
+            auth_type: "api_key",
+            principal: record.id.as_str(),
+            tenant_id: record.tenant_id.as_str(),
+            permissions: Cow::Borrowed(&rendered.permissions),
+            tier: record.tier.as_str(),
+            key_id: record.id.as_str(),
+            datasource_id: record.datasource_id.as_ref().map_or("", |d| d.as_str()),
+            meta: Cow::Borrowed(&rendered.meta),
+            expires_at: rendered.expires_at.as_deref(),
+            key_view: &rendered.key_view,
+            meter: record.meter.as_ref().map_or("", |meter| meter.as_str()),
         }
     }
 
@@ -152,8 +160,8 @@ impl<'a> AllowContext<'a> {
             "key_id" => Some(self.key_id),
             "datasource_id" => Some(self.datasource_id),
             "meta" => Some(&self.meta),
-            "expires_at" => self.expires_at.as_deref(),
-            "key_view" => Some(&self.key_view),
+            "expires_at" => self.expires_at,
+            "key_view" => Some(self.key_view),
             "meter" => Some(self.meter),
             _ => None,
         }
@@ -166,23 +174,31 @@ pub fn allow(
     session_keys: Option<&SessionUsageKeys>,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Vec<u8> {
-    let context = AllowContext::of(principal, now);
-    let usage_identifier_key = match principal {
-        // A key's own gateway key (made before the pool) until it stops, else its lease.
-        Principal::Key(record) => record
-            .gateway_key
-            .as_ref()
-            .map(|g| g.value.as_str())
-            .or(record.lease.as_ref().map(|lease| lease.value.as_str())),
-        Principal::Session(session) => session_keys.map(|keys| keys.for_tenant(&session.tenant_id)),
-    };
-    let response = Response {
-        principal_id: context.principal,
-        policy_document: policy("Allow", resource),
-        usage_identifier_key,
-        context,
-    };
-    serde_json::to_vec(&response).expect("a policy always serializes")
+    match principal {
+        // A key's own gateway key (made before the pool) until it stops, else its lease; its
+        // context as rendered on its first Allow.
+        Principal::Key(key) => {
+            let usage_identifier_key =
+                key.gateway_key.as_ref().map(|g| g.value.as_str()).or(key.lease.as_ref().map(|l| l.value.as_str()));
+            let response = Response {
+                principal_id: key.id.as_str(),
+                policy_document: policy("Allow", resource),
+                usage_identifier_key,
+                context: &*key.context(now).json,
+            };
+            serde_json::to_vec(&response).expect("a policy always serializes")
+        }
+        Principal::Session(session) => {
+            let context = AllowContext::of(principal, now);
+            let response = Response {
+                principal_id: context.principal,
+                policy_document: policy("Allow", resource),
+                usage_identifier_key: session_keys.map(|keys| keys.for_tenant(&session.tenant_id)),
+                context,
+            };
+            serde_json::to_vec(&response).expect("a policy always serializes")
+        }
+    }
 }
 
 pub fn deny(error: &ApiError, resource: &str, key_id: Option<&str>) -> Vec<u8> {
@@ -217,6 +233,7 @@ mod tests {
     }
 
     use super::*;
+    use std::sync::Arc;
 
     /// The local API reads the context by field; the deployed handlers read the JSON: the two
     /// must be the same fields with the same values, whatever the principal.
@@ -241,8 +258,10 @@ mod tests {
         let now = "2099-01-01T00:00:00Z".parse().unwrap();
         let datasource = latchkey::DatasourceId::generate().to_string();
         let principals = [
-            Principal::Key(KeyRecord::issue(&KeyProfile::latchkey(), &hasher, spec(None), now).1.into()),
-            Principal::Key(KeyRecord::issue(&KeyProfile::latchkey(), &hasher, spec(Some(&datasource)), now).1.into()),
+            Principal::Key(Arc::new(KeyRecord::issue(&KeyProfile::latchkey(), &hasher, spec(None), now).1.into())),
+            Principal::Key(Arc::new(
+                KeyRecord::issue(&KeyProfile::latchkey(), &hasher, spec(Some(&datasource)), now).1.into(),
+            )),
             Principal::Session(crate::jwt::Session {
                 subject: "user-1".into(),
                 tenant_id: "acme".parse().unwrap(),
@@ -251,8 +270,10 @@ mod tests {
         ];
         for principal in &principals {
             let context = AllowContext::of(principal, now);
-            let serialized = serde_json::to_value(&context).unwrap();
-            let fields = serialized.as_object().unwrap();
+            // What the Allow carries: a key's context as rendered once, a session's as built.
+            let allowed: serde_json::Value = serde_json::from_slice(&allow(principal, "arn", None, now)).unwrap();
+            let fields = allowed["context"].as_object().unwrap();
+            assert_eq!(fields, serde_json::to_value(&context).unwrap().as_object().unwrap());
             for (name, value) in fields {
                 assert_eq!(context.field(name), value.as_str(), "{name}");
             }

@@ -12,6 +12,7 @@ use latchkey::gateway::pool::{GatewaySlots, end_of_day};
 use latchkey::store::KeyStore;
 use latchkey::store::dynamo::DynamoKeyStore;
 use latchkey::{ApiKey, Clock, GatewayKey, KeyProfile, KeyRecord, KeySpec, ManualClock, Permission, TierName};
+use latchkey_authorizer::verified::VerifiedKey;
 use latchkey_authorizer::{Authorizer, Principal, policy};
 use latchkey_tests::StaticPepper;
 use serde_json::Value;
@@ -55,7 +56,7 @@ impl Pool {
 }
 
 /// The Allow an instance answers for `key`: the policy as API Gateway reads it.
-async fn allow(authorizer: &Authorizer<DynamoKeyStore, StaticPepper>, key: &ApiKey) -> (Value, Arc<KeyRecord>) {
+async fn allow(authorizer: &Authorizer<DynamoKeyStore, StaticPepper>, key: &ApiKey) -> (Value, Arc<VerifiedKey>) {
     let principal = authorizer.authenticate([("x-api-key", key.expose_secret())]).await.expect("allowed");
     let Principal::Key(record) = &principal else { panic!("a key") };
     let answer: Value = serde_json::from_slice(&policy::allow(&principal, RESOURCE, None, chrono::Utc::now())).unwrap();
