@@ -6,6 +6,7 @@
 //! the caller from the same context; or, for a path that is not Latchkey's and with an upstream
 //! configured, the team's backend ([`upstream`]).
 
+pub mod connection;
 pub mod dashboard;
 pub mod local_gateway;
 mod private_files;
@@ -387,17 +388,12 @@ where
         method: &Method,
         uri: &Uri,
     ) -> Result<Principal, Reply> {
-        // Every header, its bytes as text (lossily): a garbled credential header must still
-        // count, as a malformed or conflicting credential, not vanish.
-        let pairs: Vec<(&str, std::borrow::Cow<'_, str>)> =
-            headers.iter().map(|(name, value)| (name.as_str(), String::from_utf8_lossy(value.as_bytes()))).collect();
+        // Every header as it is: a value that is not text reads as U+FFFD, so a garbled
+        // credential header still counts (as a malformed or conflicting credential), not vanishes.
+        let pairs = headers.iter().map(|(name, value)| (name.as_str(), value.to_str().unwrap_or("\u{FFFD}")));
         // A denial (the 401 family) and a dependency fault (503) render as any error does.
         self.authorizer
-            .authenticate_request(
-                pairs.iter().map(|(name, value)| (*name, value.as_ref())),
-                source,
-                RequestLine { method: Some(method.as_str()), path: Some(uri.path()) },
-            )
+            .authenticate_request(pairs, source, RequestLine { method: Some(method.as_str()), path: Some(uri.path()) })
             .await
             .map_err(|error| Reply::error(&error))
     }
@@ -484,21 +480,21 @@ where
         reply
     }
 
-    /// A request for the team's backend: authenticated and throttled as any, then forwarded.
+    /// A request for the team's backend: authenticated and throttled as any, then forwarded on
+    /// its client connection's `backend` connection.
     async fn forward(
         &self,
         upstream: &Upstream,
-        method: Method,
-        uri: &Uri,
-        headers: HeaderMap,
+        backend: &upstream::BackendConnection,
+        request: axum::http::request::Parts,
         body: Body,
         source: Option<IpAddr>,
     ) -> Result<Response<Body>, Reply> {
-        let principal = self.decide(&headers, source, &method, uri).await?;
+        let principal = self.decide(&request.headers, source, &request.method, &request.uri).await?;
         let context = AllowContext::of(&principal, self.management.service.clock.now());
         self.throttle(&context)?;
         upstream
-            .forward(method, uri, headers, body, |name| context.field(name))
+            .forward(backend, request.method, &request.uri, request.headers, body, |name| context.field(name))
             .await
             .map_err(|error| Reply::error(&error))
     }
@@ -523,7 +519,9 @@ fn is_github_leaks(path: &str) -> bool {
     path.strip_suffix('/').unwrap_or(path) == "/leaks/github"
 }
 
-/// The HTTP side: every path and method to [`LocalApi::answer`].
+/// The HTTP side of Latchkey's own routes: every path and method to [`LocalApi::answer`]. (A
+/// request for the team's backend is forwarded by its connection before it gets here:
+/// [`connection`].)
 pub fn router<S, R>(api: Arc<LocalApi<S, R>>) -> axum::Router
 where
     S: KeyStore + GatewaySlots + AuditLog + latchkey::credits::CreditStore + DatasourceStore + 'static,
@@ -547,23 +545,11 @@ where
 {
     // The peer, when served with connect info (`serve`); a router served without it knows none.
     let source = extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(peer)| peer.ip());
-    let too_large = || Reply { status: 413, headers: Vec::new(), body: Some(REQUEST_TOO_LARGE_BODY.to_owned()) };
     if let Some(page) = dashboard::serve(&method, uri.path()) {
         return page;
     }
     if uri.path() == "/" && api.upstream.is_none() && (method == Method::GET || method == Method::HEAD) {
         return dashboard::redirect();
-    }
-    if let Some(upstream) = api.upstream.as_ref().filter(|_| !serves(uri.path())) {
-        // Streamed, so the size is known up front only from Content-Length.
-        let length = headers.get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-        if length.is_some_and(|length| length > MAX_REQUEST_BYTES as u64) {
-            return render(too_large());
-        }
-        return match api.forward(upstream, method, &uri, headers, body, source).await {
-            Ok(response) => response,
-            Err(refused) => render(refused),
-        };
     }
     let reply = match axum::body::to_bytes(body, MAX_REQUEST_BYTES).await {
         Ok(body) => api.answer(&method, &uri, &headers, &body, source).await,
@@ -572,7 +558,12 @@ where
     render(reply)
 }
 
-fn render(reply: Reply) -> Response<Body> {
+/// What API Gateway answers a request over [`MAX_REQUEST_BYTES`].
+fn too_large() -> Reply {
+    Reply { status: 413, headers: Vec::new(), body: Some(REQUEST_TOO_LARGE_BODY.to_owned()) }
+}
+
+pub(crate) fn render(reply: Reply) -> Response<Body> {
     let mut response =
         Response::builder().status(StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
     for (name, value) in &reply.headers {
@@ -601,8 +592,7 @@ where
     let listener = listener.tap_io(|connection| {
         let _ = connection.set_nodelay(true);
     });
-    let service = router(api).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, service).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, connection::Connections::new(api)).with_graceful_shutdown(shutdown).await
 }
 
 /// Runs [`LocalApi::sweep`] every `LATCHKEY_SWEEP_SECONDS`, as the deployed stack's schedule

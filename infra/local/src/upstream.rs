@@ -6,14 +6,16 @@
 //! `X-Latchkey-*`. A backend that cannot be reached or breaks off is `502 BAD_GATEWAY`; one that
 //! has not begun to answer within the timeout is `504 GATEWAY_TIMEOUT`.
 
+use std::cell::RefCell;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::header::{self, HeaderName};
 use axum::http::{HeaderMap, HeaderValue, Method, Request, Response, Uri};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
 use latchkey::ApiError;
 use latchkey::upstream::{CALLER_HEADERS, is_reserved_header};
 
@@ -34,22 +36,71 @@ const HOP_BY_HOP: [&str; 9] = [
     "upgrade",
 ];
 
+/// The idle backend connections an event loop keeps for the client connections it accepts next,
+/// as nginx's `keepalive 64`.
+const IDLE_PER_THREAD: usize = 64;
+
+type Backend = Result<SendRequest<Body>, Box<dyn std::error::Error + Send + Sync>>;
+
 thread_local! {
-    /// A connection pool per thread. With one shared pool, a connection opened by one event loop
-    /// (its hyper task spawned there) was taken by requests on the other: every request then woke
-    /// the other thread twice (the request handed to the connection's task, its answer handed
-    /// back), an eventfd write and an epoll wake-up each.
-    static CLIENT: Client<HttpConnector, Body> = {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        Client::builder(TokioExecutor::new()).build(connector)
-    };
+    /// Backend connections whose client connection has ended, for the next one on this thread.
+    /// Per thread, like everything a request touches (`crate::threads`): a connection opened by
+    /// one event loop and used by another would wake that loop twice per request.
+    static IDLE: RefCell<Vec<SendRequest<Body>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The backend connection one client connection's requests take, one at a time: taken from the
+/// thread's idle ones (or opened) on its first forwarded request, kept for its next, and given
+/// back when the client connection ends. No pool is asked per request. (hyper's pooled client,
+/// used until this, checked a connection out of a shared pool and handed each request to it
+/// through a channel: that was a fifth of the gateway's own CPU per request, BENCHMARKS.md.)
+#[derive(Default)]
+pub struct BackendConnection(Mutex<Option<SendRequest<Body>>>);
+
+impl BackendConnection {
+    fn take(&self) -> Option<SendRequest<Body>> {
+        self.0.lock().expect("never held across a panic").take()
+    }
+
+    /// Keeps `sender` for this client connection's next request (a second one, which only
+    /// concurrent requests would open, is given back to the thread).
+    fn keep(&self, sender: SendRequest<Body>) {
+        let mut slot = self.0.lock().expect("never held across a panic");
+        match slot.as_ref() {
+            None => *slot = Some(sender),
+            Some(_) => idle(sender),
+        }
+    }
+}
+
+impl Drop for BackendConnection {
+    fn drop(&mut self) {
+        if let Some(sender) = self.0.get_mut().ok().and_then(Option::take) {
+            idle(sender);
+        }
+    }
+}
+
+fn idle(sender: SendRequest<Body>) {
+    if !sender.is_closed() {
+        IDLE.with(|idle| {
+            let mut idle = idle.borrow_mut();
+            if idle.len() < IDLE_PER_THREAD {
+                idle.push(sender);
+            }
+        });
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct Upstream {
     /// `scheme://authority` and a base path without its trailing slash.
     base: String,
+    /// `host:port`, connected to, and the `Host` the backend is sent.
+    authority: String,
+    host: HeaderValue,
+    /// The base path without its trailing slash (empty for none), put before each request's path.
+    base_path: String,
     timeout: Duration,
 }
 
@@ -64,30 +115,40 @@ impl Upstream {
         if uri.query().is_some() {
             return Err(format!("`{url}` has a query string; the request's own is passed on"));
         }
-        let base = format!("http://{}{}", uri.authority().expect("checked"), uri.path().trim_end_matches('/'));
-        Ok(Self { base, timeout })
+        let authority = uri.authority().expect("checked");
+        let base_path = uri.path().trim_end_matches('/').to_owned();
+        Ok(Self {
+            base: format!("http://{authority}{base_path}"),
+            // Without a port, HTTP's.
+            authority: match authority.port() {
+                Some(_) => authority.as_str().to_owned(),
+                None => format!("{}:80", authority.host()),
+            },
+            host: HeaderValue::from_str(authority.as_str()).map_err(|e| format!("`{url}`: {e}"))?,
+            base_path,
+            timeout,
+        })
     }
 
     pub fn url(&self) -> &str {
         &self.base
     }
 
-    /// Sends the request on and streams the answer back. `caller`: the authorizer context's
-    /// field by name.
+    /// Sends the request on, on `connection`, and streams the answer back. `caller`: the
+    /// authorizer context's field by name.
     pub async fn forward<'c>(
         &self,
+        connection: &BackendConnection,
         method: Method,
         uri: &Uri,
         mut headers: HeaderMap,
         body: Body,
         caller: impl Fn(&str) -> Option<&'c str>,
     ) -> Result<Response<Body>, ApiError> {
-        let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str());
-        let target: Uri = format!("{}{path_and_query}", self.base).parse().map_err(|_| ApiError::BadGateway)?;
-
+        let target = self.target(uri)?;
         strip_hop_by_hop(&mut headers);
         // The backend's own Host, as API Gateway's HTTP_PROXY integration sends it.
-        headers.remove(header::HOST);
+        headers.insert(header::HOST, self.host.clone());
         // The key, and a client's own caller headers in any spelling a backend would merge.
         let forged: Vec<HeaderName> =
             headers.keys().filter(|name| is_reserved_header(name.as_str())).cloned().collect();
@@ -102,9 +163,11 @@ impl Upstream {
             }
         }
 
-        let mut request = Request::builder().method(method).uri(target).body(body).map_err(|_| ApiError::BadGateway)?;
+        let mut request = Request::new(body);
+        *request.method_mut() = method;
+        *request.uri_mut() = target;
         *request.headers_mut() = headers;
-        let response = match tokio::time::timeout(self.timeout, CLIENT.with(|client| client.request(request))).await {
+        let response = match tokio::time::timeout(self.timeout, self.send(connection, request)).await {
             Err(_elapsed) => return Err(ApiError::GatewayTimeout),
             Ok(Err(error)) => {
                 tracing::warn!(upstream = %self.base, %error, "the backend did not answer");
@@ -115,6 +178,70 @@ impl Upstream {
         let (mut parts, body) = response.into_parts();
         strip_hop_by_hop(&mut parts.headers);
         Ok(Response::from_parts(parts, Body::new(body)))
+    }
+
+    /// The request's path and query under the base path, in origin form (`/path?query`).
+    fn target(&self, uri: &Uri) -> Result<Uri, ApiError> {
+        match uri.path_and_query() {
+            Some(path_and_query) if self.base_path.is_empty() => Ok(Uri::from(path_and_query.clone())),
+            path_and_query => {
+                let path_and_query = path_and_query.map_or("/", |p| p.as_str());
+                format!("{}{path_and_query}", self.base_path).parse().map_err(|_| ApiError::BadGateway)
+            }
+        }
+    }
+
+    /// `request` on `connection`'s backend connection, or on one of the thread's idle ones, or
+    /// on a new one. A kept connection the backend has closed meanwhile (its keep-alive timeout)
+    /// is not ready, or gives the request back unsent: the request then goes on a new
+    /// connection, as hyper's pooled client retries it. A request the backend may have begun to
+    /// read is never sent twice.
+    async fn send(
+        &self,
+        connection: &BackendConnection,
+        request: Request<Body>,
+    ) -> Result<Response<Incoming>, Box<dyn std::error::Error + Send + Sync>> {
+        let kept = connection.take().or_else(|| {
+            IDLE.with(|idle| {
+                let mut idle = idle.borrow_mut();
+                std::iter::from_fn(|| idle.pop()).find(|sender| !sender.is_closed())
+            })
+        });
+        let request = match kept {
+            None => request,
+            Some(mut sender) => match sender.ready().await {
+                Err(_closed) => request,
+                Ok(()) => match sender.try_send_request(request).await {
+                    Ok(response) => {
+                        connection.keep(sender);
+                        return Ok(response);
+                    }
+                    Err(mut failed) => match failed.take_message() {
+                        Some(unsent) => unsent,
+                        None => return Err(failed.into_error().into()),
+                    },
+                },
+            },
+        };
+        let mut sender = self.connect().await?;
+        sender.ready().await?;
+        let response = sender.send_request(request).await?;
+        connection.keep(sender);
+        Ok(response)
+    }
+
+    async fn connect(&self) -> Backend {
+        let stream = tokio::net::TcpStream::connect(&self.authority).await?;
+        stream.set_nodelay(true)?;
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        // The connection's own task, on this event loop: it reads and writes while the sender
+        // is kept, and ends once every sender is dropped.
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "a backend connection ended");
+            }
+        });
+        Ok(sender)
     }
 }
 

@@ -280,3 +280,46 @@ async fn each_key_is_throttled_by_its_tier_before_the_backend() {
     let (status, _) = api.call(Some(&other), Method::GET, "/v1/catalog/sources", None).await;
     assert_eq!(status, 200);
 }
+
+/// A backend that answers one request per connection and then closes it without saying so (no
+/// `Connection: close`), as one whose keep-alive timeout has just run out: the request is
+/// forwarded on a new connection, never answered 502. Each request line and `Host` it received.
+#[tokio::test]
+async fn a_backend_that_drops_kept_connections_still_gets_every_request() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let backend = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = backend.local_addr().unwrap();
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let kept = std::sync::Arc::clone(&received);
+    tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = backend.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).await.unwrap() == 1 {
+                head.push(byte[0]);
+            }
+            let head = String::from_utf8(head).unwrap();
+            let host = head.lines().find_map(|line| line.strip_prefix("host: ")).unwrap_or("none").to_owned();
+            kept.lock().unwrap().push(format!("{} host={host}", head.lines().next().unwrap()));
+            stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await.unwrap();
+            drop(stream);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let api = gateway(dir.path(), &format!("http://{addr}/base/"), &[]).await;
+    let (_, key) = new_key(&api, json!({"name": "k", "tier": "starter"})).await;
+    let client = Client::new();
+    for n in 0..4 {
+        // Half of them after the backend's close has certainly arrived, half right away.
+        if n % 2 == 1 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let response =
+            client.get(format!("{}/v1/items?n={n}", api.base)).header("x-api-key", &key).send().await.unwrap();
+        assert_eq!(response.status(), 200, "request {n}");
+        assert_eq!(response.text().await.unwrap(), "ok");
+    }
+    let expected: Vec<String> = (0..4).map(|n| format!("GET /base/v1/items?n={n} HTTP/1.1 host={addr}")).collect();
+    assert_eq!(*received.lock().unwrap(), expected);
+}
