@@ -201,22 +201,26 @@ impl<S: KeyStore + GatewaySlots + CreditStore + 'static, P: PepperProvider> Auth
         line: RequestLine<'_>,
     ) -> Result<Principal, ApiError> {
         match extract_credential(headers)? {
-            Credential::Jwt(token) => {
-                if let Some(own) = &self.sessions {
-                    match own.verify(token).await {
-                        // Not one of ours (another issuer, algorithm or secret): perhaps the
-                        // identity provider's.
-                        Err(ApiError::InvalidToken) if self.jwt.is_some() => {}
-                        Ok(session) => return self.as_its_key_now(session, source).await.map(Principal::Session),
-                        Err(refused) => return Err(refused),
-                    }
-                }
-                match &self.jwt {
-                    Some(verifier) => verifier.verify(token).await.map(Principal::Session),
-                    None => Err(ApiError::InvalidToken),
-                }
-            }
+            // Boxed: sessions are the dashboard's traffic, and their futures (a JWKS fetch, a
+            // store read) would enlarge every key's decision.
+            Credential::Jwt(token) => Box::pin(self.authenticate_session(token, source)).await.map(Principal::Session),
             Credential::ApiKey(text) => self.authenticate_key(text, source, line).await.map(Principal::Key),
+        }
+    }
+
+    async fn authenticate_session(&self, token: &str, source: Option<IpAddr>) -> Result<Session, ApiError> {
+        if let Some(own) = &self.sessions {
+            match own.verify(token).await {
+                // Not one of ours (another issuer, algorithm or secret): perhaps the identity
+                // provider's.
+                Err(ApiError::InvalidToken) if self.jwt.is_some() => {}
+                Ok(session) => return self.as_its_key_now(session, source).await,
+                Err(refused) => return Err(refused),
+            }
+        }
+        match &self.jwt {
+            Some(verifier) => verifier.verify(token).await,
+            None => Err(ApiError::InvalidToken),
         }
     }
 
@@ -238,7 +242,9 @@ impl<S: KeyStore + GatewaySlots + CreditStore + 'static, P: PepperProvider> Auth
         let record = match self.cache.get(&digest, now) {
             Some(cached) => cached,
             None => {
-                let found = self.find(&peppers, &key).await?.map(|record| Arc::new(VerifiedKey::new(record)));
+                // Boxed: a miss is the rare path, and the store's futures would enlarge every
+                // decision's (the local gateway moves each request's future into a box).
+                let found = Box::pin(self.find(&peppers, &key)).await?.map(|record| Arc::new(VerifiedKey::new(record)));
                 // Aged from when the store answered: a slow read is not cached any longer.
                 now = self.clock.now();
                 self.cache.insert(digest, found.clone(), now);
