@@ -201,9 +201,7 @@ impl<S: KeyStore + GatewaySlots + CreditStore + 'static, P: PepperProvider> Auth
         line: RequestLine<'_>,
     ) -> Result<Principal, ApiError> {
         match extract_credential(headers)? {
-            // Boxed: sessions are the dashboard's traffic, and their futures (a JWKS fetch, a
-            // store read) would enlarge every key's decision.
-            Credential::Jwt(token) => Box::pin(self.authenticate_session(token, source)).await.map(Principal::Session),
+            Credential::Jwt(token) => self.authenticate_session(token, source).await.map(Principal::Session),
             Credential::ApiKey(text) => self.authenticate_key(text, source, line).await.map(Principal::Key),
         }
     }

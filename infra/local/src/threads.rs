@@ -1,7 +1,7 @@
 //! Serving as nginx does: one event loop per core, each with its own listening socket on the same
 //! address (`SO_REUSEPORT`, the kernel spreading connections among them). A request, its
-//! connection and the upstream connections it uses (a pool per thread, [`crate::upstream`]) then
-//! stay on one thread; on one shared
+//! connection and the backend connection it uses (its own, from the thread's idle ones,
+//! [`crate::upstream`]) then stay on one thread; on one shared
 //! multi-thread runtime, every request woke tasks on the other workers (hyper's connection tasks),
 //! and those wake-ups were most of the gateway's cost (BENCHMARKS.md, "The local gateway").
 

@@ -85,9 +85,11 @@ impl Drop for BackendConnection {
     }
 }
 
+/// Keeps `sender` for the thread's next client connection, if it is still open and there is room.
+/// A thread that is ending (its idle list already gone) drops it instead.
 fn idle(sender: SendRequest<Body>) {
     if !sender.is_closed() {
-        IDLE.with(|idle| {
+        let _ending = IDLE.try_with(|idle| {
             let mut idle = idle.borrow_mut();
             if idle.len() < IDLE_PER_THREAD {
                 idle.push(sender);
@@ -206,10 +208,12 @@ impl Upstream {
         request: Request<Body>,
     ) -> Result<Response<Incoming>, Box<dyn std::error::Error + Send + Sync>> {
         let kept = connection.take().or_else(|| {
-            IDLE.with(|idle| {
+            IDLE.try_with(|idle| {
                 let mut idle = idle.borrow_mut();
                 std::iter::from_fn(|| idle.pop()).find(|sender| !sender.is_closed())
             })
+            .ok()
+            .flatten()
         });
         let request = match kept {
             None => request,
