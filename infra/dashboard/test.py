@@ -300,11 +300,12 @@ with tempfile.TemporaryDirectory() as profile:
         visible(driver, "key")
         bars = wait(driver).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#usage svg.chart rect"))
         assert len(bars) == 30, len(bars)
-        caption = driver.find_element(By.ID, "usage").text
+        # The figure's caption alone (the figure's text would begin with whatever else it holds).
+        caption = driver.find_element(By.CSS_SELECTOR, "#usage figcaption").text
         # The key was used above (whoami): the local API counts what it lets through.
         assert "requests in the last 30 days" in caption and not caption.startswith("0 "), caption
         tallest = max(int(bar.get_attribute("height")) for bar in bars)
-        assert tallest > 1, "no bar for today's requests"
+        assert tallest > 1, f"no bar for today's requests ({caption})"
         wait(driver).until(lambda d: "key.rotate" in d.find_element(By.ID, "key-events").text)
         shot(driver, "key-desktop")
         name = driver.find_element(By.ID, "edit-name")

@@ -225,6 +225,11 @@ impl TallyState {
 #[derive(Default)]
 pub struct Tally {
     state: Mutex<TallyState>,
+    /// Held by a [`flush`] from its drain to its last write: a flush that finds the tally empty
+    /// because another drained it first returns only once that one's counts are written, so a
+    /// read made after any flush sees every count made before it (the local API's dashboard
+    /// asks for a key's usage and its verifications at once, each route flushing first).
+    flushing: tokio::sync::Mutex<()>,
 }
 
 impl Tally {
@@ -396,6 +401,7 @@ pub async fn flush_periodically<S: VerificationStore>(tally: &Tally, store: &S) 
 /// One flush: what the tally holds now, each key-hour written with its own addition; what could
 /// not be written is put back for the next flush, the rest is not written twice.
 pub async fn flush<S: VerificationStore>(tally: &Tally, store: &S) {
+    let _one_at_a_time = tally.flushing.lock().await;
     let batch = tally.drain();
     if batch.is_empty() {
         return;
@@ -546,16 +552,24 @@ mod tests {
         );
     }
 
-    /// Counts the writes a flush makes: the cost of the analytics, whatever the store.
+    /// Counts the writes a flush makes: the cost of the analytics, whatever the store. With
+    /// `hold`, each key-hour write waits to be `released` (having told `entered`).
     #[derive(Default)]
     struct CountingWrites {
         key_hours: std::sync::atomic::AtomicU64,
         unknown: std::sync::atomic::AtomicU64,
+        hold: bool,
+        entered: tokio::sync::Notify,
+        released: tokio::sync::Notify,
     }
 
     impl VerificationStore for CountingWrites {
         async fn add_key_hour(&self, _: &KeyHour) -> Result<(), StoreError> {
-            self.key_hours.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if self.hold {
+                self.entered.notify_one();
+                self.released.notified().await;
+            }
+            self.key_hours.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             Ok(())
         }
         async fn add_unknown(&self, _: DateTime<Utc>, _: UnknownCounts) -> Result<(), StoreError> {
@@ -585,6 +599,28 @@ mod tests {
         ) -> Result<Vec<KeyHour>, StoreError> {
             Ok(Vec::new())
         }
+    }
+
+    /// Two flushes at once (the periodic one and a route's, or two routes'): the second finds the
+    /// tally drained by the first, and still returns only once the first one's counts are written.
+    #[tokio::test]
+    async fn a_flush_returns_only_once_the_counts_drained_before_it_are_written() {
+        let (tally, store) = (Tally::new(), CountingWrites { hold: true, ..CountingWrites::default() });
+        tally.count(&"acme".parse().unwrap(), &KeyId::generate(), Outcome::Valid, at("2026-12-06T10:00:00Z"));
+        let first = flush(&tally, &store);
+        let second = async {
+            store.entered.notified().await;
+            let mut second = std::pin::pin!(flush(&tally, &store));
+            // The first flush's write is held: the second waits for it, whatever the tally holds.
+            let pending =
+                std::future::poll_fn(|cx| std::task::Poll::Ready(second.as_mut().poll(cx).is_pending())).await;
+            assert!(pending, "returned before the first's write");
+            store.released.notify_one();
+            second.await;
+            store.key_hours.load(std::sync::atomic::Ordering::SeqCst)
+        };
+        let ((), written) = tokio::join!(first, second);
+        assert_eq!(written, 1, "a read after the second flush sees the first's count");
     }
 
     /// The cost model's figure (BENCHMARKS.md): 1,000,000 verifications by 100 keys over 10
