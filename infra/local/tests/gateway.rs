@@ -214,6 +214,11 @@ async fn a_backend_down_is_502_and_a_slow_one_504() {
     let dir = tempfile::tempdir().unwrap();
     let api = gateway(dir.path(), &echo.url, &[("LATCHKEY_UPSTREAM_TIMEOUT_SECONDS", "1")]).await;
     let (_, key) = new_key(&api, json!({"name": "k", "tier": "starter"})).await;
+    // An answered request first, on the same client connection: the slow one's timeout counts
+    // from its own start, not from the earlier one's (the connection has one timer).
+    let (status, _) = api.call(Some(&key), Method::GET, "/slow/0", None).await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_millis(600)).await;
     let started = Instant::now();
     let (status, body) = api.json(Some(&key), Method::GET, "/slow/4000", None).await;
     let took = started.elapsed();
