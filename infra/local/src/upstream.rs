@@ -13,6 +13,7 @@ use std::sync::Mutex;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use axum::BoxError;
 use axum::body::Body;
 use axum::http::header::{self, HeaderName};
 use axum::http::{HeaderMap, HeaderValue, Method, Request, Response, Uri};
@@ -47,8 +48,6 @@ static CALLER_HEADER_NAMES: std::sync::LazyLock<Vec<HeaderName>> =
 /// The idle backend connections an event loop keeps for the client connections it accepts next,
 /// as nginx's `keepalive 64`.
 const IDLE_PER_THREAD: usize = 64;
-
-type Backend = Result<SendRequest<Body>, Box<dyn std::error::Error + Send + Sync>>;
 
 thread_local! {
     /// Backend connections whose client connection has ended, for the next one on this thread.
@@ -265,7 +264,7 @@ impl Upstream {
         &self,
         connection: &BackendConnection,
         request: Request<Body>,
-    ) -> Result<Response<Incoming>, Box<dyn std::error::Error + Send + Sync>> {
+    ) -> Result<Response<Incoming>, BoxError> {
         let kept = connection.take().or_else(|| {
             IDLE.try_with(|idle| {
                 let mut idle = idle.borrow_mut();
@@ -298,7 +297,7 @@ impl Upstream {
         Ok(response)
     }
 
-    async fn connect(&self) -> Backend {
+    async fn connect(&self) -> Result<SendRequest<Body>, BoxError> {
         let stream = tokio::net::TcpStream::connect(&self.authority).await?;
         stream.set_nodelay(true)?;
         let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
